@@ -1,0 +1,217 @@
+"""Typed configuration: YAML files in ``configs/`` validated into dataclasses.
+
+``load_config("configs/tiny_cpu.yaml", overrides=["train.lr=1e-3", "model.lora_r=4"])`` returns an
+:class:`EmoSEMConfig`. Unknown keys and wrongly typed values raise :class:`ConfigError` with the
+dotted path of the offending key. ``--set`` values are parsed as YAML scalars (``1e-3``, ``true``,
+``[q_proj, v_proj]``, ``null``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not match the schema."""
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/synthetic"
+    csv: str = "artemis_dataset_release_v0.csv"
+    masks: Optional[str] = "stimulus_masks.json"
+    image_root: str = "images"
+    image_size: int = 256
+    split_ratios: list[float] = field(default_factory=lambda: [0.85, 0.05, 0.10])
+    split_seed: int = 2021
+    num_workers: int = 0
+    max_train_samples: Optional[int] = None
+    max_eval_samples: Optional[int] = None
+
+
+@dataclass
+class ModelConfig:
+    segmenter: str = "sam_tiny"
+    sam_checkpoint: Optional[str] = None
+    # None: frozen when official SAM weights are loaded, trained otherwise (sam_tiny).
+    freeze_image_encoder: Optional[bool] = None
+    lm: str = "checkpoints/smollm2-135m-instruct"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: Optional[list[str]] = None  # None: per-architecture default
+    prompt_template: str = "generate the mask for the emotion {e}"
+    instruction: str = "Explain why the painting makes you feel {e}."
+    num_emotion_tokens: int = 4
+    film: bool = True
+    prefix_length: int = 8
+    prefix_layers: int = 2
+    prefix_heads: int = 8
+    global_grid: int = 2
+    # Which mask the prefix adapter pools under during training: "pred" (the segmenter's soft
+    # mask, as at inference) or "gt" (teacher forcing where a ground-truth mask exists).
+    adapter_mask: str = "pred"
+    emotion_head: bool = True
+    dtype: str = "float32"
+
+
+@dataclass
+class LossConfig:
+    focal: float = 20.0
+    dice: float = 1.0
+    bce: float = 0.0
+    iou: float = 1.0
+    lm: float = 1.0
+    emotion_dist: float = 0.5
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/emosem"
+    seed: int = 0
+    # Which parts learn: "all", "segmenter" (encoder/decoder/projector/emotion head) or
+    # "language" (prefix adapter + LoRA with the segmenter frozen).
+    stage: str = "all"
+    max_steps: int = 1000
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 3e-4
+    lr_encoder: float = 3e-4
+    lr_lora: float = 2e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.05
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"
+    grad_checkpointing_encoder: bool = False
+    grad_checkpointing_lm: bool = False
+    save_every: int = 200
+    keep_last: int = 2
+    eval_every: int = 200
+    log_every: int = 10
+    max_nan_steps: int = 20
+    tracker: Optional[str] = "tensorboard"
+    init_from: Optional[str] = None
+    num_val_explanations: int = 4
+    max_text_tokens: int = 48
+
+
+@dataclass
+class EmoSEMConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the resolved config as YAML (``.yaml``) or JSON (any other suffix)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix in (".yaml", ".yml"):
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            path.write_text(json.dumps(self.to_dict(), indent=2))
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_check_type(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp in (int, str, bool, float):
+        if tp is int and isinstance(value, bool):
+            raise ConfigError(f"{where}: expected int, got {value!r}")
+        if not isinstance(value, tp):
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"Unknown config key(s) {', '.join(f'{where}{k}' for k in unknown)}; "
+            f"valid keys under {where or 'the top level'}: {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _from_dict(tp, value or {}, f"{where}{name}.")
+        else:
+            kwargs[name] = _check_type(value, tp, f"{where}{name}")
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> EmoSEMConfig:
+    """Validate a nested mapping into an :class:`EmoSEMConfig`."""
+    return _from_dict(EmoSEMConfig, data or {}, "")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides to a nested mapping (values parsed as YAML)."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"Override {item!r} is not of the form section.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"Override {item!r}: {p} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> EmoSEMConfig:
+    """Load a YAML (or JSON) config file, apply ``--set`` overrides and validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"Config file {p} not found")
+        data = yaml.safe_load(p.read_text()) or {}
+    return config_from_dict(apply_overrides(data, overrides or []))

@@ -1,0 +1,109 @@
+"""The nine ArtEmis emotions, their parsing, and their display colours.
+
+ArtEmis labels, in ArtEmis order and spelling (lower case, ``"something else"`` with a space)::
+
+    amusement, awe, contentment, excitement, anger, disgust, fear, sadness, something else
+
+``parse_emotion`` accepts any case, surrounding spaces and ``something_else``; an unknown label
+raises :class:`UnknownEmotionError` that lists the valid ones and suggests the closest.
+``normalize_prompt_emotion`` is the open-vocabulary variant used at inference: an ArtEmis label
+is canonicalised, any other non-empty word or phrase ("melancholy") is kept as free text.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+ARTEMIS_EMOTIONS: tuple[str, ...] = (
+    "amusement",
+    "awe",
+    "contentment",
+    "excitement",
+    "anger",
+    "disgust",
+    "fear",
+    "sadness",
+    "something else",
+)
+NUM_EMOTIONS = len(ARTEMIS_EMOTIONS)
+EMOTION_TO_INDEX: dict[str, int] = {e: i for i, e in enumerate(ARTEMIS_EMOTIONS)}
+
+POSITIVE_EMOTIONS = frozenset({"amusement", "awe", "contentment", "excitement"})
+NEGATIVE_EMOTIONS = frozenset({"anger", "disgust", "fear", "sadness"})
+
+# One RGB colour per emotion for overlays (colour-blind friendly where possible).
+EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
+    "amusement": (255, 179, 0),
+    "awe": (0, 158, 255),
+    "contentment": (76, 175, 80),
+    "excitement": (255, 87, 34),
+    "anger": (211, 47, 47),
+    "disgust": (124, 179, 66),
+    "fear": (123, 31, 162),
+    "sadness": (63, 81, 181),
+    "something else": (158, 158, 158),
+}
+FREE_TEXT_COLOR = (0, 188, 212)
+
+
+class UnknownEmotionError(ValueError):
+    """An emotion label that is not one of the nine ArtEmis emotions."""
+
+
+def _key(label: str) -> str:
+    return " ".join(str(label).strip().lower().replace("_", " ").replace("-", " ").split())
+
+
+def is_artemis_emotion(label: str) -> bool:
+    """True if ``label`` names one of the nine ArtEmis emotions (any case, ``_`` for space)."""
+    return _key(label) in EMOTION_TO_INDEX
+
+
+def parse_emotion(label: str) -> str:
+    """Return the canonical ArtEmis spelling of ``label``.
+
+    >>> parse_emotion("Something_Else")
+    'something else'
+    """
+    key = _key(label)
+    if key in EMOTION_TO_INDEX:
+        return key
+    close = difflib.get_close_matches(key, ARTEMIS_EMOTIONS, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UnknownEmotionError(
+        f"Unknown emotion {label!r}.{hint} Valid emotions: {', '.join(ARTEMIS_EMOTIONS)}."
+    )
+
+
+def emotion_index(label: str) -> int:
+    """Index of an ArtEmis emotion in :data:`ARTEMIS_EMOTIONS`."""
+    return EMOTION_TO_INDEX[parse_emotion(label)]
+
+
+def normalize_prompt_emotion(label: str) -> tuple[str, bool]:
+    """Canonicalise an emotion prompt for inference.
+
+    Returns ``(text, trained)``: the ArtEmis spelling and ``True`` for one of the nine trained
+    emotions, else the cleaned free text and ``False``. An empty string is refused.
+    """
+    if label is None or not str(label).strip():
+        raise ValueError("The emotion is empty: give one of the nine ArtEmis emotions or a word.")
+    if is_artemis_emotion(label):
+        return _key(label), True
+    return " ".join(str(label).strip().split()), False
+
+
+def parse_emotions(labels: Iterable[str]) -> list[str]:
+    """Parse several labels, keeping order and dropping repeats."""
+    out: list[str] = []
+    for label in labels:
+        e = parse_emotion(label)
+        if e not in out:
+            out.append(e)
+    return out
+
+
+def emotion_color(label: str) -> tuple[int, int, int]:
+    """RGB colour for an emotion; free-text emotions share one colour."""
+    return EMOTION_COLORS.get(_key(label), FREE_TEXT_COLOR)
