@@ -102,6 +102,7 @@ class TrainConfig:
     max_nan_steps: int = 20
     tracker: Optional[str] = "tensorboard"
     init_from: Optional[str] = None
+    save_dtype: str = "float32"
     num_val_explanations: int = 4
     max_text_tokens: int = 48
 

@@ -1,0 +1,44 @@
+"""The ``emosem`` command: ``emosem train|infer|evaluate|benchmark ...``.
+
+Each subcommand lives with its stage (``emosem.<stage>.cli`` with ``add_arguments`` and ``run``);
+``tools/*.py`` call :func:`main` with their subcommand name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMANDS = {
+    "train": ("emosem.training.cli", "Train a model (Accelerate: 1 CPU to many GPUs)."),
+    "infer": ("emosem.inference.cli", "Segment and explain emotion stimuli in paintings."),
+    "evaluate": ("emosem.evaluation.cli", "Score a checkpoint on a data split against baselines."),
+    "benchmark": ("emosem.evaluation.benchmark", "Measure latency, throughput and memory."),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="emosem", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    if argv and argv[0] in COMMANDS:  # import only the stage that runs
+        names = [argv[0]]
+    else:
+        names = list(COMMANDS)
+    modules = {}
+    for name in names:
+        mod_name, help_text = COMMANDS[name]
+        mod = importlib.import_module(mod_name)
+        modules[name] = mod
+        p = sub.add_parser(name, help=help_text, description=mod.__doc__)
+        mod.add_arguments(p)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if not getattr(args, "quiet", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return int(modules[args.command].run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

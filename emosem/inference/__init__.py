@@ -1,0 +1,1 @@
+"""Inference stage: the cached-embedding predictor, result files and the ``infer`` command."""

@@ -1,0 +1,237 @@
+"""``EmoSEMPredictor``: SAM-style predictor over a trained EmoSEM checkpoint.
+
+    predictor = EmoSEMPredictor.from_pretrained()          # the bundled default checkpoint
+    predictor.set_image("starry_night.jpg")                # encodes once
+    results = predictor.predict(["awe", "fear"])           # one batched decode + one generate
+    results[0].mask, results[0].explanation, results[0].to_record()
+
+The image embedding is computed once per image and reused for every emotion; all emotions
+decode in one batched decoder call and their explanations generate in one batched call.
+``set_image`` returns an :class:`ImageState`; passing it to ``predict(state=...)`` makes a call
+independent of the predictor's cached image (what a multi-user server needs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from emosem.data.image_io import load_image
+from emosem.data.transforms import SamTransform
+from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
+from emosem.modeling.emosem import EmoSEM
+from emosem.modeling.lm_weights import repo_root
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = "checkpoints/emosem-tiny"
+
+
+def default_checkpoint() -> Path:
+    """The bundled checkpoint folder (``checkpoints/emosem-tiny`` in the repository)."""
+    return repo_root() / DEFAULT_CHECKPOINT
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``auto`` → cuda, then mps, then cpu; an unavailable explicit device is a clear error."""
+    spec = str(spec)
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    if spec == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("--device mps was asked for but MPS is not available; use --device cpu")
+    return torch.device(spec)
+
+
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """COCO RLE (``counts`` as str) of a HxW bool mask."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def mask_bbox(mask: np.ndarray) -> list[int]:
+    """Bounding box XYWH of a HxW bool mask ([0, 0, 0, 0] when empty)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return [0, 0, 0, 0]
+    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+
+
+@dataclass
+class ImageState:
+    """One encoded image: embedding [1, 256, h, w] and the sizes to map masks back."""
+
+    image: np.ndarray  # H x W x 3 uint8
+    embedding: torch.Tensor
+    input_size: tuple[int, int]
+    original_size: tuple[int, int]
+    encode_s: float
+
+
+@dataclass
+class StimulusResult:
+    """The stimulus of one emotion in one image, at the image's original resolution."""
+
+    emotion: str
+    trained: bool  # one of the nine ArtEmis emotions
+    mask: np.ndarray  # H x W bool
+    soft_mask: np.ndarray  # H x W float32 in [0, 1]
+    predicted_iou: float
+    explanation: str | None
+    timing: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def bbox(self) -> list[int]:
+        return mask_bbox(self.mask)
+
+    def to_record(self) -> dict[str, Any]:
+        """SAM's record keys plus ours (JSON-serialisable)."""
+        return {
+            "emotion": self.emotion,
+            "trained_emotion": self.trained,
+            "segmentation": mask_to_rle(self.mask),
+            "bbox": self.bbox,
+            "area": self.area,
+            "predicted_iou": round(float(self.predicted_iou), 4),
+            "confidence": round(float(self.confidence), 4),
+            "explanation": self.explanation,
+            "timing_s": {k: round(v, 4) for k, v in self.timing.items()},
+        }
+
+    @property
+    def confidence(self) -> float:
+        """Mean soft-mask probability inside the mask times the clipped predicted IoU."""
+        inside = float(self.soft_mask[self.mask].mean()) if self.area else 0.0
+        return inside * float(np.clip(self.predicted_iou, 0.0, 1.0))
+
+
+class EmoSEMPredictor:
+    """Cached-embedding predictor (``set_image`` once, ``predict`` many times)."""
+
+    def __init__(self, model: EmoSEM, device: str | torch.device = "cpu", max_side: int = 4096) -> None:
+        self.device = resolve_device(device)
+        self.max_side = max_side  # larger images are downscaled (with a warning) before encoding
+        self.model = model.to(self.device).eval()
+        self.transform = SamTransform(model.image_size)
+        self.lock = threading.RLock()
+        self._state: ImageState | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls, checkpoint: str | Path | None = None, device: str = "auto", **kwargs: Any
+    ) -> EmoSEMPredictor:
+        """Load a checkpoint folder (default: the bundled ``checkpoints/emosem-tiny``)."""
+        ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+        dev = resolve_device(device)
+        return cls(EmoSEM.from_pretrained(ckpt, device=dev, **kwargs), dev)
+
+    # ------------------------------------------------------------------ image
+    @torch.no_grad()
+    def encode(self, image: str | Path | np.ndarray | Any) -> ImageState:
+        """Load (path, PIL or array) and encode an image → :class:`ImageState`."""
+        rgb = load_image(image, max_side=self.max_side)
+        t0 = time.perf_counter()
+        tensor, input_size = self.transform.apply_image(rgb)
+        emb = self.model.encode(tensor[None].to(self.device))
+        return ImageState(rgb, emb, tuple(input_size), rgb.shape[:2], time.perf_counter() - t0)
+
+    def set_image(self, image: str | Path | np.ndarray | Any) -> ImageState:
+        """Encode an image and cache it for later :meth:`predict` calls."""
+        state = self.encode(image)
+        with self.lock:
+            self._state = state
+        return state
+
+    def reset_image(self) -> None:
+        with self.lock:
+            self._state = None
+
+    def _current(self, state: ImageState | None) -> ImageState:
+        if state is not None:
+            return state
+        with self.lock:
+            if self._state is None:
+                raise RuntimeError("No image set: call set_image(image) before predict()")
+            return self._state
+
+    # ------------------------------------------------------------------ prediction
+    @torch.no_grad()
+    def predict_distribution(self, state: ImageState | None = None) -> dict[str, float]:
+        """The nine-way ArtEmis emotion distribution the painting evokes (emotion head)."""
+        st = self._current(state)
+        if self.model.emotion_head is None:
+            raise RuntimeError("This checkpoint has no emotion head (model.emotion_head=false)")
+        probs = self.model.emotion_head(st.embedding).softmax(-1)[0].float().cpu().tolist()
+        return dict(zip(ARTEMIS_EMOTIONS, probs))
+
+    @torch.no_grad()
+    def predict(
+        self,
+        emotions: list[str] | str,
+        explain: bool = True,
+        threshold: float = 0.5,
+        max_new_tokens: int = 40,
+        state: ImageState | None = None,
+        seed: int | None = None,
+        **gen: Any,
+    ) -> list[StimulusResult]:
+        """Segment (and explain) each emotion for the current image.
+
+        emotions: ArtEmis labels or free-text words; ``threshold`` is on the mask probability.
+        ``gen`` goes to generation (``num_beams``, ``do_sample``, ``temperature``, ``top_p``).
+        """
+        st = self._current(state)
+        if isinstance(emotions, str):
+            emotions = [emotions]
+        parsed = [normalize_prompt_emotion(e) for e in emotions]
+        if not parsed:
+            raise ValueError("No emotion given")
+        names = [p[0] for p in parsed]
+        n = len(names)
+        if seed is not None:
+            torch.manual_seed(seed)
+        t0 = time.perf_counter()
+        emb = st.embedding.expand(n, -1, -1, -1)
+        tokens = self.model.emotion_tokens(names)
+        logits, iou, mask_token = self.model.decode(emb, tokens)
+        full = self.transform.postprocess_masks(logits, st.input_size, st.original_size)[:, 0]
+        soft = full.float().sigmoid().cpu().numpy()
+        t_decode = time.perf_counter() - t0
+        texts: list[str | None] = [None] * n
+        t_explain = 0.0
+        if explain:
+            t1 = time.perf_counter()
+            texts = self.model.explain(emb, logits, mask_token, tokens, names,
+                                       max_new_tokens=max_new_tokens, **gen)
+            t_explain = time.perf_counter() - t1
+        timing = {"encode": st.encode_s, "decode": t_decode / n, "explain": t_explain / n}
+        return [
+            StimulusResult(
+                emotion=names[i], trained=parsed[i][1], mask=soft[i] > threshold,
+                soft_mask=soft[i].astype(np.float32), predicted_iou=float(iou[i]),
+                explanation=texts[i], timing=dict(timing),
+            )
+            for i in range(n)
+        ]
+
+    def __call__(self, image: Any, emotions: list[str] | str, **kwargs: Any) -> list[StimulusResult]:
+        """Stateless one-shot: encode ``image`` and predict, without touching the cache."""
+        return self.predict(emotions, state=self.encode(image), **kwargs)

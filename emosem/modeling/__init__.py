@@ -1,0 +1,1 @@
+"""Model stage: SAM segmenter, emotion projector, prefix adapter, LoRA language model."""

@@ -1,0 +1,415 @@
+"""EmoSEM: segment and explain the emotion stimuli of a painting.
+
+Data flow (shapes for ``sam_tiny``: S = 256, h = w = 16; official SAM: S = 1024, h = w = 64)::
+
+    images [B,3,S,S] ─ SAM image encoder ─► E [B,256,h,w] ─► emotion head ─► [B,9] logits
+    emotion words ─ template ─ frozen LM embeddings ─ projector ─► P [B,K,256]
+    FiLM(E, P) + P as sparse prompts ─ SAM mask decoder ─► logits [B,1,4h,4w], IoU [B], token [B,256]
+    prefix adapter(E, σ(logits), token, P) ─► prefix [B,L,D] ─ LM + LoRA ─► explanation
+
+``EmoSEM.save_pretrained(dir)`` writes ``config.json``, ``model.safetensors`` (only the parts
+the project trains) and ``lm_adapter/`` (peft's layout); the base LM and official SAM weights
+are referenced, never re-saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emosem import __version__
+from emosem.config import LossConfig, ModelConfig, TrainConfig, _from_dict
+from emosem.emotions import ARTEMIS_EMOTIONS
+from emosem.modeling.emotion_head import EmotionHead, distribution_loss
+from emosem.modeling.emotion_prompt import EmotionProjector
+from emosem.modeling.language_model import ExplanationLM, add_lora, load_causal_lm
+from emosem.modeling.losses import batch_iou, bce_loss, dice_loss, focal_loss
+from emosem.modeling.prefix_adapter import PrefixAdapter
+from emosem.modeling.segmenter import (
+    CheckpointError,
+    build_segmenter,
+    decode_masks,
+    encode_image,
+    segmenter_entry,
+)
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+ADAPTER_DIR = "lm_adapter"
+STAGES = ("all", "segmenter", "language")
+
+# Parts of SAM that the emotional prompt never uses (point/box/mask prompts and the three
+# multi-mask outputs): kept for checkpoint compatibility, never trained.
+_UNUSED_SAM_PARTS = (
+    "prompt_encoder.point_embeddings",
+    "prompt_encoder.not_a_point_embed",
+    "prompt_encoder.mask_downscaling",
+    "mask_decoder.output_hypernetworks_mlps.1",
+    "mask_decoder.output_hypernetworks_mlps.2",
+    "mask_decoder.output_hypernetworks_mlps.3",
+)
+
+
+@dataclass
+class EmoSEMOutput:
+    """Forward results. Low-res masks are ``4h × 4w`` (64×64 for sam_tiny)."""
+
+    mask_logits: torch.Tensor  # [B, 1, 4h, 4w]
+    iou_pred: torch.Tensor  # [B]
+    emotion_logits: torch.Tensor | None  # [B, 9]
+    loss: torch.Tensor  # scalar
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class EmoSEM(nn.Module):
+    """SAM backbone + emotional prompt + prefix adapter + LoRA language model.
+
+    Build with :meth:`build` (fresh) or :meth:`from_pretrained` (a saved checkpoint).
+    """
+
+    def __init__(self, config: ModelConfig, sam: nn.Module, lm: ExplanationLM) -> None:
+        super().__init__()
+        self.config = config
+        self.sam = sam
+        self.lm = lm
+        self.projector = EmotionProjector(
+            lm.hidden_size, num_tokens=config.num_emotion_tokens, film=config.film
+        )
+        self.adapter = PrefixAdapter(
+            lm.hidden_size,
+            prefix_length=config.prefix_length,
+            num_layers=config.prefix_layers,
+            num_heads=config.prefix_heads,
+            global_grid=config.global_grid,
+        )
+        self.emotion_head = EmotionHead() if config.emotion_head else None
+        self.freeze_encoder = (
+            config.freeze_image_encoder
+            if config.freeze_image_encoder is not None
+            else config.sam_checkpoint is not None
+        )
+        self.stage = "all"
+        self.set_stage("all")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, config: ModelConfig, lora: bool = True) -> EmoSEM:
+        """A fresh model: SAM (official weights if ``config.sam_checkpoint``), LM (+ new LoRA)."""
+        if config.adapter_mask not in ("pred", "gt"):
+            raise ValueError(f"model.adapter_mask must be 'pred' or 'gt', got {config.adapter_mask!r}")
+        sam = build_segmenter(config.segmenter, config.sam_checkpoint)
+        base, tokenizer = load_causal_lm(config.lm, dtype=getattr(torch, config.dtype))
+        if lora:
+            base = add_lora(
+                base, config.lora_r, config.lora_alpha, config.lora_dropout,
+                config.lora_target_modules,
+            )
+        return cls(config, sam, ExplanationLM(base, tokenizer, config.instruction))
+
+    @property
+    def image_size(self) -> int:
+        return segmenter_entry(self.config.segmenter).image_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.projector.queries.device
+
+    # ------------------------------------------------------------------ trainable parts
+    def set_stage(self, stage: str) -> None:
+        """Choose which parts learn: ``all``, ``segmenter`` or ``language``."""
+        if stage not in STAGES:
+            raise ValueError(f"Unknown training stage {stage!r}; valid: {', '.join(STAGES)}")
+        self.stage = stage
+        seg = stage in ("all", "segmenter")
+        lang = stage in ("all", "language")
+        self.sam.requires_grad_(seg)
+        if self.freeze_encoder:
+            self.sam.image_encoder.requires_grad_(False)
+        for name, p in self.sam.named_parameters():
+            if name.startswith(_UNUSED_SAM_PARTS):
+                p.requires_grad_(False)
+        self.projector.requires_grad_(seg)
+        if self.emotion_head is not None:
+            self.emotion_head.requires_grad_(seg)
+        self.adapter.requires_grad_(lang)
+        for name, p in self.lm.model.named_parameters():
+            p.requires_grad_(lang and "lora_" in name)
+
+    def saved_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes that ``save_pretrained`` writes (the parts the project trains)."""
+        parts = ["sam.prompt_encoder.", "sam.mask_decoder.", "projector.", "adapter."]
+        if not self.freeze_encoder:
+            parts.append("sam.image_encoder.")
+        if self.emotion_head is not None:
+            parts.append("emotion_head.")
+        return tuple(parts)
+
+    def param_groups(self, train: TrainConfig) -> list[dict[str, Any]]:
+        """Optimizer groups with separate learning rates (encoder / LoRA / the rest)."""
+        groups: dict[str, list[nn.Parameter]] = {"encoder": [], "lora": [], "rest": []}
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            if name.startswith("sam.image_encoder."):
+                groups["encoder"].append(p)
+            elif name.startswith("lm."):
+                groups["lora"].append(p)
+            else:
+                groups["rest"].append(p)
+        lrs = {"encoder": train.lr_encoder, "lora": train.lr_lora, "rest": train.lr}
+        return [
+            {"params": ps, "lr": lrs[k], "name": k} for k, ps in groups.items() if ps
+        ]
+
+    # ------------------------------------------------------------------ stages
+    def encode(self, images: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
+        """images [B, 3, S, S] (normalised, padded) → image embeddings [B, 256, h, w]."""
+        return encode_image(self.sam.image_encoder, images, checkpointing)
+
+    def prompt_texts(self, emotions: list[str]) -> list[str]:
+        return [self.config.prompt_template.format(e=e) for e in emotions]
+
+    def emotion_tokens(self, emotions: list[str]) -> torch.Tensor:
+        """Emotion words → prompt tokens [B, K, 256] (template → frozen LM table → projector)."""
+        emb, mask = self.lm.text_embeddings(self.prompt_texts(emotions))
+        return self.projector(emb.to(self.projector.queries.dtype), mask)
+
+    def decode(self, embeddings: torch.Tensor, tokens: torch.Tensor):
+        """One decoder call for B (image, emotion) pairs.
+
+        embeddings: [B, 256, h, w] (repeat an image's row for several emotions); tokens:
+        [B, K, 256] → (mask logits [B, 1, 4h, 4w], IoU [B], mask token [B, 256]).
+        """
+        pe = self.sam.prompt_encoder
+        b, _, h, w = embeddings.shape
+        dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(b, -1, h, w)
+        conditioned = self.projector.condition(embeddings, tokens)
+        return decode_masks(self.sam.mask_decoder, conditioned, pe.get_dense_pe(), tokens, dense)
+
+    def prefix(self, embeddings, mask_prob, mask_token, tokens) -> torch.Tensor:
+        """Prefix embeddings [B, L, D] for the LM (see :class:`PrefixAdapter`)."""
+        return self.adapter(embeddings, mask_prob, mask_token, tokens).to(self._lm_dtype)
+
+    @property
+    def _lm_dtype(self) -> torch.dtype:
+        return self.lm.model.get_input_embeddings().weight.dtype
+
+    def explain(
+        self, embeddings, mask_logits, mask_token, tokens, emotions: list[str], **gen
+    ) -> list[str]:
+        """Generate one explanation per row (batched, KV-cached)."""
+        prefix = self.prefix(embeddings, mask_logits.sigmoid(), mask_token, tokens)
+        return self.lm.generate(prefix, emotions, **gen)
+
+    # ------------------------------------------------------------------ training forward
+    def forward(
+        self,
+        batch: dict[str, Any],
+        loss_cfg: LossConfig | None = None,
+        max_text_tokens: int = 48,
+        encoder_checkpointing: bool = False,
+    ) -> EmoSEMOutput:
+        """Losses for a collated batch (see ``emosem.data.dataset.collate_samples``).
+
+        Each loss applies only to the samples that have its target: mask losses to
+        ``has_mask``, the LM loss to ``has_text``, the distribution loss to ``has_dist``.
+        """
+        cfg = loss_cfg or LossConfig()
+        images = batch["image"].to(self.device)
+        emotions = list(batch["emotion"])
+        seg_grad = self.stage in ("all", "segmenter")
+        with torch.set_grad_enabled(seg_grad and torch.is_grad_enabled()):
+            emb = self.encode(images, checkpointing=encoder_checkpointing)
+            tokens = self.emotion_tokens(emotions)
+            logits, iou_pred, mask_token = self.decode(emb, tokens)
+            emo_logits = self.emotion_head(emb) if self.emotion_head is not None else None
+
+        zero = images.new_zeros(())
+        losses: dict[str, torch.Tensor] = {}
+        metrics: dict[str, float] = {}
+        total = zero
+        has_mask = torch.as_tensor(batch["has_mask"], device=self.device, dtype=torch.bool)
+        if seg_grad and has_mask.any():
+            gt = batch["mask"].to(self.device)[has_mask].float()
+            up = F.interpolate(logits[has_mask], size=gt.shape[-2:], mode="bilinear",
+                               align_corners=False)[:, 0]
+            ious = batch_iou(up, gt)
+            losses["focal"] = focal_loss(up, gt, cfg.focal_alpha, cfg.focal_gamma).mean()
+            losses["dice"] = dice_loss(up, gt).mean()
+            losses["iou"] = F.mse_loss(iou_pred[has_mask], ious)
+            total = total + cfg.focal * losses["focal"] + cfg.dice * losses["dice"] + cfg.iou * losses["iou"]
+            if cfg.bce > 0:
+                losses["bce"] = bce_loss(up, gt).mean()
+                total = total + cfg.bce * losses["bce"]
+            metrics["mask_iou"] = ious.mean().item()
+            metrics["num_masks"] = int(has_mask.sum())
+
+        if seg_grad and emo_logits is not None and "emotion_dist" in batch:
+            has_dist = torch.as_tensor(batch["has_dist"], device=self.device, dtype=torch.bool)
+            if has_dist.any():
+                target = batch["emotion_dist"].to(self.device)[has_dist]
+                losses["emotion_dist"] = distribution_loss(emo_logits[has_dist], target)
+                total = total + cfg.emotion_dist * losses["emotion_dist"]
+
+        has_text = torch.as_tensor(batch["has_text"], device=self.device, dtype=torch.bool)
+        if self.stage in ("all", "language") and has_text.any() and cfg.lm > 0:
+            idx = has_text.nonzero()[:, 0]
+            mask_prob = logits[idx].sigmoid()
+            if self.config.adapter_mask == "gt":
+                gt_full = batch["mask"].to(self.device)[idx].float()[:, None]
+                gt_low = F.interpolate(gt_full, size=logits.shape[-2:], mode="area")
+                with_gt = has_mask[idx][:, None, None, None]
+                mask_prob = torch.where(with_gt, gt_low, mask_prob)
+            prefix = self.prefix(emb[idx], mask_prob, mask_token[idx], tokens[idx])
+            texts = [batch["utterance"][i] for i in idx.tolist()]
+            losses["lm"] = self.lm.loss(prefix, [emotions[i] for i in idx.tolist()], texts,
+                                        max_tokens=max_text_tokens)
+            total = total + cfg.lm * losses["lm"]
+            metrics["num_texts"] = int(has_text.sum())
+
+        return EmoSEMOutput(logits, iou_pred, emo_logits, total, losses, metrics)
+
+    # ------------------------------------------------------------------ save / load
+    def trained_state_dict(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+        """The tensors ``save_pretrained`` writes (optionally cast, e.g. to float16)."""
+        prefixes = self.saved_prefixes()
+        out = {}
+        for k, v in self.state_dict().items():
+            if k.startswith(prefixes):
+                v = v.detach().cpu()
+                if dtype is not None and v.is_floating_point():
+                    v = v.to(dtype)
+                out[k] = v.contiguous()
+        return out
+
+    def save_pretrained(self, save_dir: str | Path, dtype: torch.dtype | None = None,
+                        extra: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``lm_adapter/`` atomically."""
+        from safetensors.torch import save_file
+
+        save_dir = Path(save_dir)
+        save_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{save_dir.name}.", dir=save_dir.parent))
+        try:
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "emosem_version": __version__,
+                "architecture": "EmoSEM",
+                "model": asdict(self.config),
+                "base_lm": self.config.lm,
+                "sam_checkpoint": self.config.sam_checkpoint,
+                "freeze_image_encoder": self.freeze_encoder,
+                "saved_parts": list(self.saved_prefixes()),
+                "weights_dtype": str(dtype or "float32").replace("torch.", ""),
+                "emotions": list(ARTEMIS_EMOTIONS),
+            }
+            meta.update(extra or {})
+            save_file(self.trained_state_dict(dtype), str(tmp / WEIGHTS_NAME),
+                      metadata={"format": "pt"})
+            if self.lm.is_lora:
+                self.lm.model.save_pretrained(str(tmp / ADAPTER_DIR))
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+            if save_dir.exists():
+                old = save_dir.with_name(save_dir.name + ".old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(save_dir, old)
+                os.replace(tmp, save_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, save_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return save_dir
+
+    @staticmethod
+    def read_config(ckpt_dir: str | Path) -> dict[str, Any]:
+        """Read and check a checkpoint's ``config.json`` (clear errors for wrong folders)."""
+        ckpt_dir = Path(ckpt_dir)
+        cfg_path = ckpt_dir / CONFIG_NAME
+        if not ckpt_dir.is_dir():
+            raise CheckpointError(f"Checkpoint folder {ckpt_dir} does not exist")
+        if not cfg_path.is_file() or not (ckpt_dir / WEIGHTS_NAME).is_file():
+            raise CheckpointError(
+                f"{ckpt_dir} is not an EmoSEM checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME}; "
+                "a training run keeps them in its best/ and last/ folders)"
+            )
+        try:
+            meta = json.loads(cfg_path.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{cfg_path} is not valid JSON: {e}") from None
+        if meta.get("architecture") != "EmoSEM" or meta.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(
+                f"{ckpt_dir} was written by an incompatible version (format "
+                f"{meta.get('format_version')!r}, this toolkit reads {FORMAT_VERSION}); "
+                "re-export it with a matching emosem version"
+            )
+        return meta
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        ckpt_dir: str | Path,
+        device: str | torch.device = "cpu",
+        lm: str | None = None,
+        sam_checkpoint: str | None = None,
+        trainable: bool = False,
+    ) -> EmoSEM:
+        """Load a checkpoint written by :meth:`save_pretrained`.
+
+        ``lm`` / ``sam_checkpoint`` override the referenced base LM folder and SAM file.
+        """
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
+        ckpt_dir = Path(ckpt_dir)
+        meta = cls.read_config(ckpt_dir)
+        config = _from_dict(ModelConfig, meta["model"], "model.")
+        if lm is not None:
+            config.lm = lm
+        if sam_checkpoint is not None:
+            config.sam_checkpoint = sam_checkpoint
+        config.freeze_image_encoder = meta["freeze_image_encoder"]
+        encoder_saved = "sam.image_encoder." in meta["saved_parts"]
+        sam = build_segmenter(config.segmenter, None if encoder_saved else config.sam_checkpoint)
+        if not encoder_saved and config.sam_checkpoint is None:
+            raise CheckpointError(
+                f"{ckpt_dir} uses a frozen official image encoder; pass the SAM file "
+                "(sam_checkpoint=... / --sam-checkpoint)"
+            )
+        base, tokenizer = load_causal_lm(config.lm, dtype=getattr(torch, config.dtype))
+        adapter = ckpt_dir / ADAPTER_DIR
+        if adapter.is_dir():
+            base = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
+        model = cls(config, sam, ExplanationLM(base, tokenizer, config.instruction))
+        state = load_file(str(ckpt_dir / WEIGHTS_NAME))
+        own = model.state_dict()
+        bad = [k for k in state if k not in own]
+        missing = [k for k in own if k.startswith(model.saved_prefixes()) and k not in state]
+        if bad or missing:
+            raise CheckpointError(
+                f"{ckpt_dir} does not match this model: unexpected {bad[:3]}, missing {missing[:3]}"
+            )
+        model.load_state_dict(
+            {k: v.to(own[k].dtype) for k, v in state.items()}, strict=False
+        )
+        model.metadata = meta
+        model.set_stage("all")
+        if not trainable:
+            model.requires_grad_(False)
+            model.eval()
+        return model.to(device)

@@ -1,0 +1,197 @@
+"""The explaining language model: any Hugging Face causal LM, frozen, with LoRA through ``peft``.
+
+Sequence layout (``L`` prefix embeddings from the prefix adapter, then text tokens)::
+
+    training:   [prefix × L] [instruction] [explanation] [eos]     (right padded)
+    generation: [pad …] [prefix × L] [instruction] → new tokens      (left padded, KV cache)
+
+Only explanation and eos tokens carry labels; the prefix and instruction are context.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+# LoRA target modules per architecture (attention projections); others fall back to peft's map.
+LORA_TARGETS: dict[str, list[str]] = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "gemma": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "phi3": ["qkv_proj", "o_proj"],
+    "gpt2": ["c_attn", "c_proj"],
+    "gpt_neox": ["query_key_value", "dense"],
+    "opt": ["q_proj", "k_proj", "v_proj", "out_proj"],
+}
+
+
+def default_lora_targets(model_type: str) -> list[str] | None:
+    """LoRA target module names for a ``config.model_type`` (None: peft's own default)."""
+    return LORA_TARGETS.get(model_type)
+
+
+def load_causal_lm(name_or_path: str, dtype: torch.dtype = torch.float32):
+    """Load a causal LM and its tokenizer (local folder or hub id); the base is frozen."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from emosem.modeling.lm_weights import resolve_lm_path
+
+    path = resolve_lm_path(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except OSError as e:
+        raise OSError(
+            f"Cannot load the language model {name_or_path!r} ({path}): {str(e).splitlines()[0]}. "
+            "Give a local Hugging Face folder or run `make weights`."
+        ) from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.requires_grad_(False)
+    return model, tokenizer
+
+
+def add_lora(model, r: int, alpha: int, dropout: float, target_modules: list[str] | None):
+    """Wrap a causal LM with fresh LoRA adapters (peft); only the adapters are trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = target_modules or default_lora_targets(model.config.model_type)
+    cfg = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+        bias="none", task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, cfg)
+
+
+class ExplanationLM(nn.Module):
+    """A causal LM (optionally LoRA-wrapped) that reads prefix embeddings and explains.
+
+    Args:
+        model: a ``transformers`` causal LM or a ``peft`` model around one.
+        tokenizer: its tokenizer (a pad token is set if missing).
+        instruction: template with ``{e}``, e.g. "Explain why the painting makes you feel {e}."
+    """
+
+    def __init__(self, model, tokenizer, instruction: str) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.instruction = instruction
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.get_input_embeddings().weight.shape[1]
+
+    @property
+    def is_lora(self) -> bool:
+        return hasattr(self.model, "peft_config")
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Frozen input-embedding lookup, ids [B, T] → [B, T, D]."""
+        return self.model.get_input_embeddings()(ids)
+
+    def text_embeddings(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed texts with the frozen table (right padded): → ([B, T, D], mask [B, T])."""
+        ids = self._ids(texts)
+        t = max(1, max(len(i) for i in ids))
+        dev = self.model.get_input_embeddings().weight.device
+        out = torch.full((len(ids), t), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(len(ids), t, dtype=torch.long)
+        for row, seq in enumerate(ids):
+            out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        with torch.no_grad():
+            emb = self.embed_ids(out.to(dev))
+        return emb, mask.to(dev)
+
+    def loss(
+        self,
+        prefix: torch.Tensor,
+        emotions: list[str],
+        targets: list[str],
+        max_tokens: int = 48,
+    ) -> torch.Tensor:
+        """Token cross-entropy of the explanations given prefix + instruction.
+
+        prefix: [B, L, D]; emotions, targets: B strings → scalar (mean over target tokens).
+        """
+        b, plen, _ = prefix.shape
+        eos = self.tokenizer.eos_token_id
+        instr = self._ids([self.instruction.format(e=e) for e in emotions])
+        tgt = [ids[:max_tokens] + [eos] for ids in self._ids([" " + t.strip() for t in targets])]
+        lengths = [len(i) + len(t) for i, t in zip(instr, tgt)]
+        t_max = max(lengths)
+        dev = prefix.device
+        ids = torch.full((b, t_max), self.tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((b, plen + t_max), -100, dtype=torch.long)
+        attn = torch.zeros(b, plen + t_max, dtype=torch.long)
+        for row, (i, t) in enumerate(zip(instr, tgt)):
+            ids[row, : len(i) + len(t)] = torch.tensor(i + t)
+            labels[row, plen + len(i) : plen + len(i) + len(t)] = torch.tensor(t)
+            attn[row, : plen + len(i) + len(t)] = 1
+        text_emb = self.embed_ids(ids.to(dev)).to(prefix.dtype)
+        out = self.model(
+            inputs_embeds=torch.cat([prefix, text_emb], dim=1),
+            attention_mask=attn.to(dev),
+            labels=labels.to(dev),
+        )
+        return out.loss
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prefix: torch.Tensor,
+        emotions: list[str],
+        max_new_tokens: int = 40,
+        num_beams: int = 1,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Explain each row: prefix [B, L, D] + instruction → B strings (KV-cached generate)."""
+        b, plen, d = prefix.shape
+        instr = self._ids([self.instruction.format(e=e) for e in emotions])
+        t_max = max(len(i) for i in instr)
+        dev = prefix.device
+        ids = torch.full((b, t_max), self.tokenizer.pad_token_id, dtype=torch.long)
+        attn = torch.zeros(b, plen + t_max, dtype=torch.long)
+        for row, i in enumerate(instr):
+            pad = t_max - len(i)
+            ids[row, pad:] = torch.tensor(i)
+            attn[row, pad:] = 1
+        text_emb = self.embed_ids(ids.to(dev)).to(prefix.dtype)
+        # Left padding: move each row's pad slots in front of its prefix.
+        embeds = torch.empty(b, plen + t_max, d, dtype=prefix.dtype, device=dev)
+        for row, i in enumerate(instr):
+            pad = t_max - len(i)
+            embeds[row, :pad] = text_emb[row, :pad]
+            embeds[row, pad : pad + plen] = prefix[row]
+            embeds[row, pad + plen :] = text_emb[row, pad:]
+        gen_kwargs = dict(
+            max_new_tokens=max_new_tokens,
+            num_beams=num_beams,
+            do_sample=do_sample,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            use_cache=True,
+        )
+        if do_sample:
+            gen_kwargs.update(temperature=temperature, top_p=top_p)
+        else:
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        gen_kwargs.update(kwargs)
+        out = self.model.generate(
+            inputs_embeds=embeds, attention_mask=attn.to(dev), **gen_kwargs
+        )
+        return [s.strip() for s in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

@@ -1,0 +1,38 @@
+"""Mask losses (SAM-style focal + dice, optional BCE) and the IoU-prediction target.
+
+All take mask logits and targets of the same shape ``[B, H, W]`` and return one value per
+sample ``[B]``, so that samples without a mask can be dropped before averaging.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha=0.25, gamma=2.0) -> torch.Tensor:
+    """Per-sample mean sigmoid focal loss (torchvision's), [B, H, W] → [B]."""
+    return sigmoid_focal_loss(logits, target, alpha=alpha, gamma=gamma, reduction="none").mean((1, 2))
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Per-sample soft dice loss, [B, H, W] → [B]."""
+    p = logits.sigmoid().flatten(1)
+    t = target.flatten(1)
+    return 1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)
+
+
+def bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean binary cross-entropy, [B, H, W] → [B]."""
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean((1, 2))
+
+
+@torch.no_grad()
+def batch_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU of the thresholded prediction (logit > 0) with the target, [B, H, W] → [B]."""
+    pred = logits > 0
+    tgt = target > 0.5
+    inter = (pred & tgt).flatten(1).sum(1).float()
+    union = (pred | tgt).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))

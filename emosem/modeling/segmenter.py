@@ -1,0 +1,200 @@
+"""SAM segmenters built from the ``segment_anything`` package's own modules.
+
+Registry (``build_segmenter(name)``):
+
+* ``sam_vit_b`` / ``sam_vit_l`` / ``sam_vit_h`` — the official hyper-parameters (1024 px input,
+  64×64 image embedding); official checkpoint files (``sam_vit_b_01ec64.pth``…) load into them.
+* ``sam_tiny`` — a 7.6 M-parameter SAM (ViT 192-d × 6 blocks at 256 px, 16×16 embedding) that
+  trains from scratch on a CPU; the embedded default.
+
+The result is a plain :class:`segment_anything.modeling.Sam`, so the module names
+(``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``) match the official files.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from segment_anything.build_sam import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+)
+from torch import nn
+from torch.utils.checkpoint import checkpoint as grad_checkpoint
+
+logger = logging.getLogger(__name__)
+
+PROMPT_DIM = 256
+
+
+class CheckpointError(RuntimeError):
+    """A weights file that cannot be loaded safely or does not match the model."""
+
+
+def build_sam_tiny() -> Sam:
+    """A small SAM for 256 px inputs (16×16 image embedding, 64×64 mask logits)."""
+    image_size, patch = 256, 16
+    encoder = ImageEncoderViT(
+        img_size=image_size,
+        patch_size=patch,
+        embed_dim=192,
+        depth=6,
+        num_heads=3,
+        mlp_ratio=4,
+        out_chans=PROMPT_DIM,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        use_rel_pos=True,
+        window_size=8,
+        global_attn_indexes=(1, 3, 5),
+    )
+    grid = image_size // patch
+    return Sam(
+        image_encoder=encoder,
+        prompt_encoder=PromptEncoder(
+            embed_dim=PROMPT_DIM,
+            image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=PROMPT_DIM, mlp_dim=1024, num_heads=8
+            ),
+            transformer_dim=PROMPT_DIM,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class SegmenterEntry:
+    builder: object
+    image_size: int
+    official: bool
+
+
+SEGMENTERS: dict[str, SegmenterEntry] = {
+    "sam_vit_b": SegmenterEntry(build_sam_vit_b, 1024, True),
+    "sam_vit_l": SegmenterEntry(build_sam_vit_l, 1024, True),
+    "sam_vit_h": SegmenterEntry(build_sam_vit_h, 1024, True),
+    "sam_tiny": SegmenterEntry(build_sam_tiny, 256, False),
+}
+
+
+def segmenter_entry(name: str) -> SegmenterEntry:
+    if name not in SEGMENTERS:
+        raise ValueError(f"Unknown segmenter {name!r}; valid: {', '.join(SEGMENTERS)}")
+    return SEGMENTERS[name]
+
+
+def safe_torch_load(path: str | Path) -> dict:
+    """Load a tensor file without executing pickled code.
+
+    ``.safetensors`` files go through safetensors; anything else through
+    ``torch.load(map_location="cpu", weights_only=True)``, which refuses arbitrary objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint file {path} not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"Refusing to load {path}: it is not a plain tensor file that weights_only=True "
+            f"accepts ({first}). It was not executed. Convert it to safetensors or a state dict."
+        ) from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} does not hold a state dict")
+    return state
+
+
+def load_sam_checkpoint(sam: Sam, path: str | Path) -> tuple[list[str], list[str]]:
+    """Load an official-layout SAM state dict; returns ``(missing, unexpected)`` keys."""
+    state = safe_torch_load(path)
+    result = sam.load_state_dict(state, strict=False)
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if missing:
+        logger.warning("%s: %d missing keys, e.g. %s", path, len(missing), missing[:5])
+    if unexpected:
+        logger.warning("%s: %d unexpected keys, e.g. %s", path, len(unexpected), unexpected[:5])
+    logger.info("Loaded SAM weights from %s (%d tensors)", path, len(state))
+    return missing, unexpected
+
+
+def build_segmenter(name: str, checkpoint: str | Path | None = None) -> Sam:
+    """Build a registered SAM; official weights (if given) load with ``weights_only=True``."""
+    sam = segmenter_entry(name).builder()
+    if checkpoint is not None:
+        missing, _ = load_sam_checkpoint(sam, checkpoint)
+        if missing:
+            raise CheckpointError(
+                f"{checkpoint} does not fit {name}: {len(missing)} missing keys, e.g. {missing[:3]}"
+            )
+    return sam
+
+
+def encode_image(encoder: ImageEncoderViT, images: torch.Tensor, checkpointing: bool = False):
+    """Run SAM's image encoder, optionally with gradient checkpointing per ViT block.
+
+    images: [B, 3, S, S] normalised → embeddings [B, 256, S/16, S/16].
+    """
+    if not (checkpointing and torch.is_grad_enabled()):
+        return encoder(images)
+    x = encoder.patch_embed(images)
+    if encoder.pos_embed is not None:
+        x = x + encoder.pos_embed
+    for blk in encoder.blocks:
+        x = grad_checkpoint(blk, x, use_reentrant=False)
+    return encoder.neck(x.permute(0, 3, 1, 2))
+
+
+def decode_masks(
+    decoder: MaskDecoder,
+    image_embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Single-mask decode with one image embedding per prompt, using SAM's decoder parts.
+
+    SAM's own ``MaskDecoder.predict_masks`` repeats one image per prompt set; here each row of
+    ``image_embeddings`` already belongs to its prompt row, and the decoded mask token is
+    returned too (the prefix adapter reads it).
+
+    image_embeddings: [B, 256, h, w]; image_pe: [1, 256, h, w]; sparse: [B, N, 256];
+    dense: [B, 256, h, w]. Returns mask logits [B, 1, 4h, 4w], IoU prediction [B],
+    mask token [B, 256].
+    """
+    b = sparse.shape[0]
+    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    tokens = torch.cat([output_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
+    src = image_embeddings + dense
+    pos = image_pe.expand(b, -1, -1, -1)
+    _, c, h, w = src.shape
+    hs, src = decoder.transformer(src, pos, tokens)
+    iou_token, mask_token = hs[:, 0, :], hs[:, 1, :]
+    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+    hyper = decoder.output_hypernetworks_mlps[0](mask_token)  # [B, C']
+    bu, cu, hu, wu = upscaled.shape
+    masks = torch.bmm(hyper.unsqueeze(1), upscaled.reshape(bu, cu, hu * wu)).reshape(b, 1, hu, wu)
+    iou = decoder.iou_prediction_head(iou_token)[:, 0]
+    return masks, iou, mask_token

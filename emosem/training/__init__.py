@@ -1,0 +1,1 @@
+"""Training stage: Accelerate loop, atomic checkpoints, exact resume."""
