@@ -58,3 +58,30 @@ def smollm2_dir() -> Path:
             "(or `python tools/prepare_weights.py`) first (`make test` does it)"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic ArtEmis-style set (24 paintings, 256 px, seed 3), written once."""
+    from emosem.data.synthetic import generate_synthetic_artemis
+
+    out = tmp_path_factory.mktemp("synthetic") / "data"
+    generate_synthetic_artemis(out, num_paintings=24, size=256, seed=3, workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path) -> Path:
+    """An untrained EmoSEM checkpoint (sam_tiny + tiny random Llama with LoRA), saved once.
+
+    Fast to load; its masks and explanations are random, so tests on it check plumbing, files
+    and formats, not quality (the bundled checkpoint is for that).
+    """
+    import torch
+
+    from emosem.config import ModelConfig
+    from emosem.modeling.emosem import EmoSEM
+
+    torch.manual_seed(0)
+    model = EmoSEM.build(ModelConfig(lm=str(tiny_llama_dir), prefix_length=4))
+    return model.save_pretrained(tmp_path_factory.mktemp("ckpt") / "emosem-random")

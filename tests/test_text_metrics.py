@@ -9,7 +9,6 @@ import pytest
 
 from emosem.evaluation import text_metrics
 from emosem.evaluation.text_metrics import (
-    EMPTY_PLACEHOLDER,
     METRIC_KEYS,
     CaptionScorer,
     caption_scores,
@@ -91,6 +90,21 @@ def test_simple_tokenizer_matches_ptb_conventions():
 
         text = "The wave -- it's HUGE, don't you think?"
         assert _ptb_tokenize([text, "", "a\u2028line"]) == [simple_tokenize(text), "", "a line"]
+
+
+@pytest.mark.skipif(not HAS_JAVA, reason="PTBTokenizer needs Java")
+def test_ptb_on_read_only_install(monkeypatch):
+    # pycocoevalcap writes its temp file next to the jar; a read-only site-packages raises
+    # PermissionError, and the same command then runs with the temp file in /tmp.
+    from pycocoevalcap.tokenizer import ptbtokenizer
+
+    from emosem.evaluation.text_metrics import _ptb_tokenize
+
+    def read_only(self, captions):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(ptbtokenizer.PTBTokenizer, "tokenize", read_only)
+    assert _ptb_tokenize(["Don't panic, it's a wave!", ""]) == ["do n't panic it 's a wave", ""]
 
 
 def test_without_java_meteor_is_skipped_not_silent(monkeypatch):

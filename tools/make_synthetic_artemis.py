@@ -19,7 +19,7 @@ try:
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emosem.data.synthetic import generate_synthetic_artemis  # noqa: E402
+from emosem.data.synthetic import generate_synthetic_artemis, make_contact_sheet  # noqa: E402
 
 logger = logging.getLogger("make_synthetic_artemis")
 
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes (default min(2, CPU count)); the output does not depend on it")
     p.add_argument("--quality", type=int, default=92, help="JPEG quality (default 92)")
+    p.add_argument("--contact-sheet", metavar="PNG",
+                   help="also save a preview of 12 paintings with their masks outlined")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
@@ -53,12 +55,14 @@ def main(argv: list[str] | None = None) -> int:
                                          workers=workers, jpeg_quality=args.quality)
     dt = time.perf_counter() - t0
     logger.info(
-        "Done: %d paintings, %d CSV rows, %d masks in %s | %.1f s (%.1f ms/painting, %d workers) | "
-        "peak memory: main %.0f MB, largest worker %.0f MB",
+        "Done: %d paintings, %d CSV rows, %d masks in %s | %.1f s wall (%.1f ms/painting, %d workers; "
+        "%.1f CPU-s in workers) | peak memory: main %.0f MB, largest worker %.0f MB",
         summary["paintings"], summary["rows"], summary["annotations"], summary["out"], dt,
-        1000 * dt / summary["paintings"], summary["workers"],
+        1000 * dt / summary["paintings"], summary["workers"], summary["cpu_seconds"],
         _peak_rss_mb(resource.RUSAGE_SELF), summary["peak_worker_rss_mb"],
     )
+    if args.contact_sheet:
+        logger.info("Contact sheet: %s", make_contact_sheet(args.out, args.contact_sheet))
     return 0
 
 

@@ -49,9 +49,6 @@ BETA2 = 0.3
 PROB_EPS = 1e-8
 """Predicted probabilities are clipped at this value before taking logs."""
 
-_METRIC_KEYS = ("gIoU", "cIoU", "F_beta", "MAE")
-
-
 # ---------------------------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------------------------

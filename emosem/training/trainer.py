@@ -31,6 +31,7 @@ from emosem.training.checkpointing import read_state, resolve_resume, save_check
 logger = logging.getLogger(__name__)
 
 FAULT_ENV = "EMOSEM_FAULT_AT_STEP"  # test hook: SIGKILL this process at that step
+SHARD_ENV = "EMOSEM_LOG_SHARDS"  # test hook: log the sample indices each rank trains on
 
 
 class TrainingAborted(RuntimeError):
@@ -240,6 +241,7 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
         write_history()
 
     fault_step = int(os.environ.get(FAULT_ENV, "0") or 0)
+    log_shards = bool(os.environ.get(SHARD_ENV))
     bar = tqdm(total=tcfg.max_steps, initial=state["step"], disable=not accelerator.is_main_process,
                desc="train", dynamic_ncols=True, mininterval=1.0)
     consecutive_nan = 0
@@ -260,6 +262,9 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
                 state["skipped_rows"] += int(batch.get("num_skipped", 0))
                 if batch.get("batch_size", 1) == 0:
                     continue
+                if log_shards:
+                    logger.warning("SHARD %s", json.dumps({"rank": accelerator.process_index,
+                                                           "indices": [int(i) for i in batch["index"]]}))
                 with accelerator.accumulate(model):
                     out = model(batch, cfg.loss, max_text_tokens=tcfg.max_text_tokens,
                                 encoder_checkpointing=tcfg.grad_checkpointing_encoder)

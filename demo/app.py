@@ -1,0 +1,527 @@
+"""EmoSEM web demo for art analysts (Gradio).
+
+    python demo/app.py                              # bundled checkpoint, http://127.0.0.1:7860
+    python demo/app.py --checkpoint DIR --port 8080 --device cpu
+
+Upload a painting (or pick a bundled sample), choose one or more of the nine ArtEmis emotions,
+type a free-text one ("melancholy") or tick "All nine emotions", and press Run. For each emotion
+the page shows the stimulus overlay, the heat map of the mask probability, the explanation, the
+confidence and the predicted IoU; the nine-way emotion distribution when the checkpoint has an
+emotion head; and the mask PNGs plus a JSON file of the records to download.
+
+The model is loaded once at start. Every request encodes its own image into its own
+:class:`~emosem.inference.predictor.ImageState` (``predict(state=...)``), so concurrent users never
+see each other's paintings; the language-model part runs under ``predictor.lock``. Bad uploads
+(not an image, corrupt, too large) give a one-line message in the page and the server goes on.
+
+Importing this module loads no model and does not import ``gradio``: :func:`analyze` (the request
+handler, usable without a browser) and :func:`build_app` (the ``gr.Blocks``) are what tests use;
+:func:`main` is the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import html
+import json
+import logging
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+try:
+    import emosem  # noqa: F401
+except ImportError:  # run as `python demo/app.py` from a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+
+from emosem.data.image_io import IMAGE_EXTENSIONS, ImageLoadError, load_image  # noqa: E402
+from emosem.emotions import ARTEMIS_EMOTIONS, emotion_color, normalize_prompt_emotion  # noqa: E402
+
+if TYPE_CHECKING:  # pragma: no cover
+    import gradio as gr
+
+    from emosem.inference.predictor import EmoSEMPredictor, StimulusResult
+
+logger = logging.getLogger("emosem.demo")
+
+ASSETS_DIR = REPO_ROOT / "demo" / "assets"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+MAX_EMOTIONS = 12  # per request (the nine + a few free-text words)
+PREVIEW_SIDE = 900  # longest side of the preview / gallery images, pixels
+SAMPLE_TITLES = {
+    "starry_night": "Van Gogh, The Starry Night (1889)",
+    "the_scream": "Munch, The Scream (1893)",
+    "shipwreck": "Turner, The Shipwreck (1805)",
+}
+ALL_EMOTIONS_LABEL = "All nine emotions"
+
+CSS = """
+#status p { margin: 4px 0; }
+#status .error { color: #b3261e; font-weight: 600; }
+#status .ok { color: #1b5e20; }
+/* result galleries: cells follow the painting's aspect ratio instead of squares */
+#overlays .thumbnail-item, #heatmaps .thumbnail-item { aspect-ratio: auto !important;
+                                                       height: auto !important; }
+#overlays .thumbnail-lg > img, #heatmaps .thumbnail-lg > img { height: auto !important;
+                                                               display: block; }
+#results .card { border: 1px solid #ddd; border-left: 6px solid var(--emo); border-radius: 6px;
+                 padding: 8px 12px; margin: 0 0 10px 0; }
+#results .card h4 { margin: 0 0 4px 0; font-size: 1.05em; }
+#results .metrics { color: #555; font-size: 0.92em; margin: 0 0 4px 0; }
+#results .note { color: #a15c00; font-size: 0.9em; font-style: italic; }
+#results .explanation { margin: 4px 0 0 0; font-size: 1.02em; }
+#results .explanation.empty { color: #888; font-style: italic; }
+"""
+
+
+# ------------------------------------------------------------------------------- request logic
+
+
+class DemoInputError(ValueError):
+    """A request the demo cannot run (no painting, no emotion, unreadable file): shown in the page."""
+
+
+@dataclass
+class EmotionView:
+    """One emotion's result, ready to show: pictures, numbers, text."""
+
+    result: StimulusResult
+    overlay: np.ndarray  # H x W x 3 uint8 (display size)
+    heatmap: np.ndarray  # H x W x 3 uint8 (display size)
+    mask_png: Path
+    record: dict[str, Any]
+
+    @property
+    def caption(self) -> str:
+        free = " (free text)" if not self.result.trained else ""
+        return f"{self.result.emotion}{free} · confidence {self.result.confidence:.2f}"
+
+
+@dataclass
+class Analysis:
+    """What one Run request produced (or the message saying why it could not run)."""
+
+    ok: bool
+    message: str
+    image_name: str = ""
+    image_size: tuple[int, int] = (0, 0)  # H, W of the analysed image
+    views: list[EmotionView] = field(default_factory=list)
+    distribution: dict[str, float] | None = None
+    distribution_png: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    out_dir: Path | None = None
+    seconds: float = 0.0
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def status_html(self) -> str:
+        cls, prefix = ("ok", "") if self.ok else ("error", "Error: ")
+        return (f'<p class="{cls}" data-request="{self.request_id}">{prefix}'
+                f"{html.escape(self.message)}</p>")
+
+    def results_html(self) -> str:
+        return render_results_html(self.views) if self.ok else ""
+
+
+def display_name(path: str | Path | None) -> str:
+    """The file name a user recognises (Gradio stores uploads under a random folder)."""
+    return Path(str(path)).name if path else ""
+
+
+def load_error_message(err: Exception, path: str | Path) -> str:
+    """One line for the page: the bare file name instead of the server-side temp path."""
+    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return msg.replace(str(path), display_name(path))
+
+
+def parse_emotion_request(
+    selected: Sequence[str] | None, free_text: str | None, all_emotions: bool
+) -> list[str]:
+    """Checkboxes + free text (comma/semicolon separated) → emotions, canonical, no repeats.
+
+    ``all_emotions`` gives the nine ArtEmis emotions (plus any free-text ones after them).
+    """
+    raw: list[str] = list(ARTEMIS_EMOTIONS) if all_emotions else list(selected or [])
+    raw += [w for w in re.split(r"[,;\n]", free_text or "") if w.strip()]
+    out: list[str] = []
+    for label in raw:
+        name, _ = normalize_prompt_emotion(label)
+        if len(name) > 60:
+            raise DemoInputError(f"The emotion {name[:30]!r}… is too long: use a word or a short phrase.")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise DemoInputError(
+            "Choose at least one emotion (tick a box, type one such as 'melancholy', or tick "
+            f"'{ALL_EMOTIONS_LABEL}')."
+        )
+    if len(out) > MAX_EMOTIONS:
+        raise DemoInputError(f"Too many emotions ({len(out)}): ask for at most {MAX_EMOTIONS} at once.")
+    return out
+
+
+def fit_side(image: np.ndarray, max_side: int = PREVIEW_SIDE) -> np.ndarray:
+    """Downscale an RGB array (area interpolation) so its longer side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return image
+    import cv2
+
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def safe_stem(text: str) -> str:
+    """A file-name-safe version of an image stem or an emotion ("something else" → something_else)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip()).strip("._")
+    return stem[:60] or "item"
+
+
+def render_results_html(views: Sequence[EmotionView]) -> str:
+    """One card per emotion: name, confidence, predicted IoU, area, explanation."""
+    cards = []
+    for v in views:
+        r = v.result
+        rgb = "rgb({},{},{})".format(*emotion_color(r.emotion))
+        total = r.mask.size or 1
+        metrics = (
+            f"confidence <b>{r.confidence:.2f}</b> · predicted IoU <b>{r.predicted_iou:.2f}</b>"
+            f" · area {100.0 * r.area / total:.1f}% of the painting"
+        )
+        note = (
+            '<div class="note">free text: outside the trained set (not one of the nine ArtEmis '
+            "emotions), so treat the result with care</div>"
+            if not r.trained
+            else ""
+        )
+        text = (r.explanation or "").strip()
+        if text:
+            expl = f'<p class="explanation">“{html.escape(text)}”</p>'
+        elif r.explanation is None:
+            expl = '<p class="explanation empty">(explanations were switched off)</p>'
+        else:
+            expl = '<p class="explanation empty">(the model generated no explanation)</p>'
+        cards.append(
+            f'<div class="card" data-emotion="{html.escape(r.emotion)}" style="--emo: {rgb}">'
+            f"<h4>{html.escape(r.emotion)}</h4>{note}"
+            f'<div class="metrics">{metrics}</div>{expl}</div>'
+        )
+    return "\n".join(cards)
+
+
+class RequestFolders:
+    """Per-request output folders under one base folder; folders older than ``keep_s`` go."""
+
+    def __init__(self, base: str | Path | None = None, keep_s: float = 3600.0) -> None:
+        self.own = base is None
+        self.base = Path(base) if base else Path(tempfile.mkdtemp(prefix="emosem-demo-"))
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.keep_s = keep_s
+        self._lock = threading.Lock()
+        if self.own:
+            atexit.register(shutil.rmtree, self.base, True)
+
+    def new(self) -> Path:
+        self.prune()
+        path = self.base / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        return path
+
+    def prune(self) -> None:
+        cutoff = time.time() - self.keep_s
+        with self._lock:
+            for child in self.base.iterdir():
+                try:
+                    if child.is_dir() and child.stat().st_mtime < cutoff:
+                        shutil.rmtree(child, ignore_errors=True)
+                except OSError:
+                    pass
+
+
+def analyze(
+    predictor: EmoSEMPredictor,
+    image: str | Path | None,
+    emotions: Sequence[str] | None = None,
+    free_text: str | None = None,
+    all_emotions: bool = False,
+    threshold: float = 0.5,
+    max_new_tokens: int = 40,
+    explain: bool = True,
+    folders: RequestFolders | None = None,
+    generation: Mapping[str, Any] | None = None,
+) -> Analysis:
+    """Run one request: load + encode ``image`` into its own state, segment, explain, save files.
+
+    Never raises for bad input: the returned :class:`Analysis` has ``ok=False`` and a one-line
+    ``message`` instead. ``generation`` goes to the LM's ``generate`` (e.g. ``num_beams``).
+    """
+    t0 = time.perf_counter()
+    name = display_name(image)
+    try:
+        if not image:
+            raise DemoInputError("Upload a painting or pick a sample painting first.")
+        names = parse_emotion_request(emotions, free_text, all_emotions)
+        if not 0.0 < float(threshold) < 1.0:
+            raise DemoInputError(f"The mask threshold must be between 0 and 1, got {threshold}.")
+        try:
+            state = predictor.encode(image)  # per-request state: independent of other users
+        except ImageLoadError as e:
+            raise DemoInputError(load_error_message(e, image)) from None
+        with predictor.lock:  # the tokenizer and generate are not meant for concurrent use
+            results = predictor.predict(
+                names, explain=explain, threshold=float(threshold),
+                max_new_tokens=int(max_new_tokens), state=state, **dict(generation or {}),
+            )
+            dist = (
+                predictor.predict_distribution(state)
+                if predictor.model.emotion_head is not None
+                else None
+            )
+    except (DemoInputError, ValueError) as e:
+        return Analysis(ok=False, message=str(e).splitlines()[0] if str(e) else "Bad request",
+                        image_name=name, seconds=time.perf_counter() - t0)
+    except Exception as e:  # keep serving; the log has the traceback
+        logger.exception("request on %s failed", name)
+        return Analysis(ok=False, message=f"Internal error ({type(e).__name__}: {e}); see the server log.",
+                        image_name=name, seconds=time.perf_counter() - t0)
+
+    from emosem.visualization.overlay import heatmap_overlay, mask_to_png, overlay_mask, save_image
+
+    folders = folders or RequestFolders()
+    out = folders.new()
+    stem = safe_stem(Path(name).stem or "painting")
+    views: list[EmotionView] = []
+    files: list[Path] = []
+    for r in results:
+        over = overlay_mask(state.image, r.mask, emotion_color(r.emotion))
+        heat = heatmap_overlay(state.image, r.soft_mask)
+        mask_path = save_image(out / f"{stem}_{safe_stem(r.emotion)}_mask.png", mask_to_png(r.mask))
+        record = {"image": name, **r.to_record()}
+        views.append(EmotionView(r, fit_side(over), fit_side(heat), mask_path, record))
+        files.append(mask_path)
+    payload = {
+        "image": name,
+        "height": int(state.original_size[0]),
+        "width": int(state.original_size[1]),
+        "threshold": float(threshold),
+        "emotion_distribution": {k: round(float(v), 4) for k, v in (dist or {}).items()} or None,
+        "results": [v.record for v in views],
+    }
+    json_path = out / f"{stem}_emosem.json"
+    json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    files.append(json_path)
+
+    dist_png = None
+    if dist is not None:
+        from emosem.visualization.figures import close_figure, distribution_figure
+
+        top = max(dist, key=dist.get)
+        dist_png = out / f"{stem}_distribution.png"
+        close_figure(distribution_figure(dist, highlight=top, out_path=dist_png, dpi=100))
+
+    seconds = time.perf_counter() - t0
+    h, w = state.original_size
+    n = len(results)
+    msg = (
+        f"Analysed {name} ({w}×{h}) for {n} emotion{'s' if n != 1 else ''} in {seconds:.1f} s."
+    )
+    return Analysis(True, msg, name, (int(h), int(w)), views, dist, dist_png, files, out, seconds,
+                    request_id=out.name)
+
+
+def preview(image: str | Path | None) -> tuple[np.ndarray | None, str]:
+    """Load an upload for the preview: ``(RGB array or None, status HTML)``; never raises."""
+    if not image:
+        return None, ""
+    try:
+        rgb = load_image(image, max_side=4096)
+    except ImageLoadError as e:
+        msg = load_error_message(e, image)
+        return None, Analysis(False, msg).status_html()
+    except Exception as e:  # pragma: no cover - defensive
+        logger.exception("preview of %s failed", image)
+        return None, Analysis(False, f"Cannot load image {display_name(image)}: {e}").status_html()
+    h, w = rgb.shape[:2]
+    note = f"Loaded {display_name(image)} ({w}×{h}). Choose emotions and press Run."
+    return fit_side(rgb), Analysis(True, note).status_html()
+
+
+def sample_paintings() -> list[Path]:
+    """The bundled sample paintings (``demo/assets/*.jpg``), sorted."""
+    return sorted(ASSETS_DIR.glob("*.jpg"))
+
+
+# ------------------------------------------------------------------------------------- the UI
+
+
+def build_app(
+    predictor: EmoSEMPredictor,
+    concurrency: int = 2,
+    folders: RequestFolders | None = None,
+    generation: Mapping[str, Any] | None = None,
+) -> gr.Blocks:
+    """The Gradio Blocks app over a loaded predictor (queue set up; call :func:`launch_app`)."""
+    import gradio as gr
+
+    folders = folders or RequestFolders()
+    samples = sample_paintings()
+    has_head = predictor.model.emotion_head is not None
+    trained_note = ", ".join(ARTEMIS_EMOTIONS)
+
+    def on_upload(path: str | None):
+        img, status = preview(path)
+        return img, status
+
+    def on_sample(evt):
+        return str(samples[evt.index]) if 0 <= evt.index < len(samples) else None
+
+    on_sample.__annotations__ = {"evt": gr.SelectData}  # (string annotations hide it from gradio)
+
+    def on_run(path, selected, free_text, all_emotions, threshold, max_new_tokens, explain):
+        a = analyze(predictor, path, selected, free_text, all_emotions, threshold,
+                    max_new_tokens, explain, folders=folders, generation=generation)
+        if not a.ok:
+            return (a.status_html(), None, None, "", gr.update(value=None, visible=False), None)
+        overlays = [(v.overlay, v.caption) for v in a.views]
+        heatmaps = [(v.heatmap, f"{v.result.emotion} · mask probability") for v in a.views]
+        dist = gr.update(value=str(a.distribution_png) if a.distribution_png else None,
+                         visible=a.distribution_png is not None)
+        return (a.status_html(), overlays, heatmaps, a.results_html(), dist,
+                [str(p) for p in a.files])
+
+    with gr.Blocks(title="EmoSEM — emotion stimuli in paintings", analytics_enabled=False,
+                   delete_cache=(1800, 3600)) as app:
+        gr.Markdown(
+            "# EmoSEM — which regions of a painting evoke an emotion, and why\n"
+            "Upload a painting or pick a sample, choose emotions, press **Run**. Each emotion "
+            "gets its stimulus region (overlay and heat map), an explanation in the words of a "
+            "viewer, and a confidence. Free-text emotions work too but lie outside the nine "
+            "trained ArtEmis emotions."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                painting = gr.File(label="Painting (JPEG, PNG, TIFF, WebP, BMP)",
+                                   file_types=list(IMAGE_EXTENSIONS), type="filepath",
+                                   elem_id="painting", height=90)
+                shown = gr.Image(label="Preview", interactive=False, elem_id="preview",
+                                 height=260, buttons=[])
+                if samples:
+                    sample_gallery = gr.Gallery(
+                        value=[(str(p), SAMPLE_TITLES.get(p.stem, p.stem)) for p in samples],
+                        label="…or pick a sample painting", columns=3, height=150,
+                        allow_preview=False, object_fit="cover", elem_id="samples",
+                        interactive=False, buttons=[],
+                    )
+                emotions = gr.CheckboxGroup(list(ARTEMIS_EMOTIONS), label="Emotions",
+                                            info="the nine ArtEmis emotions the model was trained on",
+                                            elem_id="emotions")
+                free_text = gr.Textbox(label="Other emotion (free text)", placeholder="melancholy",
+                                       info="one or more words, comma separated", elem_id="free-text")
+                all_emotions = gr.Checkbox(label=ALL_EMOTIONS_LABEL, value=False, elem_id="all-emotions")
+                with gr.Accordion("Settings", open=False):
+                    threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Mask threshold",
+                                          info="on the mask probability")
+                    max_tokens = gr.Slider(5, 80, value=40, step=1, label="Explanation length (tokens)")
+                    explain = gr.Checkbox(value=True, label="Write explanations")
+                run = gr.Button("Run", variant="primary", elem_id="run")
+            with gr.Column(scale=3, min_width=420):
+                status = gr.HTML("", elem_id="status")
+                overlays = gr.Gallery(label="Stimulus overlays", columns=3, height="auto",
+                                      object_fit="contain", elem_id="overlays", format="jpeg",
+                                      interactive=False)
+                results = gr.HTML("", elem_id="results")
+                with gr.Accordion("Heat maps (mask probability)", open=True):
+                    heatmaps = gr.Gallery(show_label=False, columns=3, height="auto",
+                                          object_fit="contain", elem_id="heatmaps", format="jpeg",
+                                          interactive=False)
+                dist = gr.Image(label="Emotion distribution the painting evokes", type="filepath",
+                                interactive=False, visible=False, elem_id="distribution",
+                                buttons=["download"])
+                downloads = gr.File(label="Downloads: mask PNGs and JSON records",
+                                    file_count="multiple", interactive=False, elem_id="downloads")
+        gr.Markdown(
+            f"Trained emotions: {trained_note}. "
+            + ("" if has_head else "This checkpoint has no emotion head, so no distribution is shown. ")
+            + "Sample paintings are public domain (see demo/assets/README.md)."
+        )
+
+        painting.change(on_upload, painting, [shown, status], queue=False)
+        if samples:
+            sample_gallery.select(on_sample, None, painting, queue=False)
+        run.click(on_run, [painting, emotions, free_text, all_emotions, threshold, max_tokens, explain],
+                  [status, overlays, heatmaps, results, dist, downloads],
+                  concurrency_limit=concurrency)
+    app.queue(default_concurrency_limit=concurrency)
+    return app
+
+
+def launch_app(
+    app: gr.Blocks,
+    host: str = DEFAULT_HOST,
+    port: int | None = DEFAULT_PORT,
+    block: bool = True,
+    max_file_size_mb: int = 100,
+    **kwargs: Any,
+) -> Any:
+    """Launch with the demo's settings (CSS, sample folder allowed, no analytics, size limit)."""
+    return app.launch(
+        server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
+        show_error=True, css=CSS, allowed_paths=[str(ASSETS_DIR)], ssr_mode=False,
+        max_file_size=f"{max_file_size_mb}mb", footer_links=[], **kwargs,
+    )
+
+
+# ------------------------------------------------------------------------------------- the CLI
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="EmoSEM web demo (Gradio).")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint folder (default: the bundled checkpoints/emosem-tiny)")
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help="interface to bind (default 127.0.0.1, this machine only; 0.0.0.0 exposes it)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 7860)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
+    p.add_argument("--concurrency", type=int, default=2,
+                   help="requests processed at the same time (default 2)")
+    p.add_argument("--max-file-size-mb", type=int, default=100, help="upload size limit (default 100)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    try:
+        predictor = EmoSEMPredictor.from_pretrained(args.checkpoint, device=args.device)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        print(f"error: cannot load the checkpoint: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        print("error: the demo needs gradio: pip install -e '.[demo]' (or pip install gradio)",
+              file=sys.stderr)
+        return 2
+    app = build_app(predictor, concurrency=max(1, args.concurrency))
+    logger.info("serving on http://%s:%d", args.host, args.port)
+    launch_app(app, args.host, args.port, block=True, max_file_size_mb=args.max_file_size_mb)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""``tools/benchmark.py``: the report's schema, the memory probe, the Markdown table.
+
+No test asserts a speed: timings depend on the machine and its load. The end-to-end run checks
+that every figure is there and positive.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emosem.evaluation import benchmark as bench
+
+STAGES = {
+    "cold_start", "cold_start_first_result", "cold_start_reported", "encode", "decode", "explain",
+    "plain_generate", "end_to_end", "emosem_mask", "sam_point_mask", "emosem_decode_only",
+    "sam_point_decode_only",
+}
+RATIOS = {
+    "nine_vs_one_decode", "nine_vs_one_decoder_only", "nine_vs_one_explain",
+    "nine_vs_one_with_encode", "explain_vs_plain_generate", "mask_path_vs_sam",
+    "mask_decode_vs_sam_decode",
+}
+
+
+def _check_stats(entry: dict, where: str, runs: int | None = None) -> None:
+    for key in ("median_s", "p90_s", "min_s", "mean_s"):
+        assert isinstance(entry.get(key), float) and entry[key] > 0, f"{where}.{key}: {entry.get(key)}"
+    assert entry["min_s"] <= entry["median_s"] <= entry["p90_s"], where
+    assert len(entry["times_s"]) == entry["runs"] >= 1, where
+    if runs is not None:
+        assert entry["runs"] == runs, where
+
+
+@pytest.mark.slow
+def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path, tmp_path: Path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(repo_root / "tools" / "benchmark.py"), "--checkpoint",
+           str(tiny_checkpoint), "--what", "all", "--quick", "--threads", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=800)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    report = json.loads(out.read_text())
+    assert report["schema_version"] == bench.SCHEMA_VERSION
+    assert report["errors"] == []
+
+    m = report["machine"]
+    assert m["cpu_model"] and m["logical_cores"] >= 1 and m["torch_threads"] == 1
+    assert m["threads_requested"] == 1 and m["device"] == "cpu"
+    assert m["torch_version"] and m["python_version"].count(".") == 2
+    assert m["cpu_model"] in m["line"] and "torch" in m["line"]
+
+    s = report["settings"]
+    assert s["quick"] and s["repeats"] == 2 and s["warmup"] == 1 and s["max_new_tokens"] == 8
+    assert report["model"]["segmenter"] == "sam_tiny" and report["model"]["load_s"] > 0
+
+    stages = report["stages"]
+    assert set(stages) == STAGES
+    method = report["memory"]["method"]
+    assert method in bench.MEMORY_METHODS
+    for name, entry in stages.items():
+        _check_stats(entry, name, None if name.startswith("cold_start") else s["repeats"])
+        assert entry["description"]
+        if method != "none" and not name.startswith("cold_start"):
+            assert entry["rss_peak_increase_mb"] >= 0, name
+    assert stages["explain"]["new_tokens"] == stages["plain_generate"]["new_tokens"] == 8
+    assert stages["cold_start"]["child_peak_rss_mb"] > 0
+
+    tp = report["throughput"]
+    for key in ("images_per_s", "tokens_per_s", "plain_generate_tokens_per_s",
+                "tokens_per_s_9_in_one_call"):
+        assert tp[key] > 0, key
+
+    ratios = report["ratios"]
+    assert set(ratios) == RATIOS
+    for key, r in ratios.items():
+        assert r["value"] > 0 and r["description"], key
+        assert r["numerator"]["median_s"] > 0 and r["denominator"]["median_s"] > 0, key
+        if key in bench.TARGETS:
+            assert r["target"] and isinstance(r["meets_target"], bool), key
+        else:
+            assert r["target"] is None and r["meets_target"] is None, key
+
+    sc = report["scaling"]
+    assert [row["num_emotions"] for row in sc["emotions"]] == s["emotion_counts"] == [1, 9]
+    for row in sc["emotions"]:
+        for part in ("decoder_only", "decode", "decode_explain"):
+            _check_stats(row[part], f"emotions {row['num_emotions']} {part}", s["repeats"])
+    assert [row["size"] for row in sc["image_size"]] == s["image_sizes"]
+    for row in sc["image_size"]:
+        assert max(row["image_hw"]) == row["size"]
+        _check_stats(row["encode"], f"image {row['size']} encode")
+        _check_stats(row["decode"], f"image {row['size']} decode")
+    assert [row["img_size"] for row in sc["encoder_input_size"]] == s["encoder_sizes"]
+    for row in sc["encoder_input_size"]:
+        _check_stats(row["encode"], f"encoder {row['img_size']}")
+        assert row["tokens"] == (row["img_size"] // 16) ** 2
+    assert sc["encoder_hparams"]["embed_dim"] == 192 and sc["encoder_hparams"]["depth"] == 6
+
+    rows = {(r["stage"], r["batch_size"]) for r in report["training"]}
+    assert rows == set(itertools.product(bench.TRAIN_STAGES, s["train_batch_sizes"]))
+    for r in report["training"]:
+        _check_stats(r["step"], f"train {r['stage']}@{r['batch_size']}", s["repeats"])
+        assert r["samples_per_s"] > 0 and r["trainable_params_m"] > 0
+    assert set(tp["train_samples_per_s"]) == {f"{a}@{b}" for a, b in rows}
+
+    mem = report["memory"]
+    assert mem["process_peak_rss_mb"] > 0 and mem["cuda_max_allocated_mb"] is None
+
+    md = out.with_suffix(".md").read_text()
+    assert md == bench.to_markdown(report)
+    assert "| Stage |" in md and "| Ratio |" in md and "| Training step |" in md
+    assert "| Stage |" in proc.stdout
+
+
+def test_statistics():
+    stats = bench.summarize([0.3, 0.1, 0.2, 0.4])
+    assert stats["median_s"] == pytest.approx(0.25) and stats["min_s"] == 0.1
+    assert stats["p90_s"] == pytest.approx(0.37) and stats["runs"] == 4
+    assert bench.percentile([2.0], 90) == 2.0
+    with pytest.raises(ValueError):
+        bench.summarize([])
+
+
+def test_memory_probe_sees_a_touched_allocation():
+    monitor = bench.MemoryMonitor("auto")
+    if monitor.method == "none":
+        pytest.skip("no per-stage memory method on this platform")
+
+    def allocate():
+        block = b"x" * (80 * 2**20)  # written, so resident
+        return len(block)
+
+    got = monitor.probe(allocate, lambda: None)
+    assert got["rss_peak_increase_mb"] >= 60
+    assert monitor.probe(lambda: None, lambda: None)["rss_peak_increase_mb"] < 60
+    assert monitor.process_peak_rss_mb() >= 80
+
+
+def test_encoder_hparams_rebuild_the_same_encoder():
+    from emosem.modeling.segmenter import build_segmenter
+
+    encoder = build_segmenter("sam_tiny").image_encoder
+    hp = bench.encoder_hparams(encoder)
+    same = bench.build_encoder(hp, hp["original_img_size"])
+    a, b = encoder.state_dict(), same.state_dict()
+    assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+    bigger = bench.build_encoder(hp, 512)
+    assert bigger.pos_embed.shape[1:3] == (32, 32)
+
+
+def test_markdown_of_a_partial_report():
+    report = {
+        "machine": {"cpu_model": "Test CPU", "logical_cores": 2, "torch_threads": 2,
+                    "torch_version": "2.x", "device": "cpu", "python_version": "3.11.0"},
+        "settings": {"repeats": 3, "warmup": 1, "max_new_tokens": 40},
+        "stages": {"encode": {"median_s": 0.04, "p90_s": 0.05, "min_s": 0.039,
+                              "rss_peak_increase_mb": 12.0}},
+        "ratios": {"mask_path_vs_sam": {"value": 1.05, "target": "<= 1.1", "meets_target": True,
+                                        "description": "mask path vs SAM"}},
+        "errors": [{"section": "training steps", "error": "RuntimeError: boom"}],
+    }
+    md = bench.to_markdown(report)
+    assert "Test CPU · 2 logical cores" in md
+    assert "| encode | 40.0 ms | 50.0 ms | 39.0 ms | 12 MB |" in md
+    assert "| mask path vs SAM | 1.05× | <= 1.1 | yes |" in md
+    assert "training steps: RuntimeError: boom" in md
+
+
+def test_bad_checkpoint_is_a_clear_error(tmp_path: Path, capsys):
+    from emosem.cli import main
+
+    assert main(["benchmark", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "b.json")]) == 2
+    assert not (tmp_path / "b.json").exists()

@@ -1,0 +1,324 @@
+"""``emosem evaluate``: baselines on hand-made cases, the report of a real run, its files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from emosem.emotions import ARTEMIS_EMOTIONS
+from emosem.evaluation.baselines import (
+    CentrePrior,
+    RetrievalBaseline,
+    majority_emotion,
+    mean_distribution,
+    tfidf_medoid,
+)
+from emosem.evaluation.metrics import SegmentationMeter, distribution_metrics
+
+H, W = 40, 60  # hand-made paintings: 2400 pixels
+FRAME = 2 * W + 2 * (H - 2)  # pixels of a 1-pixel border: 196
+
+
+# ------------------------------------------------------------------------------ hand-made data
+
+
+def _write_hand_made(root: Path) -> Path:
+    """Two 40x60 paintings, A and B (ArtEmis CSV + COCO masks + PNGs).
+
+    A: awe mask = a 20x30 box (area fraction 0.25); 3 awe + 2 fear utterances.
+    B: awe mask = the whole image, fear mask = the 1-pixel border; 3 awe + 2 fear utterances.
+    """
+    from PIL import Image
+    from pycocotools import mask as mask_util
+
+    (root / "images" / "Style").mkdir(parents=True)
+    rows = []
+    words = {"awe": "the vast bright mountain fills me with awe",
+             "fear": "the dark shadow figure scares me"}
+    for name in ("a", "b"):
+        rng = np.random.default_rng(ord(name))
+        Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(
+            root / "images" / "Style" / f"{name}.png")
+        for i, emotion in enumerate(["awe"] * 3 + ["fear"] * 2):
+            rows.append(["Style", name, emotion, f"{words[emotion]} number {i}", 5])
+    with open(root / "artemis_dataset_release_v0.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["art_style", "painting", "emotion", "utterance", "repetition"])
+        w.writerows(rows)
+
+    box = np.zeros((H, W), np.uint8)
+    box[10:30, 15:45] = 1
+    full = np.ones((H, W), np.uint8)
+    frame = np.ones((H, W), np.uint8)
+    frame[1:-1, 1:-1] = 0
+    assert box.sum() == 600 and frame.sum() == FRAME
+
+    def ann(i, image_id, m, emotion):
+        rle = mask_util.encode(np.asfortranarray(m))
+        return {"id": i, "image_id": image_id, "iscrowd": 0, "area": int(m.sum()),
+                "category_id": ARTEMIS_EMOTIONS.index(emotion) + 1,
+                "segmentation": {"size": [H, W], "counts": rle["counts"].decode()}}
+
+    coco = {
+        "images": [{"id": 1, "file_name": "Style/a.png", "height": H, "width": W},
+                   {"id": 2, "file_name": "Style/b.png", "height": H, "width": W}],
+        "annotations": [ann(1, 1, box, "awe"), ann(2, 2, full, "awe"), ann(3, 2, frame, "fear")],
+        "categories": [{"id": i + 1, "name": e} for i, e in enumerate(ARTEMIS_EMOTIONS)],
+    }
+    (root / "stimulus_masks.json").write_text(json.dumps(coco))
+    return root
+
+
+@pytest.fixture()
+def hand_made(tmp_path: Path):
+    from emosem.data.artemis import load_artemis
+
+    root = _write_hand_made(tmp_path / "hand")
+    data = load_artemis(root)
+    train = [s for s in data.samples if s.painting == "a"]
+    test = [s for s in data.samples if s.painting == "b"]
+    return root, data, train, test
+
+
+# ------------------------------------------------------------------------------ centre prior
+
+
+def test_centre_prior_masks_exact_area_and_centred():
+    for f in (0.0, 0.1, 0.5, 0.9, 1.0):  # 0.9 > pi/4: clipped by the frame, still exact
+        m = CentrePrior(f).mask(H, W)
+        assert m.shape == (H, W) and m.dtype == bool
+        assert m.sum() == round(f * H * W)
+    m = CentrePrior(0.25).mask(H, W)
+    ys, xs = np.nonzero(m)
+    assert abs(ys.mean() - (H - 1) / 2) < 0.5 and abs(xs.mean() - (W - 1) / 2) < 0.5
+    # an ellipse with the image's aspect ratio: as many rows per height as columns per width
+    assert (ys.max() - ys.min() + 1) / H == pytest.approx((xs.max() - xs.min() + 1) / W, abs=0.05)
+    with pytest.raises(ValueError, match="fraction"):
+        CentrePrior(1.5)
+
+
+def test_centre_prior_giou_hand_computed(hand_made):
+    _, data, train, test = hand_made
+    prior = CentrePrior.fit(train)  # only A's awe sample has a mask: 600 / 2400
+    assert prior.fraction == 0.25 and prior.n_fit == 1
+    meter = SegmentationMeter()
+    for s in test:
+        meter.update(prior.mask(s.height, s.width), data.decode_mask(s), s.emotion)
+    res = meter.compute()
+    # awe: GT = whole image -> IoU = 600 / 2400; fear: GT = border, prior is inside -> IoU = 0
+    assert res["per_emotion"]["awe"]["gIoU"] == 0.25
+    assert res["per_emotion"]["fear"]["gIoU"] == 0.0
+    assert res["gIoU"] == 0.125
+    assert res["cIoU"] == pytest.approx(600 / (2400 + FRAME + 600), abs=1e-12)
+    with pytest.raises(ValueError, match="No training sample has a mask"):
+        CentrePrior.fit([s for s in train if not s.has_mask])
+
+
+# ------------------------------------------------------------------------------ retrieval
+
+
+def test_retrieval_medoid_hand_computed():
+    # idf is equal for storm/wave/boat (each in 2 of 3 documents), so TF-IDF cosines are the
+    # count cosines: A=(1,1,0), B=(1,1,1), C=(0,0,1) -> cos(A,B)=2/sqrt(6), cos(B,C)=1/sqrt(3),
+    # cos(A,C)=0; mean to the others: A 0.408, B 0.697, C 0.289 -> B.
+    texts = ["Storm, wave.", "storm wave boat", "boat"]
+    assert tfidf_medoid(texts) == 1
+    # duplicates are the most typical, not the longest; ties go to the first
+    assert tfidf_medoid(["dark wave", "dark wave", "a small boat at sea tonight"]) == 0
+
+    samples = [SimpleNamespace(emotion="fear", utterances=texts),
+               SimpleNamespace(emotion="amusement", utterances=["a cat"])]
+    base = RetrievalBaseline.fit(samples)
+    assert base.explain("fear") == "storm wave boat"
+    assert base.explain("amusement") == "a cat"
+    assert base.scores["fear"] == pytest.approx((2 / math.sqrt(6) + 1 / math.sqrt(3)) / 2)
+    assert base.explain("sadness") == base.fallback  # no train utterance of that emotion
+    with pytest.raises(ValueError, match="No training utterances"):
+        RetrievalBaseline.fit([SimpleNamespace(emotion="awe", utterances=[])])
+
+
+# ------------------------------------------------------------------------------ emotion head
+
+
+def _counts(**kw: int) -> np.ndarray:
+    c = np.zeros(len(ARTEMIS_EMOTIONS))
+    for k, v in kw.items():
+        c[ARTEMIS_EMOTIONS.index(k)] = v
+    return c
+
+
+def test_emotion_recognition_baselines_hand_computed():
+    train = [_counts(awe=3, fear=2), _counts(awe=4, sadness=1), _counts(fear=3, awe=2),
+             _counts(awe=2, fear=2, sadness=1)]  # dominants: awe, awe, fear, none
+    assert majority_emotion(train) == ARTEMIS_EMOTIONS.index("awe")
+    assert majority_emotion([_counts(fear=3), _counts(awe=3)]) == ARTEMIS_EMOTIONS.index("awe")
+    assert majority_emotion([_counts(awe=1, fear=1)]) is None
+
+    prior = mean_distribution(train)
+    expect = np.zeros(len(ARTEMIS_EMOTIONS))
+    for e, v in {"awe": (0.6 + 0.8 + 0.4 + 0.4) / 4, "fear": (0.4 + 0.6 + 0.4) / 4,
+                 "sadness": (0.2 + 0.2) / 4}.items():
+        expect[ARTEMIS_EMOTIONS.index(e)] = v
+    np.testing.assert_allclose(prior, expect)
+
+    test = np.stack([_counts(awe=5), _counts(fear=4, awe=1), _counts(awe=1, fear=1)])
+    onehot = np.zeros((3, len(ARTEMIS_EMOTIONS)))
+    onehot[:, ARTEMIS_EMOTIONS.index("awe")] = 1
+    m = distribution_metrics(onehot, test)
+    assert m["accuracy_dominant"] == 0.5 and m["n_dominant"] == 2  # awe right, fear wrong
+    m = distribution_metrics(np.tile(prior, (3, 1)), test)
+    ce = -np.mean([math.log(0.55), 0.8 * math.log(0.35) + 0.2 * math.log(0.55),
+                   0.5 * math.log(0.55) + 0.5 * math.log(0.35)])
+    assert m["cross_entropy"] == pytest.approx(ce)
+
+
+# ------------------------------------------------------------------------------ classifier cache
+
+
+def test_classifier_trained_cached_and_refreshed(hand_made, tmp_path):
+    from emosem.evaluation.evaluate import load_or_train_classifier
+
+    _, _, train, test = hand_made
+    ckpt, out = tmp_path / "ckpt", tmp_path / "out"
+    ckpt.mkdir()
+    clf, info = load_or_train_classifier(None, ckpt, out, train)
+    assert info["source"] == "trained" and info["path"] == str(ckpt / "emotion_classifier")
+    assert (ckpt / "emotion_classifier" / "emotion_classifier.json").is_file()
+    clf2, info = load_or_train_classifier(None, ckpt, out, train)
+    assert info["source"] == "cache"
+    probe = ["a dark shadow"]
+    np.testing.assert_allclose(clf2.predict_proba(probe), clf.predict_proba(probe))
+    _, info = load_or_train_classifier(None, ckpt, out, train + test)  # other data: retrained
+    assert info["source"] == "trained"
+    # a checkpoint folder that cannot take the cache: it goes to the output folder instead
+    shutil.rmtree(ckpt / "emotion_classifier")
+    (ckpt / "emotion_classifier").write_text("not a folder")
+    _, info = load_or_train_classifier(None, ckpt, out, train)
+    assert info["source"] == "trained" and info["path"] == str(out / "emotion_classifier")
+    _, info = load_or_train_classifier(None, ckpt, out, train)
+    assert info["source"] == "cache" and info["path"] == str(out / "emotion_classifier")
+
+
+# ------------------------------------------------------------------------------ evaluate()
+
+
+def _own_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> Path:
+    """A private copy (the evaluator caches its classifier inside the checkpoint)."""
+    return Path(shutil.copytree(tiny_checkpoint, tmp_path / "ckpt"))
+
+
+def test_evaluate_hand_made_report_numbers(hand_made, tiny_checkpoint, tmp_path):
+    from emosem.config import DataConfig
+    from emosem.data.artemis import split_by_painting
+    from emosem.evaluation.evaluate import evaluate
+
+    root, data, _, _ = hand_made
+    ratios = [0.5, 0.0, 0.5]
+    seed = next(s for s in range(100)
+                if {x.painting for x in split_by_painting(data.samples, ratios, s)["test"]} == {"b"})
+    cfg = DataConfig(root=str(root), split_ratios=ratios, split_seed=seed)
+    out = tmp_path / "out"
+    report = evaluate(_own_checkpoint(tiny_checkpoint, tmp_path), cfg, split="test", out_dir=out,
+                      device="cpu", explain=False, progress=False)
+    assert report["n_samples"] == 2 and report["n_paintings"] == 1
+    cp = report["baselines"]["centre_prior"]
+    assert cp["fit"] == {"area_fraction": 0.25, "n_train_masks": 1}
+    assert cp["segmentation"]["overall"]["gIoU"] == 0.125
+    assert cp["segmentation"]["overall"]["cIoU"] == pytest.approx(600 / (2400 + FRAME + 600))
+    c = cp["comparison"]["gIoU"]
+    assert c["baseline"] == 0.125
+    assert c["difference"] == pytest.approx(report["segmentation"]["overall"]["gIoU"] - 0.125)
+    assert report["segmentation"]["correct_motif_rate"] is None  # no motif names in this set
+    assert report["explanations"] is None
+    # emotion head vs baselines: A and B both have awe 3 / fear 2 -> majority awe is right,
+    # the train prior equals B's distribution (KL 0, cross-entropy = its entropy)
+    er = report["emotion_recognition"]
+    assert er["n"] == 1 and er["majority_baseline"] == {"emotion": "awe", "accuracy_dominant": 1.0}
+    assert er["prior_baseline"]["kl"] == pytest.approx(0.0, abs=1e-9)
+    entropy = -(0.6 * math.log(0.6) + 0.4 * math.log(0.4))
+    assert er["prior_baseline"]["cross_entropy"] == pytest.approx(entropy)
+    assert set(report["baselines"]["beats_baselines"]) == {
+        "centre_prior", "emotion_agnostic", "majority_emotion", "train_prior_distribution"}
+    assert json.loads((out / "report.json").read_text())["baselines"]["centre_prior"] == cp
+
+
+@pytest.mark.slow
+def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tmp_path, repo_root):
+    ckpt = _own_checkpoint(tiny_checkpoint, tmp_path)
+    out = tmp_path / "eval"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "tools" / "evaluate.py"), "--checkpoint", str(ckpt),
+         "--data", str(synthetic_dir), "--split", "all", "--max-samples", "12", "--no-meteor",
+         "--out", str(out), "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "gIoU" in proc.stdout and "beats baselines" in proc.stdout
+
+    names = {p.name for p in out.iterdir()}
+    for f in ("report.json", "report.md", "samples.jsonl", "per_emotion_iou.png", "iou_hist.png"):
+        assert f in names
+    assert any(n.startswith("best_") for n in names) and any(n.startswith("worst_") for n in names)
+    assert (ckpt / "emotion_classifier" / "emotion_classifier.safetensors").is_file()
+    md = (out / "report.md").read_text()
+    assert "| gIoU |" in md and "retrieval" in md and "centre_prior" in md
+
+    r = json.loads((out / "report.json").read_text())
+    for key in ("checkpoint", "data", "split", "n_samples", "n_paintings", "segmentation",
+                "explanations", "emotion_recognition", "baselines", "seconds", "machine"):
+        assert key in r, key
+    assert r["split"] == "all" and r["n_samples"] == 12 and 1 <= r["n_paintings"] <= 12
+    assert r["n_failed"] == 0 and r["seconds"] > 0 and r["machine"]["device"] == "cpu"
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 12
+
+    seg = r["segmentation"]
+    assert set(seg) >= {"overall", "per_emotion", "correct_motif_rate",
+                        "correct_motif_rate_multi_emotion"}
+    for m in ("gIoU", "cIoU", "F_beta", "MAE"):
+        assert 0.0 <= seg["overall"][m] <= 1.0
+    assert 0 < seg["overall"]["n"] <= 12
+    assert set(seg["per_emotion"]) <= set(ARTEMIS_EMOTIONS)
+    assert sum(v["n"] for v in seg["per_emotion"].values()) == seg["overall"]["n"]
+    assert 0.0 <= seg["correct_motif_rate"] <= 1.0  # the synthetic set names its motifs
+
+    ex = r["explanations"]
+    for k in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L"):
+        assert 0.0 <= ex[k] <= 1.0
+    assert ex["CIDEr"] >= 0.0 and ex["METEOR"] is None and "METEOR" in ex["skipped"]
+    assert ex["tokenizer"] in ("ptb", "simple")
+    assert 0.0 <= ex["names_motif_rate"] <= 1.0
+    al = ex["emotional_alignment"]
+    assert 0.0 <= al["accuracy_dominant"] <= 1.0 and al["cross_entropy"] >= 0.0
+    assert 0.0 <= al["accuracy_asked"] <= 1.0
+
+    er = r["emotion_recognition"]
+    assert 0.0 <= er["accuracy_dominant"] <= 1.0 and er["kl"] >= -1e-9
+    assert er["majority_baseline"]["emotion"] in ARTEMIS_EMOTIONS
+
+    bl = r["baselines"]
+    assert set(bl["beats_baselines"]) == {"centre_prior", "emotion_agnostic", "retrieval",
+                                          "majority_emotion", "train_prior_distribution"}
+    for name in ("centre_prior", "emotion_agnostic"):
+        assert bl[name]["segmentation"]["overall"]["n"] == seg["overall"]["n"]
+        assert set(bl[name]["comparison"]) >= {"gIoU", "cIoU", "correct_motif_rate"}
+    assert set(bl["retrieval"]["comparison"]) >= {"BLEU-4", "ROUGE-L", "CIDEr",
+                                                  "alignment_accuracy_dominant"}
+    for name, entry in bl.items():
+        if name == "beats_baselines":
+            continue
+        for c in entry["comparison"].values():
+            assert c["difference"] == pytest.approx(c["model"] - c["baseline"])
+        assert bl["beats_baselines"][name] == all(c["model_better"]
+                                                  for c in entry["comparison"].values())
+    assert bl["centre_prior"]["comparison"]["gIoU"]["model"] == seg["overall"]["gIoU"]

@@ -1,0 +1,240 @@
+"""The EmoSEM model on the CPU: shapes, gradients, save/load, official SAM layout, overfitting."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from emosem.config import LossConfig, ModelConfig, TrainConfig
+from emosem.emotions import ARTEMIS_EMOTIONS
+from emosem.modeling.emosem import EmoSEM
+from emosem.modeling.segmenter import (
+    SEGMENTERS,
+    CheckpointError,
+    build_segmenter,
+    load_sam_checkpoint,
+    safe_torch_load,
+)
+
+
+def _batch(b: int = 3, size: int = 256) -> dict:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "image": torch.randn(b, 3, size, size, generator=g),
+        "mask": (torch.rand(b, size, size, generator=g) > 0.7).float(),
+        "has_mask": [True, False, True][:b],
+        "emotion": ["awe", "fear", "melancholy"][:b],
+        "utterance": ["the radiant sun fills me with awe", "", "the grey rain cloud saddens me"][:b],
+        "has_text": [True, False, True][:b],
+        "emotion_dist": torch.softmax(torch.randn(b, 9, generator=g), -1),
+        "has_dist": [True, True, False][:b],
+    }
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt2"])
+def model(request, tiny_llama_dir, tiny_gpt2_dir) -> EmoSEM:
+    lm = tiny_llama_dir if request.param == "llama" else tiny_gpt2_dir
+    torch.manual_seed(0)
+    return EmoSEM.build(ModelConfig(lm=str(lm), prefix_length=4))
+
+
+def test_shapes_through_every_module(model):
+    b = 3
+    batch = _batch(b)
+    emb = model.encode(batch["image"])
+    assert emb.shape == (b, 256, 16, 16)
+    tokens = model.emotion_tokens(batch["emotion"])
+    assert tokens.shape == (b, model.config.num_emotion_tokens, 256)
+    logits, iou, mask_token = model.decode(emb, tokens)
+    assert logits.shape == (b, 1, 64, 64) and iou.shape == (b,) and mask_token.shape == (b, 256)
+    prefix = model.prefix(emb, logits.sigmoid(), mask_token, tokens)
+    assert prefix.shape == (b, 4, model.lm.hidden_size)
+    assert model.emotion_head(emb).shape == (b, len(ARTEMIS_EMOTIONS))
+    out = model(batch, LossConfig())
+    assert out.mask_logits.shape == (b, 1, 64, 64)
+    assert set(out.losses) == {"focal", "dice", "iou", "lm", "emotion_dist"}
+    assert torch.isfinite(out.loss)
+    assert out.metrics["num_masks"] == 2 and out.metrics["num_texts"] == 2
+
+
+def test_one_embedding_serves_many_emotions(model):
+    """Nine emotions decode in one call from one image embedding; rows differ by emotion."""
+    emb = model.encode(_batch(1)["image"])
+    tokens = model.emotion_tokens(list(ARTEMIS_EMOTIONS))
+    logits, iou, mask_token = model.decode(emb.expand(9, -1, -1, -1), tokens)
+    assert logits.shape == (9, 1, 64, 64) and iou.shape == (9,)
+    single, _, _ = model.decode(emb, tokens[1:2])
+    torch.testing.assert_close(single[0], logits[1], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(logits[0], logits[6]), "the emotion must condition the decoder"
+    texts = model.explain(emb.expand(2, -1, -1, -1), logits[:2], mask_token[:2], tokens[:2],
+                          ["amusement", "awe"], max_new_tokens=5)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def test_gradients_reach_exactly_the_trainable_parts(model):
+    for stage in ("all", "segmenter", "language"):
+        model.zero_grad(set_to_none=True)
+        model.set_stage(stage)
+        out = model(_batch(), LossConfig())
+        out.loss.backward()
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+        assert with_grad == trainable, (stage, sorted(trainable ^ with_grad)[:5])
+        assert not any(n.startswith("lm.") and "lora_" not in n for n in trainable)
+        if stage == "segmenter":
+            assert not any(n.startswith(("adapter.", "lm.")) for n in trainable)
+        if stage == "language":
+            assert all(n.startswith(("adapter.", "lm.")) for n in trainable)
+    model.zero_grad(set_to_none=True)
+    model.set_stage("all")
+    groups = model.param_groups(TrainConfig(lr=1.0, lr_encoder=2.0, lr_lora=3.0))
+    assert {g["name"]: g["lr"] for g in groups} == {"encoder": 2.0, "lora": 3.0, "rest": 1.0}
+
+
+def test_save_load_round_trip_is_exact(model, tmp_path):
+    model.eval()
+    batch = _batch(2)
+    with torch.no_grad():
+        emb = model.encode(batch["image"])
+        tok = model.emotion_tokens(["awe", "something else"])
+        before = model.decode(emb, tok)
+        text_before = model.explain(emb, before[0], before[2], tok, ["awe", "something else"],
+                                    max_new_tokens=6)
+    model.save_pretrained(tmp_path / "ckpt")
+    files = {p.name for p in (tmp_path / "ckpt").iterdir()}
+    assert {"config.json", "model.safetensors", "lm_adapter"} <= files
+    adapter_files = {p.name for p in (tmp_path / "ckpt" / "lm_adapter").iterdir()}
+    assert "adapter_config.json" in adapter_files and "adapter_model.safetensors" in adapter_files
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
+    assert not any(k.startswith("lm.") for k in saved), "the base LM must never be re-saved"
+    loaded = EmoSEM.from_pretrained(tmp_path / "ckpt")
+    with torch.no_grad():
+        emb2 = loaded.encode(batch["image"])
+        after = loaded.decode(emb2, loaded.emotion_tokens(["awe", "something else"]))
+        text_after = loaded.explain(emb2, after[0], after[2], tok, ["awe", "something else"],
+                                    max_new_tokens=6)
+    for a, b in zip(before, after):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert text_before == text_after
+    model.train()
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path, model):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        EmoSEM.from_pretrained(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="not an EmoSEM checkpoint"):
+        EmoSEM.from_pretrained(tmp_path / "empty")
+    ck = model.save_pretrained(tmp_path / "old")
+    cfg = (ck / "config.json").read_text().replace('"format_version": 1', '"format_version": 99')
+    (ck / "config.json").write_text(cfg)
+    with pytest.raises(CheckpointError, match="incompatible version"):
+        EmoSEM.from_pretrained(ck)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("open('PWNED', 'w').write('x')",))
+
+
+def test_pickle_checkpoint_is_refused_not_executed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "evil.pth"
+    with open(bad, "wb") as f:
+        pickle.dump({"w": _Evil()}, f)
+    with pytest.raises(CheckpointError, match="Refusing to load"):
+        safe_torch_load(bad)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_registry_and_unknown_name():
+    assert set(SEGMENTERS) == {"sam_vit_b", "sam_vit_l", "sam_vit_h", "sam_tiny"}
+    with pytest.raises(ValueError, match="sam_vit_b, sam_vit_l, sam_vit_h, sam_tiny"):
+        build_segmenter("sam_vit_x")
+
+
+@pytest.mark.slow
+def test_official_vit_b_layout_loads_with_zero_missing_keys(tmp_path):
+    """A vit_b state dict saved the way the official files are laid out loads completely."""
+    torch.manual_seed(0)
+    sam = build_segmenter("sam_vit_b")
+    path = tmp_path / "sam_vit_b_01ec64.pth"
+    torch.save(sam.state_dict(), path)  # official files: a plain state dict of the whole Sam
+    fresh = build_segmenter("sam_vit_b")
+    missing, unexpected = load_sam_checkpoint(fresh, path)
+    assert missing == [] and unexpected == []
+    key = "image_encoder.blocks.0.attn.qkv.weight"
+    assert torch.equal(fresh.state_dict()[key], sam.state_dict()[key])
+    assert fresh.image_encoder.img_size == 1024
+    with pytest.raises(CheckpointError, match="does not fit sam_tiny"):
+        build_segmenter("sam_tiny", path)
+
+
+def test_frozen_official_encoder_is_referenced_not_saved(tmp_path, tiny_llama_dir):
+    """With official weights the encoder is frozen and the checkpoint references the file."""
+    torch.manual_seed(0)
+    sam = build_segmenter("sam_tiny")
+    path = tmp_path / "sam_tiny_official_layout.pth"
+    torch.save(sam.state_dict(), path)
+    model = EmoSEM.build(ModelConfig(lm=str(tiny_llama_dir), sam_checkpoint=str(path)))
+    assert model.freeze_encoder
+    assert not any(p.requires_grad for p in model.sam.image_encoder.parameters())
+    model.save_pretrained(tmp_path / "ck")
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "ck" / "model.safetensors"))
+    assert not any(k.startswith("sam.image_encoder.") for k in saved)
+    loaded = EmoSEM.from_pretrained(tmp_path / "ck")
+    torch.testing.assert_close(loaded.sam.image_encoder.patch_embed.proj.weight,
+                               sam.image_encoder.patch_embed.proj.weight)
+
+
+def _overfit_samples(synthetic_dir, n: int = 8):
+    """n samples with masks and text, including two emotions of one multi-emotion painting."""
+    from emosem.data.artemis import load_artemis
+    from emosem.data.dataset import StimulusDataset
+
+    data = load_artemis(synthetic_dir)
+    by_key: dict[str, list] = {}
+    for s in data.samples:
+        if s.has_mask and s.has_text:
+            by_key.setdefault(s.key, []).append(s)
+    pair = next(v[:2] for v in by_key.values() if len(v) >= 2)
+    rest = [v[0] for k, v in by_key.items() if k != pair[0].key]
+    return StimulusDataset(pair + rest[: n - 2], data, image_size=256), pair
+
+
+@pytest.mark.slow
+def test_overfit_eight_samples(synthetic_dir, tiny_llama_dir):
+    """A few hundred CPU steps on 8 samples: mask IoU > 0.9, LM loss cut by more than half,
+    and the two emotions of one painting decode to different regions."""
+    from emosem.data.dataset import collate_samples
+
+    torch.manual_seed(0)
+    ds, pair = _overfit_samples(synthetic_dir)
+    batch = collate_samples([ds[i] for i in range(len(ds))])
+    model = EmoSEM.build(ModelConfig(lm=str(tiny_llama_dir), prefix_length=4, lora_dropout=0.0))
+    opt = torch.optim.AdamW(model.param_groups(TrainConfig(lr=1e-3, lr_encoder=1e-3, lr_lora=3e-3)),
+                            weight_decay=0.0)
+    loss_cfg = LossConfig()
+    first_lm = None
+    for _ in range(250):
+        out = model(batch, loss_cfg)
+        first_lm = first_lm if first_lm is not None else out.losses["lm"].item()
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        if out.metrics["mask_iou"] > 0.93 and out.losses["lm"].item() < 0.4 * first_lm:
+            break
+    model.eval()
+    with torch.no_grad():
+        out = model(batch, loss_cfg)
+    assert out.metrics["mask_iou"] > 0.9, out.metrics
+    assert out.losses["lm"].item() < 0.5 * first_lm, (first_lm, out.losses["lm"].item())
+    a, b = (out.mask_logits[0, 0] > 0), (out.mask_logits[1, 0] > 0)
+    overlap = (a & b).sum().item() / max(1, (a | b).sum().item())
+    assert pair[0].emotion != pair[1].emotion and overlap < 0.2, overlap
