@@ -98,6 +98,14 @@ def open_browser(playwright: Any, executable: str, width: int = 1280, height: in
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def open_demo(page: Any, url: str, timeout_ms: int = 60_000) -> None:
+    """Load the demo page and wait until the app has rendered (upload field and Run button)."""
+    page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+    page.wait_for_selector("#painting input[type=file]", state="attached", timeout=timeout_ms)
+    page.wait_for_selector("#run", state="visible", timeout=timeout_ms)
+    page.wait_for_function("() => document.title.length > 0", timeout=timeout_ms)
+
+
 def status_request_id(page: Any) -> str:
     """The ``data-request`` id of the status line (each server answer has a fresh one)."""
     return page.evaluate(
@@ -117,8 +125,12 @@ def wait_for_new_status(page: Any, before: str, timeout_ms: int) -> str:
 
 def upload(page: Any, image: str | Path, timeout_ms: int = 60_000) -> str:
     """Put a file into the painting upload field; wait for the server's answer; return it."""
+    field = page.locator("#painting input[type=file]")
+    if field.count() == 0:  # a file is already there: clear it to get the upload field back
+        page.locator("#painting button[aria-label='Clear']").click()
+        field.wait_for(state="attached", timeout=timeout_ms)
     before = status_request_id(page)
-    page.locator("#painting input[type=file]").set_input_files(str(image))
+    field.set_input_files(str(image))
     return wait_for_new_status(page, before, timeout_ms)
 
 
@@ -184,7 +196,7 @@ def take_screenshot(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with serve(app) as url, sync_playwright() as pw, open_browser(pw, exe, width=width) as page:
-        page.goto(url, wait_until="networkidle")
+        open_demo(page, url)
         upload(page, image)
         choose_emotions(page, emotions)
         status = press_run(page)

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import yaml
 
@@ -27,27 +27,29 @@ class ConfigError(ValueError):
 class DataConfig:
     root: str = "data/synthetic"
     csv: str = "artemis_dataset_release_v0.csv"
-    masks: Optional[str] = "stimulus_masks.json"
+    masks: str | None = "stimulus_masks.json"
     image_root: str = "images"
     image_size: int = 256
     split_ratios: list[float] = field(default_factory=lambda: [0.85, 0.05, 0.10])
     split_seed: int = 2021
     num_workers: int = 0
-    max_train_samples: Optional[int] = None
-    max_eval_samples: Optional[int] = None
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    # Keep a painting's emotions in one batch (each image is encoded once per batch).
+    group_by_painting: bool = True
 
 
 @dataclass
 class ModelConfig:
     segmenter: str = "sam_tiny"
-    sam_checkpoint: Optional[str] = None
+    sam_checkpoint: str | None = None
     # None: frozen when official SAM weights are loaded, trained otherwise (sam_tiny).
-    freeze_image_encoder: Optional[bool] = None
+    freeze_image_encoder: bool | None = None
     lm: str = "checkpoints/smollm2-135m-instruct"
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    lora_target_modules: Optional[list[str]] = None  # None: per-architecture default
+    lora_target_modules: list[str] | None = None  # None: per-architecture default
     prompt_template: str = "generate the mask for the emotion {e}"
     instruction: str = "Explain why the painting makes you feel {e}."
     num_emotion_tokens: int = 4
@@ -100,9 +102,10 @@ class TrainConfig:
     eval_every: int = 200
     log_every: int = 10
     max_nan_steps: int = 20
-    tracker: Optional[str] = "tensorboard"
-    init_from: Optional[str] = None
+    tracker: str | None = "tensorboard"
+    init_from: str | None = None
     save_dtype: str = "float32"
+    num_threads: int = 0  # CPU threads for torch (0: torch's default)
     num_val_explanations: int = 4
     max_text_tokens: int = 48
 

@@ -13,7 +13,7 @@ is canonicalised, any other non-empty word or phrase ("melancholy") is kept as f
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 ARTEMIS_EMOTIONS: tuple[str, ...] = (
     "amusement",

@@ -82,6 +82,7 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
         assert r["numerator"]["median_s"] > 0 and r["denominator"]["median_s"] > 0, key
         if key in bench.TARGETS:
             assert r["target"] and isinstance(r["meets_target"], bool), key
+            assert r["target_value"] == bench.TARGETS[key][1], key
         else:
             assert r["target"] is None and r["meets_target"] is None, key
 
@@ -166,8 +167,8 @@ def test_markdown_of_a_partial_report():
     }
     md = bench.to_markdown(report)
     assert "Test CPU · 2 logical cores" in md
-    assert "| encode | 40.0 ms | 50.0 ms | 39.0 ms | 12 MB |" in md
-    assert "| mask path vs SAM | 1.05× | <= 1.1 | yes |" in md
+    assert "| encode (preprocess + image encoder) | 40.0 ms | 50.0 ms | 39.0 ms | 12 MB |" in md
+    assert "| (c) EmoSEM mask path ÷ SAM with a point prompt | 1.05× | <= 1.1 | yes |" in md
     assert "training steps: RuntimeError: boom" in md
 
 

@@ -248,7 +248,7 @@ def test_browser_run_bad_upload_and_recovery(server, chromium_exe, bad_files):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw, shots.open_browser(pw, chromium_exe) as page:
-        page.goto(server, wait_until="networkidle")
+        shots.open_demo(page, server)
         assert "EmoSEM" in page.title()
 
         # 1. A painting and one emotion.

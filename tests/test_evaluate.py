@@ -43,12 +43,15 @@ def _write_hand_made(root: Path) -> Path:
 
     (root / "images" / "Style").mkdir(parents=True)
     rows = []
-    words = {"awe": "the vast bright mountain fills me with awe",
-             "fear": "the dark shadow figure scares me"}
+    words = {
+        "awe": "the vast bright mountain fills me with awe",
+        "fear": "the dark shadow figure scares me",
+    }
     for name in ("a", "b"):
         rng = np.random.default_rng(ord(name))
         Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(
-            root / "images" / "Style" / f"{name}.png")
+            root / "images" / "Style" / f"{name}.png"
+        )
         for i, emotion in enumerate(["awe"] * 3 + ["fear"] * 2):
             rows.append(["Style", name, emotion, f"{words[emotion]} number {i}", 5])
     with open(root / "artemis_dataset_release_v0.csv", "w", newline="") as f:
@@ -65,13 +68,20 @@ def _write_hand_made(root: Path) -> Path:
 
     def ann(i, image_id, m, emotion):
         rle = mask_util.encode(np.asfortranarray(m))
-        return {"id": i, "image_id": image_id, "iscrowd": 0, "area": int(m.sum()),
-                "category_id": ARTEMIS_EMOTIONS.index(emotion) + 1,
-                "segmentation": {"size": [H, W], "counts": rle["counts"].decode()}}
+        return {
+            "id": i,
+            "image_id": image_id,
+            "iscrowd": 0,
+            "area": int(m.sum()),
+            "category_id": ARTEMIS_EMOTIONS.index(emotion) + 1,
+            "segmentation": {"size": [H, W], "counts": rle["counts"].decode()},
+        }
 
     coco = {
-        "images": [{"id": 1, "file_name": "Style/a.png", "height": H, "width": W},
-                   {"id": 2, "file_name": "Style/b.png", "height": H, "width": W}],
+        "images": [
+            {"id": 1, "file_name": "Style/a.png", "height": H, "width": W},
+            {"id": 2, "file_name": "Style/b.png", "height": H, "width": W},
+        ],
         "annotations": [ann(1, 1, box, "awe"), ann(2, 2, full, "awe"), ann(3, 2, frame, "fear")],
         "categories": [{"id": i + 1, "name": e} for i, e in enumerate(ARTEMIS_EMOTIONS)],
     }
@@ -136,13 +146,16 @@ def test_retrieval_medoid_hand_computed():
     # duplicates are the most typical, not the longest; ties go to the first
     assert tfidf_medoid(["dark wave", "dark wave", "a small boat at sea tonight"]) == 0
 
-    samples = [SimpleNamespace(emotion="fear", utterances=texts),
-               SimpleNamespace(emotion="amusement", utterances=["a cat"])]
+    samples = [
+        SimpleNamespace(emotion="fear", utterances=texts),
+        SimpleNamespace(emotion="amusement", utterances=["a cat"]),
+    ]
     base = RetrievalBaseline.fit(samples)
     assert base.explain("fear") == "storm wave boat"
     assert base.explain("amusement") == "a cat"
     assert base.scores["fear"] == pytest.approx((2 / math.sqrt(6) + 1 / math.sqrt(3)) / 2)
-    assert base.explain("sadness") == base.fallback  # no train utterance of that emotion
+    # no train utterance of that emotion: the medoid of the emotion with the most utterances
+    assert base.explain("sadness") == base.fallback == "storm wave boat"
     with pytest.raises(ValueError, match="No training utterances"):
         RetrievalBaseline.fit([SimpleNamespace(emotion="awe", utterances=[])])
 
@@ -158,16 +171,23 @@ def _counts(**kw: int) -> np.ndarray:
 
 
 def test_emotion_recognition_baselines_hand_computed():
-    train = [_counts(awe=3, fear=2), _counts(awe=4, sadness=1), _counts(fear=3, awe=2),
-             _counts(awe=2, fear=2, sadness=1)]  # dominants: awe, awe, fear, none
+    train = [
+        _counts(awe=3, fear=2),
+        _counts(awe=4, sadness=1),
+        _counts(fear=3, awe=2),
+        _counts(awe=2, fear=2, sadness=1),
+    ]  # dominants: awe, awe, fear, none
     assert majority_emotion(train) == ARTEMIS_EMOTIONS.index("awe")
     assert majority_emotion([_counts(fear=3), _counts(awe=3)]) == ARTEMIS_EMOTIONS.index("awe")
     assert majority_emotion([_counts(awe=1, fear=1)]) is None
 
     prior = mean_distribution(train)
     expect = np.zeros(len(ARTEMIS_EMOTIONS))
-    for e, v in {"awe": (0.6 + 0.8 + 0.4 + 0.4) / 4, "fear": (0.4 + 0.6 + 0.4) / 4,
-                 "sadness": (0.2 + 0.2) / 4}.items():
+    for e, v in {
+        "awe": (0.6 + 0.8 + 0.4 + 0.4) / 4,
+        "fear": (0.4 + 0.6 + 0.4) / 4,
+        "sadness": (0.2 + 0.2) / 4,
+    }.items():
         expect[ARTEMIS_EMOTIONS.index(e)] = v
     np.testing.assert_allclose(prior, expect)
 
@@ -177,8 +197,13 @@ def test_emotion_recognition_baselines_hand_computed():
     m = distribution_metrics(onehot, test)
     assert m["accuracy_dominant"] == 0.5 and m["n_dominant"] == 2  # awe right, fear wrong
     m = distribution_metrics(np.tile(prior, (3, 1)), test)
-    ce = -np.mean([math.log(0.55), 0.8 * math.log(0.35) + 0.2 * math.log(0.55),
-                   0.5 * math.log(0.55) + 0.5 * math.log(0.35)])
+    ce = -np.mean(
+        [
+            math.log(0.55),
+            0.8 * math.log(0.35) + 0.2 * math.log(0.55),
+            0.5 * math.log(0.55) + 0.5 * math.log(0.35),
+        ]
+    )
     assert m["cross_entropy"] == pytest.approx(ce)
 
 
@@ -224,12 +249,22 @@ def test_evaluate_hand_made_report_numbers(hand_made, tiny_checkpoint, tmp_path)
 
     root, data, _, _ = hand_made
     ratios = [0.5, 0.0, 0.5]
-    seed = next(s for s in range(100)
-                if {x.painting for x in split_by_painting(data.samples, ratios, s)["test"]} == {"b"})
+    seed = next(
+        s
+        for s in range(100)
+        if {x.painting for x in split_by_painting(data.samples, ratios, s)["test"]} == {"b"}
+    )
     cfg = DataConfig(root=str(root), split_ratios=ratios, split_seed=seed)
     out = tmp_path / "out"
-    report = evaluate(_own_checkpoint(tiny_checkpoint, tmp_path), cfg, split="test", out_dir=out,
-                      device="cpu", explain=False, progress=False)
+    report = evaluate(
+        _own_checkpoint(tiny_checkpoint, tmp_path),
+        cfg,
+        split="test",
+        out_dir=out,
+        device="cpu",
+        explain=False,
+        progress=False,
+    )
     assert report["n_samples"] == 2 and report["n_paintings"] == 1
     cp = report["baselines"]["centre_prior"]
     assert cp["fit"] == {"area_fraction": 0.25, "n_train_masks": 1}
@@ -248,7 +283,11 @@ def test_evaluate_hand_made_report_numbers(hand_made, tiny_checkpoint, tmp_path)
     entropy = -(0.6 * math.log(0.6) + 0.4 * math.log(0.4))
     assert er["prior_baseline"]["cross_entropy"] == pytest.approx(entropy)
     assert set(report["baselines"]["beats_baselines"]) == {
-        "centre_prior", "emotion_agnostic", "majority_emotion", "train_prior_distribution"}
+        "centre_prior",
+        "emotion_agnostic",
+        "majority_emotion",
+        "train_prior_distribution",
+    }
     assert json.loads((out / "report.json").read_text())["baselines"]["centre_prior"] == cp
 
 
@@ -258,10 +297,31 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     out = tmp_path / "eval"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
-        [sys.executable, str(repo_root / "tools" / "evaluate.py"), "--checkpoint", str(ckpt),
-         "--data", str(synthetic_dir), "--split", "all", "--max-samples", "12", "--no-meteor",
-         "--out", str(out), "--device", "cpu", "--quiet"],
-        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            str(repo_root / "tools" / "evaluate.py"),
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(synthetic_dir),
+            "--split",
+            "all",
+            "--max-samples",
+            "12",
+            "--no-meteor",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--num-overlays",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "gIoU" in proc.stdout and "beats baselines" in proc.stdout
@@ -275,16 +335,31 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     assert "| gIoU |" in md and "retrieval" in md and "centre_prior" in md
 
     r = json.loads((out / "report.json").read_text())
-    for key in ("checkpoint", "data", "split", "n_samples", "n_paintings", "segmentation",
-                "explanations", "emotion_recognition", "baselines", "seconds", "machine"):
+    for key in (
+        "checkpoint",
+        "data",
+        "split",
+        "n_samples",
+        "n_paintings",
+        "segmentation",
+        "explanations",
+        "emotion_recognition",
+        "baselines",
+        "seconds",
+        "machine",
+    ):
         assert key in r, key
     assert r["split"] == "all" and r["n_samples"] == 12 and 1 <= r["n_paintings"] <= 12
     assert r["n_failed"] == 0 and r["seconds"] > 0 and r["machine"]["device"] == "cpu"
     assert len((out / "samples.jsonl").read_text().splitlines()) == 12
 
     seg = r["segmentation"]
-    assert set(seg) >= {"overall", "per_emotion", "correct_motif_rate",
-                        "correct_motif_rate_multi_emotion"}
+    assert set(seg) >= {
+        "overall",
+        "per_emotion",
+        "correct_motif_rate",
+        "correct_motif_rate_multi_emotion",
+    }
     for m in ("gIoU", "cIoU", "F_beta", "MAE"):
         assert 0.0 <= seg["overall"][m] <= 1.0
     assert 0 < seg["overall"]["n"] <= 12
@@ -307,18 +382,28 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     assert er["majority_baseline"]["emotion"] in ARTEMIS_EMOTIONS
 
     bl = r["baselines"]
-    assert set(bl["beats_baselines"]) == {"centre_prior", "emotion_agnostic", "retrieval",
-                                          "majority_emotion", "train_prior_distribution"}
+    assert set(bl["beats_baselines"]) == {
+        "centre_prior",
+        "emotion_agnostic",
+        "retrieval",
+        "majority_emotion",
+        "train_prior_distribution",
+    }
     for name in ("centre_prior", "emotion_agnostic"):
         assert bl[name]["segmentation"]["overall"]["n"] == seg["overall"]["n"]
         assert set(bl[name]["comparison"]) >= {"gIoU", "cIoU", "correct_motif_rate"}
-    assert set(bl["retrieval"]["comparison"]) >= {"BLEU-4", "ROUGE-L", "CIDEr",
-                                                  "alignment_accuracy_dominant"}
+    assert set(bl["retrieval"]["comparison"]) >= {
+        "BLEU-4",
+        "ROUGE-L",
+        "CIDEr",
+        "alignment_accuracy_dominant",
+    }
     for name, entry in bl.items():
         if name == "beats_baselines":
             continue
         for c in entry["comparison"].values():
             assert c["difference"] == pytest.approx(c["model"] - c["baseline"])
-        assert bl["beats_baselines"][name] == all(c["model_better"]
-                                                  for c in entry["comparison"].values())
+        assert bl["beats_baselines"][name] == all(
+            c["model_better"] for c in entry["comparison"].values()
+        )
     assert bl["centre_prior"]["comparison"]["gIoU"]["model"] == seg["overall"]["gIoU"]

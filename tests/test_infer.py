@@ -83,7 +83,7 @@ def _odd_images(folder: Path) -> dict[str, Path]:
     paths["palette"] = folder / "palette.png"
     base.convert("P", palette=Image.Palette.ADAPTIVE).save(paths["palette"])
     paths["16bit"] = folder / "sixteen.png"
-    Image.fromarray((np.array(base.convert("L")).astype(np.uint16) * 257)).save(paths["16bit"])
+    Image.fromarray(np.array(base.convert("L")).astype(np.uint16) * 257).save(paths["16bit"])
     paths["exif"] = folder / "rotated.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° on display

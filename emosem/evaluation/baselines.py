@@ -33,6 +33,7 @@ Each baseline answers "how much of the model's number would a trivial method get
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -161,7 +162,7 @@ def neutral_prediction(
 def _tokens(text: str) -> list[str]:
     from emosem.evaluation.text_metrics import simple_tokenize
 
-    return simple_tokenize(text).split()
+    return [sys.intern(t) for t in simple_tokenize(text).split()]  # shared across 100k texts
 
 
 def _idf(docs: Sequence[list[str]]) -> dict[str, float]:
@@ -180,20 +181,24 @@ def _unit_vector(tokens: list[str], idf: dict[str, float]) -> dict[str, float]:
 
 
 def _medoid_index(token_lists: Sequence[list[str]], idf: dict[str, float]) -> tuple[int, float]:
-    """(index, mean cosine to the others) of the medoid of ``token_lists``."""
-    vecs = [_unit_vector(t, idf) for t in token_lists]
+    """(index, mean cosine to the others) of the medoid of ``token_lists``.
+
+    Two passes (sum of the unit vectors, then each vector's dot product with it) so only one
+    vector is alive at a time.
+    """
     total: Counter[str] = Counter()
-    for v in vecs:
-        for t, x in v.items():
-            total[t] += x
-    n = len(vecs)
+    for t in token_lists:
+        for w, x in _unit_vector(t, idf).items():
+            total[w] += x
+    n = len(token_lists)
     best, best_score = 0, -math.inf
-    for i, v in enumerate(vecs):
+    for i, t in enumerate(token_lists):
+        v = _unit_vector(t, idf)
         if not v:
             continue
         if n == 1:
             return i, 1.0
-        score = (sum(x * total[t] for t, x in v.items()) - 1.0) / (n - 1)
+        score = (sum(x * total[w] for w, x in v.items()) - 1.0) / (n - 1)
         if score > best_score + 1e-12:
             best, best_score = i, score
     return best, (best_score if best_score > -math.inf else 0.0)
@@ -214,13 +219,14 @@ def tfidf_medoid(texts: Sequence[str], idf_corpus: Sequence[str] | None = None) 
 class RetrievalBaseline:
     """One explanation per emotion: the medoid train utterance of that emotion.
 
-    ``explain(emotion)`` returns it; an emotion without train utterances gets the medoid of
-    all train utterances (``fallback``).
+    ``explain(emotion)`` returns it; an emotion without train utterances gets the medoid of the
+    emotion with the most train utterances (``fallback``).
     """
 
     def __init__(
         self, texts: dict[str, str], fallback: str, scores: dict[str, float] | None = None
     ) -> None:
+        # texts: {emotion: medoid utterance}; scores: {emotion: its mean cosine to the others}
         self.texts = dict(texts)
         self.fallback = fallback
         self.scores = dict(scores or {})
@@ -232,8 +238,7 @@ class RetrievalBaseline:
         for s in samples:
             for u in s.utterances:
                 by_emotion.setdefault(s.emotion, []).append(u)
-        all_texts = [u for us in by_emotion.values() for u in us]
-        if not all_texts:
+        if not by_emotion:
             raise ValueError("No training utterances: the retrieval baseline cannot be fitted.")
         tok = {e: [_tokens(u) for u in us] for e, us in by_emotion.items()}
         idf = _idf([t for ts in tok.values() for t in ts])
@@ -243,9 +248,8 @@ class RetrievalBaseline:
         for e in order:
             i, score = _medoid_index(tok[e], idf)
             texts[e], scores[e] = by_emotion[e][i], score
-        all_tok = [t for e in by_emotion for t in tok[e]]
-        j, _ = _medoid_index(all_tok, idf)
-        return cls(texts, all_texts[j], scores)
+        most = max(order, key=lambda e: len(by_emotion[e]))  # first in ArtEmis order on ties
+        return cls(texts, texts[most], scores)
 
     def explain(self, emotion: str) -> str:
         return self.texts.get(emotion, self.fallback)

@@ -3,7 +3,8 @@
     python tools/evaluate.py                                   # bundled checkpoint, data/synthetic test
     python tools/evaluate.py --checkpoint runs/emosem-tiny-stage2/best --data data/synthetic
     python tools/evaluate.py --data data/heldout --split all --no-meteor --max-samples 200
-    accelerate launch --num_processes 4 tools/evaluate.py --checkpoint ... --data ...
+    accelerate launch --multi_gpu --num_processes 4 tools/evaluate.py --checkpoint ... --data ...
+    torchrun --nproc_per_node 2 tools/evaluate.py ...          # several CPU processes (gloo)
 
 Segmentation (gIoU, cIoU, F-measure β²=0.3, MAE; correct-motif rate on the synthetic set),
 explanations (BLEU-1..4, METEOR, ROUGE-L, CIDEr against all references; emotional alignment by
@@ -26,28 +27,57 @@ SPLIT_CHOICES = ("train", "val", "test", "all")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=None,
-                   help="checkpoint folder (default: the bundled checkpoints/emosem-tiny)")
-    p.add_argument("--data", default=None,
-                   help="ArtEmis-style data folder (default: the run's data when the checkpoint "
-                        "is in a run folder, else data/synthetic)")
-    p.add_argument("--split", default="test", choices=SPLIT_CHOICES,
-                   help="split by painting, or 'all' for a held-out set (default: test)")
-    p.add_argument("--split-seed", type=int, default=None,
-                   help="painting-split seed (default: the data config's, 2021)")
-    p.add_argument("--fit-data", default=None,
-                   help="data whose train split fits the baselines and the emotion classifier "
-                        "(default: --data, or the run's data with --split all)")
-    p.add_argument("--out", default=None, help="output folder (default: outputs/eval/<name>-<split>)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint folder (default: the bundled checkpoints/emosem-tiny)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="ArtEmis-style data folder (default: the run's data when the checkpoint "
+        "is in a run folder, else data/synthetic)",
+    )
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=SPLIT_CHOICES,
+        help="split by painting, or 'all' for a held-out set (default: test)",
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="painting-split seed (default: the data config's, 2021)",
+    )
+    p.add_argument(
+        "--fit-data",
+        default=None,
+        help="data whose train split fits the baselines and the emotion classifier "
+        "(default: --data, or the run's data with --split all)",
+    )
+    p.add_argument(
+        "--out", default=None, help="output folder (default: outputs/eval/<name>-<split>)"
+    )
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
-    p.add_argument("--max-samples", type=int, default=None,
-                   help="score only the first N (painting, emotion) samples")
+    p.add_argument(
+        "--max-samples",
+        type=int,
+        default=None,
+        help="score only the first N (painting, emotion) samples",
+    )
     p.add_argument("--no-explain", action="store_true", help="masks and emotion head only")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (the slow Java part)")
-    p.add_argument("--no-batch", action="store_true",
-                   help="one decode/generate call per emotion instead of one per painting")
-    p.add_argument("--classifier", default=None,
-                   help="a saved TextEmotionClassifier folder (default: train on the train split, cached)")
+    p.add_argument(
+        "--no-batch",
+        action="store_true",
+        help="one decode/generate call per emotion instead of one per painting",
+    )
+    p.add_argument(
+        "--classifier",
+        default=None,
+        help="a saved TextEmotionClassifier folder (default: train on the train split, cached)",
+    )
     p.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-overlays", type=int, default=3, help="best and worst overlays to draw")
@@ -67,12 +97,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         report = evaluate(
-            checkpoint=args.checkpoint, data_root=args.data, split=args.split, out_dir=args.out,
-            device=args.device, max_samples=args.max_samples, explain=not args.no_explain,
-            meteor=not args.no_meteor, batch_emotions=not args.no_batch,
-            classifier=args.classifier, seed=args.seed, split_seed=args.split_seed,
-            fit_data=args.fit_data, threshold=args.threshold, max_new_tokens=args.max_new_tokens,
-            num_overlays=args.num_overlays, progress=False if args.quiet else None,
+            checkpoint=args.checkpoint,
+            data_root=args.data,
+            split=args.split,
+            out_dir=args.out,
+            device=args.device,
+            max_samples=args.max_samples,
+            explain=not args.no_explain,
+            meteor=not args.no_meteor,
+            batch_emotions=not args.no_batch,
+            classifier=args.classifier,
+            seed=args.seed,
+            split_seed=args.split_seed,
+            fit_data=args.fit_data,
+            threshold=args.threshold,
+            max_new_tokens=args.max_new_tokens,
+            num_overlays=args.num_overlays,
+            progress=False if args.quiet else None,
         )
     except (CheckpointError, ArtEmisFormatError, ConfigError, UnknownEmotionError) as e:
         logger.error("%s", e)
@@ -83,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
     if not report:  # not the main process of a launched run
         return 0
     print(format_summary(report))
-    print(f"Done: {report['n_samples']} samples on {report['n_paintings']} paintings in "
-          f"{report['seconds']:.1f} s; report in {report['out']}")
+    print(
+        f"Done: {report['n_samples']} samples on {report['n_paintings']} paintings in "
+        f"{report['seconds']:.1f} s; report in {report['out']}"
+    )
     if report["n_failed"]:
         print(f"{report['n_failed']} painting(s) failed:")
         for f in report["failed"]:

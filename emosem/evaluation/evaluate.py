@@ -38,6 +38,35 @@ batched call (greedy decoding, seeded). Under ``accelerate launch`` the painting
 across processes, the per-sample rows are gathered, and rank 0 computes the metrics and writes
 ``report.json``, ``report.md``, ``samples.jsonl`` and the figures.
 
+Report (``report.json``; NaN is written as ``null``; ``None`` where a part does not apply)::
+
+    checkpoint, out, split, n_samples, n_paintings, n_failed, failed: [{painting, reason}]
+    data: {root, csv, masks, image_root, split_ratios, split_seed, source}
+    settings: {explain, meteor, batch_emotions, threshold, max_new_tokens, seed, max_samples,
+               decoding}
+    fit: {data, split: "train", source, split_seed, n_train_samples, overlaps_evaluated}
+    segmentation: {overall: {gIoU, cIoU, F_beta, MAE, n}, per_emotion: {emotion: {same}},
+                   correct_motif_rate, n_correct_motif, correct_motif_rate_multi_emotion,
+                   n_correct_motif_multi_emotion}                        (None: no masks)
+    explanations: {BLEU-1..BLEU-4, METEOR, ROUGE-L, CIDEr, tokenizer, n, n_empty, skipped,
+                   names_motif_rate, n_names_motif,
+                   emotional_alignment: {accuracy_dominant, n_dominant, cross_entropy, kl, n,
+                                         accuracy_asked, classifier: {source, path, n_train}}}
+                                                                          (None: explain=False)
+    emotion_recognition: {accuracy_dominant, n_dominant, cross_entropy, kl, n,
+                          majority_baseline: {emotion, accuracy_dominant},
+                          prior_baseline: {cross_entropy, kl, accuracy_dominant}}
+    baselines: {centre_prior: {description, fit, segmentation, comparison},
+                emotion_agnostic: {description, segmentation, comparison},
+                retrieval: {description, texts, explanations, comparison},
+                majority_emotion: {description, emotion, accuracy_dominant, n_dominant, comparison},
+                train_prior_distribution: {description, distribution, cross_entropy, kl,
+                                           accuracy_dominant, comparison},
+                beats_baselines: {name: bool | None}}
+        comparison: {metric: {model, baseline, difference, higher_is_better, model_better}}
+    files, seconds, timing: {load_model_s, predict_s, metrics_s, figures_s, per_painting_s},
+    machine: {platform, python, torch, device, cpu_count, torch_threads, num_processes, gpu?}
+
 The baselines, the emotion classifier, the majority emotion and the prior are fitted on the
 TRAIN split of the data config (``fit_data``; by default the evaluated data). With
 ``split="all"`` (a held-out set generated with an unused seed) they are fitted on the training
@@ -86,7 +115,11 @@ CLASSIFIER_DIR = "emotion_classifier"
 CLASSIFIER_SEED = 0
 CAPTION_KEYS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 MASK_BASELINES = ("emotion_agnostic", "centre_prior")
-SEG_FIELD = {"model": "seg", "emotion_agnostic": "seg_emotion_agnostic", "centre_prior": "seg_centre_prior"}
+SEG_FIELD = {
+    "model": "seg",
+    "emotion_agnostic": "seg_emotion_agnostic",
+    "centre_prior": "seg_centre_prior",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,17 +213,21 @@ class _SingleProcess:
     def gather(self, rows: list) -> list:
         return list(rows)
 
-    def wait(self) -> None:
-        pass
-
 
 class _AcceleratePeers:
     """Shards and gathers through ``accelerate``'s process state (launched runs only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: str) -> None:
+        import torch
         from accelerate import PartialState
 
-        self.state = PartialState()
+        # gloo on CPUs: accelerate only forms a CPU process group when asked to use the CPU
+        use_cpu = (
+            str(device) == "cpu"
+            or not torch.cuda.is_available()
+            or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+        )
+        self.state = PartialState(cpu=use_cpu)
         self.num_processes = self.state.num_processes
         self.process_index = self.state.process_index
         self.is_main_process = self.state.is_main_process
@@ -205,16 +242,14 @@ class _AcceleratePeers:
 
         return list(gather_object(list(rows)))
 
-    def wait(self) -> None:
-        self.state.wait_for_everyone()
 
-
-def _peers() -> _SingleProcess | _AcceleratePeers:
+def _peers(device: str) -> _SingleProcess | _AcceleratePeers:
+    """Several processes when launched by ``accelerate launch``/``torchrun`` (WORLD_SIZE > 1)."""
     try:
         world = int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
         world = 1
-    return _AcceleratePeers() if world > 1 else _SingleProcess()
+    return _AcceleratePeers(device) if world > 1 else _SingleProcess()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +347,9 @@ def _mentions(text: str, motif: str) -> bool:
         return re.search(rf"\b{words}\b", text or "", re.IGNORECASE) is not None
 
 
-def _to_shape(soft: np.ndarray, shape: tuple[int, int], threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _to_shape(
+    soft: np.ndarray, shape: tuple[int, int], threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(mask, soft) resized to ``shape`` (only when the image was downscaled on load)."""
     if soft.shape == tuple(shape):
         return soft > threshold, soft
@@ -338,8 +375,15 @@ class _PaintingScorer:
         predictor = self.predictor
         state = predictor.encode(samples[0].image_path)
         emotions = [s.emotion for s in samples]
-        gen = dict(explain=o["explain"], threshold=o["threshold"], max_new_tokens=o["max_new_tokens"],
-                   state=state, seed=o["seed"], num_beams=1, do_sample=False)
+        gen = dict(
+            explain=o["explain"],
+            threshold=o["threshold"],
+            max_new_tokens=o["max_new_tokens"],
+            state=state,
+            seed=o["seed"],
+            num_beams=1,
+            do_sample=False,
+        )
         if o["batch_emotions"]:
             results = predictor.predict(emotions, **gen)
         else:
@@ -361,9 +405,13 @@ class _PaintingScorer:
         rows = []
         for s, r in zip(samples, results):
             row: dict[str, Any] = {
-                "key": key, "emotion": s.emotion, "image": str(s.image_path),
-                "has_mask": s.has_mask, "has_text": s.has_text,
-                "predicted_iou": float(r.predicted_iou), "explanation": r.explanation,
+                "key": key,
+                "emotion": s.emotion,
+                "image": str(s.image_path),
+                "has_mask": s.has_mask,
+                "has_text": s.has_text,
+                "predicted_iou": float(r.predicted_iou),
+                "explanation": r.explanation,
             }
             if s.has_mask:
                 gt = self.data.decode_mask(s)
@@ -374,10 +422,16 @@ class _PaintingScorer:
                     pm = self.prior.mask(*shape)
                     preds["centre_prior"] = (pm, pm.astype(np.float32))
                 for name, (mask, soft) in preds.items():
-                    row[SEG_FIELD[name]] = self.meter.update(mask, gt, s.emotion, soft=soft, key=key)
-                targets = [m for a, m in zip(motif_anns, motif_masks or []) if a["emotion"] == s.emotion]
+                    row[SEG_FIELD[name]] = self.meter.update(
+                        mask, gt, s.emotion, soft=soft, key=key
+                    )
+                targets = [
+                    m for a, m in zip(motif_anns, motif_masks or []) if a["emotion"] == s.emotion
+                ]
                 if targets:
-                    others = [m for a, m in zip(motif_anns, motif_masks) if a["emotion"] != s.emotion]
+                    others = [
+                        m for a, m in zip(motif_anns, motif_masks) if a["emotion"] != s.emotion
+                    ]
                     if targets[0].shape == shape:
                         row["correct_motif"] = {
                             name: bool(correct_motif(mask, targets, others))
@@ -425,7 +479,9 @@ def _segmentation(rows: list[dict], which: str) -> tuple[dict | None, Segmentati
     }, meter
 
 
-def _alignment(clf: Any, texts: list[str], counts: list[np.ndarray], asked: list[str]) -> dict | None:
+def _alignment(
+    clf: Any, texts: list[str], counts: list[np.ndarray], asked: list[str]
+) -> dict | None:
     from emosem.evaluation.emotion_classifier import emotional_alignment
 
     keep = [i for i, c in enumerate(counts) if c.sum() > 0]
@@ -435,7 +491,9 @@ def _alignment(clf: Any, texts: list[str], counts: list[np.ndarray], asked: list
     out = emotional_alignment(clf, t, np.stack([counts[i] for i in keep]))
     asked_rows = [i for i in keep if asked[i] in ARTEMIS_EMOTIONS]
     if asked_rows:
-        acc = emotional_alignment(clf, [texts[i] for i in asked_rows], [asked[i] for i in asked_rows])
+        acc = emotional_alignment(
+            clf, [texts[i] for i in asked_rows], [asked[i] for i in asked_rows]
+        )
         out["accuracy_asked"] = acc["accuracy_dominant"]
     return out
 
@@ -448,7 +506,10 @@ def _compare(model: dict, base: dict, metrics: Sequence[tuple[str, bool]]) -> di
         if not (_finite(m) and _finite(b)):
             continue
         out[name] = {
-            "model": m, "baseline": b, "difference": m - b, "higher_is_better": higher,
+            "model": m,
+            "baseline": b,
+            "difference": m - b,
+            "higher_is_better": higher,
             "model_better": bool(m > b) if higher else bool(m < b),
         }
     return out
@@ -461,8 +522,11 @@ def _beats(comparison: dict) -> bool | None:
 def _seg_flat(section: dict | None) -> dict:
     if section is None:
         return {}
-    return {**section["overall"], "correct_motif_rate": section["correct_motif_rate"],
-            "correct_motif_rate_multi_emotion": section["correct_motif_rate_multi_emotion"]}
+    return {
+        **section["overall"],
+        "correct_motif_rate": section["correct_motif_rate"],
+        "correct_motif_rate_multi_emotion": section["correct_motif_rate_multi_emotion"],
+    }
 
 
 def _flat_explanations(ex: dict | None) -> dict:
@@ -477,7 +541,9 @@ def _flat_explanations(ex: dict | None) -> dict:
 
 SEG_COMPARE = (("gIoU", True), ("cIoU", True), ("correct_motif_rate", True))
 TEXT_COMPARE = tuple((k, True) for k in CAPTION_KEYS) + (
-    ("alignment_accuracy_dominant", True), ("alignment_cross_entropy", False))
+    ("alignment_accuracy_dominant", True),
+    ("alignment_cross_entropy", False),
+)
 
 
 def _jsonable(x: Any) -> Any:
@@ -501,9 +567,13 @@ def _machine(device: Any, n_proc: int) -> dict:
     import torch
 
     info = {
-        "platform": platform.platform(), "python": platform.python_version(),
-        "torch": torch.__version__, "device": str(device), "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "num_processes": n_proc,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "num_processes": n_proc,
     }
     if getattr(device, "type", "") == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -578,7 +648,7 @@ def evaluate(
         raise ValueError(f"max_samples must be at least 1, got {max_samples}")
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     out = Path(out_dir) if out_dir else default_out_dir(ckpt, split)
-    peers = _peers()
+    peers = _peers(device)
     main = peers.is_main_process
 
     # -- data ---------------------------------------------------------------------------------
@@ -606,13 +676,17 @@ def evaluate(
     fit_splits = splits if fit_cfg is data_cfg else build_splits(fit_cfg, check_images=False)
     train_samples = list(fit_splits.train.samples)
     overlaps = _same_folder(fit_cfg.root, data_cfg.root) and (
-        split in ("all", "train") or fit_cfg.split_seed != data_cfg.split_seed
-        or list(fit_cfg.split_ratios) != list(data_cfg.split_ratios))
+        split in ("all", "train")
+        or fit_cfg.split_seed != data_cfg.split_seed
+        or list(fit_cfg.split_ratios) != list(data_cfg.split_ratios)
+    )
     if overlaps and main:
         logger.warning(
             "The baselines and the emotion classifier are fitted on the train split of %s, which "
             "overlaps the evaluated samples (split %r); pass fit_data / --fit-data to avoid it.",
-            fit_cfg.root, split)
+            fit_cfg.root,
+            split,
+        )
     try:
         prior = CentrePrior.fit(train_samples)
     except ValueError as e:
@@ -630,8 +704,13 @@ def evaluate(
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    opts = {"explain": explain, "threshold": float(threshold), "max_new_tokens": int(max_new_tokens),
-            "seed": int(seed), "batch_emotions": batch_emotions}
+    opts = {
+        "explain": explain,
+        "threshold": float(threshold),
+        "max_new_tokens": int(max_new_tokens),
+        "seed": int(seed),
+        "batch_emotions": batch_emotions,
+    }
     scorer = _PaintingScorer(predictor, data, prior, opts)
 
     # -- predict (sharded) ----------------------------------------------------------------------
@@ -641,8 +720,9 @@ def evaluate(
     painting_rows: list[dict] = []
     failures: list[dict] = []
     t_pred = time.perf_counter()
-    for key in tqdm(mine, desc=f"evaluate {split}", unit="painting", disable=not show,
-                    dynamic_ncols=True):
+    for key in tqdm(
+        mine, desc=f"evaluate {split}", unit="painting", disable=not show, dynamic_ncols=True
+    ):
         try:
             r, p = scorer(key, by_key[key])
         except (ImageLoadError, OSError) as e:
@@ -655,34 +735,54 @@ def evaluate(
     rows = peers.gather(rows)
     painting_rows = peers.gather(painting_rows)
     failures = peers.gather(failures)
-    if not main:
-        peers.wait()
+    if not main:  # rank 0 scores the gathered rows; no collective call follows
         return {}
 
     # -- metrics (main process) -----------------------------------------------------------------
     t_metrics = time.perf_counter()
     seen: set = set()
-    rows = [r for r in rows if not ((r["key"], r["emotion"]) in seen or seen.add((r["key"], r["emotion"])))]
+    rows = [
+        r
+        for r in rows
+        if not ((r["key"], r["emotion"]) in seen or seen.add((r["key"], r["emotion"])))
+    ]
     seen_p: set = set()
     painting_rows = [p for p in painting_rows if not (p["key"] in seen_p or seen_p.add(p["key"]))]
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "checkpoint": str(ckpt),
         "out": str(out),
-        "data": {**{k: v for k, v in asdict(data_cfg).items()
-                    if k in ("root", "csv", "masks", "image_root", "split_ratios", "split_seed")},
-                 "source": data_source},
+        "data": {
+            **{
+                k: v
+                for k, v in asdict(data_cfg).items()
+                if k in ("root", "csv", "masks", "image_root", "split_ratios", "split_seed")
+            },
+            "source": data_source,
+        },
         "split": split,
         "n_samples": len(rows),
         "n_paintings": len({r["key"] for r in rows}),
         "n_failed": len(failures),
         "failed": failures,
-        "settings": {"explain": explain, "meteor": meteor, "batch_emotions": batch_emotions,
-                     "threshold": threshold, "max_new_tokens": max_new_tokens, "seed": seed,
-                     "max_samples": max_samples, "decoding": "greedy"},
-        "fit": {"data": fit_cfg.root, "split": "train", "source": fit_source,
-                "split_seed": fit_cfg.split_seed, "n_train_samples": len(train_samples),
-                "overlaps_evaluated": bool(overlaps)},
+        "settings": {
+            "explain": explain,
+            "meteor": meteor,
+            "batch_emotions": batch_emotions,
+            "threshold": threshold,
+            "max_new_tokens": max_new_tokens,
+            "seed": seed,
+            "max_samples": max_samples,
+            "decoding": "greedy",
+        },
+        "fit": {
+            "data": fit_cfg.root,
+            "split": "train",
+            "source": fit_source,
+            "split_seed": fit_cfg.split_seed,
+            "n_train_samples": len(train_samples),
+            "overlaps_evaluated": bool(overlaps),
+        },
     }
 
     seg = {name: _segmentation(rows, name) for name in ("model", *MASK_BASELINES)}
@@ -705,38 +805,56 @@ def evaluate(
         if with_text:
             from emosem.evaluation.text_metrics import CaptionScorer
 
-            refs = {f"{r['key']}|{r['emotion']}": sample_of[(r["key"], r["emotion"])].utterances
-                    for r in with_text}
+            refs = {
+                f"{r['key']}|{r['emotion']}": sample_of[(r["key"], r["emotion"])].utterances
+                for r in with_text
+            }
             cands = {f"{r['key']}|{r['emotion']}": r["explanation"] for r in with_text}
             with CaptionScorer(meteor=meteor) as cs:
                 explanations = cs.score(cands, refs)
                 if retrieval is not None:
-                    ret = {f"{r['key']}|{r['emotion']}": retrieval.explain(r["emotion"]) for r in with_text}
+                    ret = {
+                        f"{r['key']}|{r['emotion']}": retrieval.explain(r["emotion"])
+                        for r in with_text
+                    }
                     retrieval_scores = cs.score(ret, refs)
         else:
             explanations = {k: None for k in CAPTION_KEYS}
-            explanations.update(n=0, skipped={"captions": "no evaluated sample has reference utterances"})
+            explanations.update(
+                n=0, skipped={"captions": "no evaluated sample has reference utterances"}
+            )
         named = [r["names_motif"] for r in rows if "names_motif" in r]
         explanations["names_motif_rate"] = _rate(named)
         explanations["n_names_motif"] = len(named)
         al = _alignment(clf, [r["explanation"] for r in with_expl], counts, asked)
         explanations["emotional_alignment"] = (
-            {**al, "classifier": clf_info} if al is not None
-            else {"accuracy_dominant": None, "cross_entropy": None, "classifier": clf_info,
-                  "skipped": clf_info.get("skipped", "no painting has annotator labels")})
+            {**al, "classifier": clf_info}
+            if al is not None
+            else {
+                "accuracy_dominant": None,
+                "cross_entropy": None,
+                "classifier": clf_info,
+                "skipped": clf_info.get("skipped", "no painting has annotator labels"),
+            }
+        )
         if retrieval is not None:
             if retrieval_scores is None:
                 retrieval_scores = {k: None for k in CAPTION_KEYS}
             texts = [retrieval.explain(r["emotion"]) for r in with_expl]
-            named_r = [any(_mentions(retrieval.explain(r["emotion"]), m) for m in r["motifs"])
-                       for r in rows if "motifs" in r]
+            named_r = [
+                any(_mentions(retrieval.explain(r["emotion"]), m) for m in r["motifs"])
+                for r in rows
+                if "motifs" in r
+            ]
             retrieval_scores["names_motif_rate"] = _rate(named_r)
             retrieval_scores["emotional_alignment"] = _alignment(clf, texts, counts, asked)
     report["explanations"] = explanations
 
     # emotion recognition
     er = None
-    train_counts = [fit_splits.data.emotion_counts(k) for k in dict.fromkeys(s.key for s in train_samples)]
+    train_counts = [
+        fit_splits.data.emotion_counts(k) for k in dict.fromkeys(s.key for s in train_samples)
+    ]
     scored = [p for p in painting_rows if p["emotion_probs"] is not None]
     target = [data.emotion_counts(p["key"]) for p in scored]
     keep = [i for i, t in enumerate(target) if t.sum() > 0]
@@ -751,14 +869,19 @@ def evaluate(
             onehot = np.zeros((len(keep), len(ARTEMIS_EMOTIONS)))
             onehot[:, maj] = 1.0
             m = distribution_metrics(onehot, tgt)
-            er["majority_baseline"] = {"emotion": ARTEMIS_EMOTIONS[maj],
-                                       "accuracy_dominant": m["accuracy_dominant"]}
+            er["majority_baseline"] = {
+                "emotion": ARTEMIS_EMOTIONS[maj],
+                "accuracy_dominant": m["accuracy_dominant"],
+            }
             comp = _compare(er, m, (("accuracy_dominant", True),))
             baselines["majority_emotion"] = {
                 "description": "the most frequent dominant emotion of the train paintings, "
-                               "predicted for every painting",
-                "emotion": ARTEMIS_EMOTIONS[maj], "accuracy_dominant": m["accuracy_dominant"],
-                "n_dominant": m["n_dominant"], "comparison": comp}
+                "predicted for every painting",
+                "emotion": ARTEMIS_EMOTIONS[maj],
+                "accuracy_dominant": m["accuracy_dominant"],
+                "n_dominant": m["n_dominant"],
+                "comparison": comp,
+            }
             beats["majority_emotion"] = _beats(comp)
         if any(c.sum() > 0 for c in train_counts):
             prior_dist = mean_distribution(train_counts)
@@ -767,10 +890,11 @@ def evaluate(
             comp = _compare(er, m, (("cross_entropy", False), ("kl", False)))
             baselines["train_prior_distribution"] = {
                 "description": "the mean annotator distribution of the train paintings, "
-                               "predicted for every painting",
+                "predicted for every painting",
                 "distribution": dict(zip(ARTEMIS_EMOTIONS, prior_dist.tolist())),
                 **{k: m[k] for k in ("cross_entropy", "kl", "accuracy_dominant")},
-                "comparison": comp}
+                "comparison": comp,
+            }
             beats["train_prior_distribution"] = _beats(comp)
     report["emotion_recognition"] = er
 
@@ -778,9 +902,9 @@ def evaluate(
     model_flat = _seg_flat(seg["model"][0])
     descriptions = {
         "emotion_agnostic": "the same checkpoint prompted with an empty emotion "
-                            "(template with e = \"\"): one mask per painting for every emotion",
+        '(template with e = ""): one mask per painting for every emotion',
         "centre_prior": (prior.describe() if prior is not None else "not fitted")
-                        + " (fitted on the train split)",
+        + " (fitted on the train split)",
     }
     for name in MASK_BASELINES:
         section = seg[name][0]
@@ -793,39 +917,53 @@ def evaluate(
         baselines[name] = entry
         beats[name] = _beats(comp)
     if retrieval is not None and explanations is not None:
-        comp = _compare(_flat_explanations(explanations), _flat_explanations(retrieval_scores),
-                        TEXT_COMPARE)
+        comp = _compare(
+            _flat_explanations(explanations), _flat_explanations(retrieval_scores), TEXT_COMPARE
+        )
         baselines["retrieval"] = {
             "description": "for each emotion, the medoid train utterance of that emotion (highest "
-                           "mean TF-IDF cosine to the other train utterances of the emotion)",
-            "texts": retrieval.texts, "explanations": retrieval_scores, "comparison": comp}
+            "mean TF-IDF cosine to the other train utterances of the emotion)",
+            "texts": retrieval.texts,
+            "explanations": retrieval_scores,
+            "comparison": comp,
+        }
         beats["retrieval"] = _beats(comp)
-    order = ("centre_prior", "emotion_agnostic", "retrieval", "majority_emotion",
-             "train_prior_distribution")
-    report["baselines"] = {**{n: baselines[n] for n in order if n in baselines},
-                           "beats_baselines": {n: beats[n] for n in order if n in beats}}
+    order = (
+        "centre_prior",
+        "emotion_agnostic",
+        "retrieval",
+        "majority_emotion",
+        "train_prior_distribution",
+    )
+    report["baselines"] = {
+        **{n: baselines[n] for n in order if n in baselines},
+        "beats_baselines": {n: beats[n] for n in order if n in beats},
+    }
     metrics_s = time.perf_counter() - t_metrics
 
     # -- files ------------------------------------------------------------------------------------
     t_files = time.perf_counter()
     files = _write_samples(out / "samples.jsonl", rows)
     try:
-        files += _write_figures(out, report, seg, rows, predictor, data, sample_of, num_overlays,
-                                threshold)
+        files += _write_figures(
+            out, report, seg, rows, predictor, data, sample_of, num_overlays, threshold
+        )
     except Exception as e:  # noqa: BLE001 - a figure must never lose the numbers
         logger.warning("Could not draw the figures: %s: %s", type(e).__name__, e)
     report["files"] = sorted(str(Path(f).name) for f in files) + ["report.json", "report.md"]
     report["seconds"] = round(time.perf_counter() - t0, 3)
-    report["timing"] = {"load_model_s": round(load_s, 3), "predict_s": round(predict_s, 3),
-                        "metrics_s": round(metrics_s, 3),
-                        "figures_s": round(time.perf_counter() - t_files, 3),
-                        "per_painting_s": round(predict_s / max(1, len(mine)), 4)}
+    report["timing"] = {
+        "load_model_s": round(load_s, 3),
+        "predict_s": round(predict_s, 3),
+        "metrics_s": round(metrics_s, 3),
+        "figures_s": round(time.perf_counter() - t_files, 3),
+        "per_painting_s": round(predict_s / max(1, len(mine)), 4),
+    }
     report["machine"] = _machine(dev, peers.num_processes)
     report = _jsonable(report)
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     (out / "report.md").write_text(markdown_report(report), encoding="utf-8")
     logger.info("Wrote %s and %s", out / "report.json", out / "report.md")
-    peers.wait()
     return report
 
 
@@ -835,8 +973,18 @@ def evaluate(
 
 
 def _write_samples(path: Path, rows: list[dict]) -> list[Path]:
-    keep = ("key", "emotion", "has_mask", "has_text", "predicted_iou", "explanation", "motifs",
-            "names_motif", "correct_motif", "multi_emotion")
+    keep = (
+        "key",
+        "emotion",
+        "has_mask",
+        "has_text",
+        "predicted_iou",
+        "explanation",
+        "motifs",
+        "names_motif",
+        "correct_motif",
+        "multi_emotion",
+    )
     with open(path, "w", encoding="utf-8") as f:
         for r in rows:
             rec = {k: r[k] for k in keep if k in r}
@@ -851,14 +999,25 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:60] or "sample"
 
 
-def _write_figures(out: Path, report: dict, seg: dict, rows: list[dict], predictor: Any, data: Any,
-                   sample_of: dict, k: int, threshold: float) -> list[Path]:
+def _write_figures(
+    out: Path,
+    report: dict,
+    seg: dict,
+    rows: list[dict],
+    predictor: Any,
+    data: Any,
+    sample_of: dict,
+    k: int,
+    threshold: float,
+) -> list[Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from emosem.visualization.overlay import overlay_mask
 
     files: list[Path] = []
+    for stale in [*out.glob("best_*.png"), *out.glob("worst_*.png")]:  # from an earlier run
+        stale.unlink(missing_ok=True)
     section = report.get("segmentation")
     if section is None:
         return files
@@ -873,13 +1032,22 @@ def _write_figures(out: Path, report: dict, seg: dict, rows: list[dict], predict
     for j, (name, sec) in enumerate(series):
         vals = [(sec["per_emotion"].get(e) or {}).get("gIoU") or 0.0 for e in emotions]
         color = {"model": "#1976d2", "emotion_agnostic": "#ef6c00"}.get(name, "#9e9e9e")
-        ax.bar(x + (j - (len(series) - 1) / 2) * width, vals, width, label=name, color=color,
-               edgecolor="#222222", linewidth=0.6)
+        ax.bar(
+            x + (j - (len(series) - 1) / 2) * width,
+            vals,
+            width,
+            label=name,
+            color=color,
+            edgecolor="#222222",
+            linewidth=0.6,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(emotions, rotation=30, ha="right", fontsize=9)
     ax.set_ylim(0, 1)
     ax.set_ylabel("gIoU")
-    ax.set_title(f"Per-emotion gIoU ({report['split']}, n = {section['overall']['n']})", fontsize=11)
+    ax.set_title(
+        f"Per-emotion gIoU ({report['split']}, n = {section['overall']['n']})", fontsize=11
+    )
     ax.legend(fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -901,8 +1069,15 @@ def _write_figures(out: Path, report: dict, seg: dict, rows: list[dict], predict
             ax.hist(ious, bins=bins, color="#1976d2", alpha=0.6, label=label)
         else:
             style = {"emotion_agnostic": ("#ef6c00", "--"), "centre_prior": ("#424242", ":")}[name]
-            ax.hist(ious, bins=bins, histtype="step", linewidth=1.8, color=style[0],
-                    linestyle=style[1], label=label)
+            ax.hist(
+                ious,
+                bins=bins,
+                histtype="step",
+                linewidth=1.8,
+                color=style[0],
+                linestyle=style[1],
+                label=label,
+            )
     ax.set_xlabel("IoU per sample")
     ax.set_ylabel("samples")
     ax.set_title(f"IoU distribution ({report['split']})", fontsize=11)
@@ -917,15 +1092,13 @@ def _write_figures(out: Path, report: dict, seg: dict, rows: list[dict], predict
     meter = seg["model"][1]
     if meter is None or k <= 0:
         return files
-    best, worst = meter.best_worst(k)
+    n = len(meter)  # best and worst never overlap: with few samples, fewer of each
+    best = meter.best_worst(min(k, (n + 1) // 2))[0]
+    worst = meter.best_worst(min(k, n // 2))[1]
     expl = {(r["key"], r["emotion"]): r.get("explanation") for r in rows}
-    seen: set = set()
     for kind, group in (("best", best), ("worst", worst)):
         for rank, r in enumerate(group, 1):
             ident = (r["key"], r["emotion"])
-            if kind == "worst" and ident in seen:
-                continue
-            seen.add(ident)
             s = sample_of[ident]
             state = predictor.encode(s.image_path)
             res = predictor.predict([s.emotion], explain=False, threshold=threshold, state=state)[0]
@@ -946,16 +1119,32 @@ def _write_figures(out: Path, report: dict, seg: dict, rows: list[dict], predict
             ax = fig.add_axes([0.02, text_in / total, 0.96, img_in / total])
             ax.imshow(pic)
             ax.set_axis_off()
-            fig.text(0.5, 1.0 - 0.08 / total, f"{kind} {rank}: {s.emotion} — IoU {r['iou']:.3f}",
-                     ha="center", va="top", fontsize=10, weight="bold", color="#222222")
-            fig.text(0.5, 1.0 - 0.32 / total, s.key, ha="center", va="top", fontsize=7.5,
-                     color="#666666")
+            fig.text(
+                0.5,
+                1.0 - 0.08 / total,
+                f"{kind} {rank}: {s.emotion} — IoU {r['iou']:.3f}",
+                ha="center",
+                va="top",
+                fontsize=10,
+                weight="bold",
+                color="#222222",
+            )
+            fig.text(
+                0.5, 1.0 - 0.32 / total, s.key, ha="center", va="top", fontsize=7.5, color="#666666"
+            )
             text = " ".join((expl.get(ident) or "(no explanation)").split())
             if len(text) > 220:
                 text = text[:217] + "…"
-            fig.text(0.03, (text_in - 0.08) / total,
-                     f"white contour: ground truth · colour: prediction\n“{text}”", fontsize=7.5,
-                     va="top", ha="left", wrap=True, color="#222222")
+            fig.text(
+                0.03,
+                (text_in - 0.08) / total,
+                f"white contour: ground truth · colour: prediction\n“{text}”",
+                fontsize=7.5,
+                va="top",
+                ha="left",
+                wrap=True,
+                color="#222222",
+            )
             path = out / f"{kind}_{rank}_{_slug(s.painting)}_{_slug(s.emotion)}.png"
             fig.savefig(path, facecolor="white")
             fig.clear()
@@ -981,18 +1170,24 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 def markdown_report(report: dict) -> str:
     """A readable Markdown summary of a report (what ``report.md`` holds)."""
-    L: list[str] = [f"# EmoSEM evaluation — `{Path(report['checkpoint']).name}` on {report['split']}", ""]
+    L: list[str] = [
+        f"# EmoSEM evaluation — `{Path(report['checkpoint']).name}` on {report['split']}",
+        "",
+    ]
     d = report["data"]
-    L += [f"- checkpoint: `{report['checkpoint']}`",
-          f"- data: `{d['root']}` (split `{report['split']}`, ratios {d['split_ratios']}, "
-          f"seed {d['split_seed']}; {d['source']})",
-          f"- {report['n_samples']} samples on {report['n_paintings']} paintings; "
-          f"{report['n_failed']} painting(s) failed",
-          f"- baselines and classifier fitted on the train split of `{report['fit']['data']}`"
-          + (" (**overlaps the evaluated samples**)" if report["fit"]["overlaps_evaluated"] else ""),
-          f"- {report['seconds']:.1f} s on {report['machine']['device']} "
-          f"({report['machine']['num_processes']} process(es)); greedy decoding, seed "
-          f"{report['settings']['seed']}", ""]
+    L += [
+        f"- checkpoint: `{report['checkpoint']}`",
+        f"- data: `{d['root']}` (split `{report['split']}`, ratios {d['split_ratios']}, "
+        f"seed {d['split_seed']}; {d['source']})",
+        f"- {report['n_samples']} samples on {report['n_paintings']} paintings; "
+        f"{report['n_failed']} painting(s) failed",
+        f"- baselines and classifier fitted on the train split of `{report['fit']['data']}`"
+        + (" (**overlaps the evaluated samples**)" if report["fit"]["overlaps_evaluated"] else ""),
+        f"- {report['seconds']:.1f} s on {report['machine']['device']} "
+        f"({report['machine']['num_processes']} process(es)); greedy decoding, seed "
+        f"{report['settings']['seed']}",
+        "",
+    ]
     bl = report["baselines"]
     seg = report.get("segmentation")
     if seg:
@@ -1003,7 +1198,9 @@ def markdown_report(report: dict) -> str:
         for metric in ("gIoU", "cIoU", "F_beta", "MAE"):
             rows.append([metric] + [s["overall"][metric] for s in secs])
         rows.append(["correct motif"] + [s["correct_motif_rate"] for s in secs])
-        rows.append(["correct motif (≥2 emotions)"] + [s["correct_motif_rate_multi_emotion"] for s in secs])
+        rows.append(
+            ["correct motif (≥2 emotions)"] + [s["correct_motif_rate_multi_emotion"] for s in secs]
+        )
         rows.append(["n"] + [s["overall"]["n"] for s in secs])
         L += _table(["metric", *names], rows)
         L += ["F_beta: β² = 0.3 on the binary mask; MAE on the soft map (lower is better).", ""]
@@ -1017,7 +1214,7 @@ def markdown_report(report: dict) -> str:
         L += _table(["emotion", "n", "gIoU", "cIoU", *[f"{n} gIoU" for n in names[1:]]], per_rows)
         L += ["![per-emotion IoU](per_emotion_iou.png)", "", "![IoU histogram](iou_hist.png)", ""]
     ex = report.get("explanations")
-    if ex:
+    if ex and (ex.get("n") or (ex.get("emotional_alignment") or {}).get("n")):
         L += ["## Explanations", ""]
         ret = (bl.get("retrieval") or {}).get("explanations") or {}
         rows = [[k, ex.get(k), ret.get(k)] for k in CAPTION_KEYS]
@@ -1026,8 +1223,11 @@ def markdown_report(report: dict) -> str:
         for k in ("accuracy_dominant", "accuracy_asked", "cross_entropy", "kl"):
             rows.append([f"alignment {k}", al.get(k), ral.get(k)])
         L += _table(["metric", "model", "retrieval baseline"], rows)
-        L += [f"Tokenizer: {ex.get('tokenizer')}; {ex.get('n')} explanations scored against all "
-              "references of their (painting, emotion).", ""]
+        L += [
+            f"Tokenizer: {ex.get('tokenizer')}; {ex.get('n')} explanations scored against all "
+            "references of their (painting, emotion).",
+            "",
+        ]
         for comp, why in (ex.get("skipped") or {}).items():
             L.append(f"- skipped {comp}: {why}")
         L.append("")
@@ -1035,12 +1235,25 @@ def markdown_report(report: dict) -> str:
     if er:
         L += ["## Emotion recognition (emotion head)", ""]
         maj, pri = er.get("majority_baseline") or {}, er.get("prior_baseline") or {}
-        L += _table(["metric", "model", "majority emotion", "train prior"], [
-            ["accuracy (dominant)", er["accuracy_dominant"], maj.get("accuracy_dominant"),
-             pri.get("accuracy_dominant")],
-            ["cross-entropy", er["cross_entropy"], None, pri.get("cross_entropy")],
-            ["KL", er["kl"], None, pri.get("kl")],
-            ["paintings (with a dominant emotion)", f"{er['n']} ({er['n_dominant']})", None, None]])
+        L += _table(
+            ["metric", "model", "majority emotion", "train prior"],
+            [
+                [
+                    "accuracy (dominant)",
+                    er["accuracy_dominant"],
+                    maj.get("accuracy_dominant"),
+                    pri.get("accuracy_dominant"),
+                ],
+                ["cross-entropy", er["cross_entropy"], None, pri.get("cross_entropy")],
+                ["KL", er["kl"], None, pri.get("kl")],
+                [
+                    "paintings (with a dominant emotion)",
+                    f"{er['n']} ({er['n_dominant']})",
+                    None,
+                    None,
+                ],
+            ],
+        )
         if maj:
             L += [f"Majority emotion of the train paintings: {maj['emotion']}.", ""]
     L += ["## Against the baselines", ""]
@@ -1049,21 +1262,34 @@ def markdown_report(report: dict) -> str:
         if name == "beats_baselines":
             continue
         for metric, c in entry["comparison"].items():
-            rows.append([name, metric, c["model"], c["baseline"], c["difference"],
-                         c["model_better"]])
-    L += _table(["baseline", "metric", "model", "baseline", "model − baseline", "model better"], rows)
-    L += ["Beats (better on every compared metric; lower is better for cross-entropy and KL): "
-          + ", ".join(f"{k}: {_fmt(v)}" for k, v in bl["beats_baselines"].items()), ""]
+            rows.append(
+                [name, metric, c["model"], c["baseline"], c["difference"], c["model_better"]]
+            )
+    L += _table(
+        ["baseline", "metric", "model", "baseline", "model − baseline", "model better"], rows
+    )
+    L += [
+        "Beats (better on every compared metric; lower is better for cross-entropy and KL): "
+        + ", ".join(f"{k}: {_fmt(v)}" for k, v in bl["beats_baselines"].items()),
+        "",
+    ]
     for name, entry in bl.items():
         if name != "beats_baselines":
             L.append(f"- **{name}**: {entry['description']}")
     L.append("")
     overlays = [f for f in report.get("files", []) if f.startswith(("best_", "worst_"))]
     if overlays:
-        L += ["## Best and worst samples", "", "White contour: ground truth; colour: prediction.", ""]
+        L += [
+            "## Best and worst samples",
+            "",
+            "White contour: ground truth; colour: prediction.",
+            "",
+        ]
         L += [f"![{f}]({f})" for f in overlays] + [""]
     if report["failed"]:
-        L += ["## Failed paintings", ""] + [f"- {f['painting']}: {f['reason']}" for f in report["failed"]]
+        L += ["## Failed paintings", ""] + [
+            f"- {f['painting']}: {f['reason']}" for f in report["failed"]
+        ]
     return "\n".join(L) + "\n"
 
 
@@ -1079,31 +1305,62 @@ def format_summary(report: dict) -> str:
 
     seg = report.get("segmentation")
     if seg:
-        secs = [seg] + [(bl.get(n) or {}).get("segmentation") or {} for n in ("centre_prior", "emotion_agnostic")]
-        rows = [(m, [(s.get("overall") or {}).get(m) for s in secs]) for m in ("gIoU", "cIoU", "F_beta", "MAE")]
+        secs = [seg] + [
+            (bl.get(n) or {}).get("segmentation") or {}
+            for n in ("centre_prior", "emotion_agnostic")
+        ]
+        rows = [
+            (m, [(s.get("overall") or {}).get(m) for s in secs])
+            for m in ("gIoU", "cIoU", "F_beta", "MAE")
+        ]
         if seg.get("correct_motif_rate") is not None:
             rows.append(("correct motif", [s.get("correct_motif_rate") for s in secs]))
-            rows.append(("correct motif (≥2 emotions)",
-                         [s.get("correct_motif_rate_multi_emotion") for s in secs]))
-        block(f"segmentation (n={seg['overall']['n']})", ["model", "centre prior", "emotion-agnostic"], rows)
+            rows.append(
+                (
+                    "correct motif (≥2 emotions)",
+                    [s.get("correct_motif_rate_multi_emotion") for s in secs],
+                )
+            )
+        block(
+            f"segmentation (n={seg['overall']['n']})",
+            ["model", "centre prior", "emotion-agnostic"],
+            rows,
+        )
     ex = report.get("explanations")
-    if ex:
+    if ex and (ex.get("n") or (ex.get("emotional_alignment") or {}).get("n")):
         ret = (bl.get("retrieval") or {}).get("explanations") or {}
         rows = [(k, [ex.get(k), ret.get(k)]) for k in CAPTION_KEYS]
         if ex.get("names_motif_rate") is not None:
             rows.append(("names the motif", [ex["names_motif_rate"], ret.get("names_motif_rate")]))
         al, ral = ex.get("emotional_alignment") or {}, ret.get("emotional_alignment") or {}
-        rows.append(("alignment acc. (dominant)", [al.get("accuracy_dominant"), ral.get("accuracy_dominant")]))
-        rows.append(("alignment cross-entropy", [al.get("cross_entropy"), ral.get("cross_entropy")]))
+        rows.append(
+            (
+                "alignment acc. (dominant)",
+                [al.get("accuracy_dominant"), ral.get("accuracy_dominant")],
+            )
+        )
+        rows.append(
+            ("alignment cross-entropy", [al.get("cross_entropy"), ral.get("cross_entropy")])
+        )
         block(f"explanations (n={ex.get('n')})", ["model", "retrieval"], rows)
     er = report.get("emotion_recognition")
     if er:
         maj, pri = er.get("majority_baseline") or {}, er.get("prior_baseline") or {}
-        block(f"emotion head (n={er['n']})", ["model", "majority", "train prior"], [
-            ("accuracy (dominant)", [er["accuracy_dominant"], maj.get("accuracy_dominant"),
-                                     pri.get("accuracy_dominant")]),
-            ("cross-entropy", [er["cross_entropy"], None, pri.get("cross_entropy")]),
-        ])
+        block(
+            f"emotion head (n={er['n']})",
+            ["model", "majority", "train prior"],
+            [
+                (
+                    "accuracy (dominant)",
+                    [
+                        er["accuracy_dominant"],
+                        maj.get("accuracy_dominant"),
+                        pri.get("accuracy_dominant"),
+                    ],
+                ),
+                ("cross-entropy", [er["cross_entropy"], None, pri.get("cross_entropy")]),
+            ],
+        )
     beats = bl.get("beats_baselines", {})
     lines.append("beats baselines: " + ", ".join(f"{k}={_fmt(v)}" for k, v in beats.items()))
     return "\n".join(lines)

@@ -180,6 +180,17 @@ class EmoSEM(nn.Module):
         """images [B, 3, S, S] (normalised, padded) → image embeddings [B, 256, h, w]."""
         return encode_image(self.sam.image_encoder, images, checkpointing)
 
+    def _encode_unique(self, images: torch.Tensor, keys: list[str] | None, ckpt: bool) -> torch.Tensor:
+        """Encode each distinct image (by ``keys``) once: [B, 3, S, S] → [B, 256, h, w]."""
+        if keys is None or len(set(keys)) == len(keys):
+            return self.encode(images, checkpointing=ckpt)
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            first.setdefault(k, i)
+        slot = {k: j for j, k in enumerate(first)}
+        emb = self.encode(images[list(first.values())], checkpointing=ckpt)
+        return emb[torch.tensor([slot[k] for k in keys], device=emb.device)]
+
     def prompt_texts(self, emotions: list[str]) -> list[str]:
         return [self.config.prompt_template.format(e=e) for e in emotions]
 
@@ -233,7 +244,7 @@ class EmoSEM(nn.Module):
         emotions = list(batch["emotion"])
         seg_grad = self.stage in ("all", "segmenter")
         with torch.set_grad_enabled(seg_grad and torch.is_grad_enabled()):
-            emb = self.encode(images, checkpointing=encoder_checkpointing)
+            emb = self._encode_unique(images, batch.get("key"), encoder_checkpointing)
             tokens = self.emotion_tokens(emotions)
             logits, iou_pred, mask_token = self.decode(emb, tokens)
             emo_logits = self.emotion_head(emb) if self.emotion_head is not None else None

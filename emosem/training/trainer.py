@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from emosem.config import EmoSEMConfig
 from emosem.data.dataset import collate_samples
+from emosem.data.sampler import PaintingBatchSampler
 from emosem.data.splits import build_splits
 from emosem.modeling.emosem import EmoSEM
 from emosem.training.checkpointing import read_state, resolve_resume, save_checkpoint
@@ -193,15 +194,24 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
     if accelerator.is_main_process:
         cfg.save(run_dir / "config.yaml")
     set_seed(tcfg.seed)
+    if tcfg.num_threads > 0:
+        torch.set_num_threads(tcfg.num_threads)
 
     splits = build_splits(cfg.data, check_images=True)
     if accelerator.is_main_process:
         logger.info("Data report:\n%s", splits.data.report.summary())
     model = build_model(cfg)
-    train_loader = DataLoader(
-        splits.train, batch_size=tcfg.batch_size, shuffle=True, collate_fn=collate_samples,
-        num_workers=cfg.data.num_workers, drop_last=len(splits.train) >= tcfg.batch_size,
-    )
+    drop_last = len(splits.train) >= tcfg.batch_size
+    if cfg.data.group_by_painting:
+        batch_sampler = PaintingBatchSampler([s.key for s in splits.train.samples], tcfg.batch_size,
+                                             seed=tcfg.seed, drop_last=drop_last)
+        train_loader = DataLoader(splits.train, batch_sampler=batch_sampler, collate_fn=collate_samples,
+                                  num_workers=cfg.data.num_workers)
+    else:
+        batch_sampler = None
+        train_loader = DataLoader(splits.train, batch_size=tcfg.batch_size, shuffle=True,
+                                  collate_fn=collate_samples, num_workers=cfg.data.num_workers,
+                                  drop_last=drop_last)
     val_loader = DataLoader(
         splits.val, batch_size=tcfg.batch_size, shuffle=False, collate_fn=collate_samples,
         num_workers=cfg.data.num_workers,
@@ -254,6 +264,8 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
             epoch = state["epoch"]
             splits.train.set_epoch(epoch)
             train_loader.set_epoch(epoch)
+            if batch_sampler is not None:
+                batch_sampler.set_epoch(epoch)
             loader = train_loader
             if state["batch_in_epoch"]:
                 loader = accelerator.skip_first_batches(train_loader, state["batch_in_epoch"])
