@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 LM_DIR := checkpoints/smollm2-135m-instruct
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup weights demo test test-fast lint serve data train-default clean-runs
+.PHONY: setup weights demo test test-fast lint serve data train-default clean-runs browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,13 @@ demo: weights
 	$(PY) tools/infer.py demo/assets/starry_night.jpg --emotion awe --emotion fear --emotion contentment --out outputs/demo
 	@echo "Open outputs/demo/index.html, or the PNGs in outputs/demo/starry_night/"
 
-test: weights
+# Chromium for the web demo's browser test (Debian package; skipped with a reason where absent).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "Chromium not installed: the browser test will be skipped (apt-get install chromium)"; }
+
+test: weights browser
 	$(PY) -m pytest tests
 
 test-fast: weights

@@ -77,6 +77,8 @@ CSS = """
                                                        height: auto !important; }
 #overlays .thumbnail-lg > img, #heatmaps .thumbnail-lg > img { height: auto !important;
                                                                display: block; }
+#overlays .grid-wrap, #heatmaps .grid-wrap { max-height: none !important; min-height: 0 !important;
+                                             overflow-y: visible !important; }
 #results .card { border: 1px solid #ddd; border-left: 6px solid var(--emo); border-radius: 6px;
                  padding: 8px 12px; margin: 0 0 10px 0; }
 #results .card h4 { margin: 0 0 4px 0; font-size: 1.05em; }
@@ -507,19 +509,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     from emosem.inference.predictor import EmoSEMPredictor
 
     try:
-        predictor = EmoSEMPredictor.from_pretrained(args.checkpoint, device=args.device)
-    except (FileNotFoundError, ValueError, OSError) as e:
-        print(f"error: cannot load the checkpoint: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    try:
         import gradio  # noqa: F401
     except ImportError:
         print("error: the demo needs gradio: pip install -e '.[demo]' (or pip install gradio)",
               file=sys.stderr)
         return 2
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up requests
+    try:
+        predictor = EmoSEMPredictor.from_pretrained(args.checkpoint, device=args.device)
+    except Exception as e:  # missing folder, bad config, unavailable device: one line, no trace
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        hint = "" if args.checkpoint else (
+            " (the bundled checkpoint is made by `make train-default`; or pass --checkpoint DIR)")
+        print(f"error: cannot load the checkpoint: {msg}{hint}", file=sys.stderr)
+        return 2
     app = build_app(predictor, concurrency=max(1, args.concurrency))
-    logger.info("serving on http://%s:%d", args.host, args.port)
-    launch_app(app, args.host, args.port, block=True, max_file_size_mb=args.max_file_size_mb)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("binding %s: anyone who can reach this machine can use the demo", args.host)
+    logger.info("starting the demo on http://%s:%d (Ctrl+C stops)", args.host, args.port)
+    try:
+        launch_app(app, args.host, args.port, block=True, max_file_size_mb=args.max_file_size_mb)
+    except OSError as e:  # port taken, address not available
+        print(f"error: cannot serve on {args.host}:{args.port}: {str(e).splitlines()[0]} "
+              "(choose another --port)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -120,7 +120,7 @@ def wait_for_new_status(page: Any, before: str, timeout_ms: int) -> str:
         " return !!e && e.getAttribute('data-request') !== before; }",
         arg=before, timeout=timeout_ms,
     )
-    return page.locator("#status").inner_text().strip()
+    return page.locator("#status [data-request]").first.inner_text().strip()
 
 
 def upload(page: Any, image: str | Path, timeout_ms: int = 60_000) -> str:

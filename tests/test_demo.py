@@ -82,6 +82,14 @@ def test_cli_defaults_bind_loopback():
     assert (args.checkpoint, args.port, args.device) == ("ckpt", 8080, "cpu")
 
 
+def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    pytest.importorskip("gradio", reason="the demo needs gradio: pip install gradio")
+    assert demo.main(["--checkpoint", str(tmp_path / "nowhere"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot load the checkpoint:") and "nowhere" in err
+    assert "\n" not in err
+
+
 def test_import_loads_no_model_and_no_gradio():
     code = (
         "import importlib.util, sys\n"

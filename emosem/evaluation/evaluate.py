@@ -640,6 +640,7 @@ def evaluate(
     from emosem.data.image_io import ImageLoadError
     from emosem.data.splits import build_splits
     from emosem.inference.predictor import EmoSEMPredictor, default_checkpoint, resolve_device
+    from emosem.modeling.emosem import EmoSEM
 
     t0 = time.perf_counter()
     if split not in SPLITS:
@@ -647,6 +648,7 @@ def evaluate(
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be at least 1, got {max_samples}")
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
+    EmoSEM.read_config(ckpt)  # a wrong folder fails now, not after loading the data
     out = Path(out_dir) if out_dir else default_out_dir(ckpt, split)
     peers = _peers(device)
     main = peers.is_main_process
@@ -725,7 +727,7 @@ def evaluate(
     ):
         try:
             r, p = scorer(key, by_key[key])
-        except (ImageLoadError, OSError) as e:
+        except (ImageLoadError, OSError, ValueError) as e:  # a bad painting; go on, report it
             logger.error("%s: %s", key, e)
             failures.append({"painting": key, "reason": str(e)})
             continue

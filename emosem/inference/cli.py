@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -83,6 +84,16 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]
     return files, failed
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere)."""
+    try:
+        start_ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        uptime = float(open("/proc/uptime").read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -140,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed, **gen,
             )
         if first_result_s is None:
-            first_result_s = time.perf_counter() - t_start
+            first_result_s = process_age_s() or (time.perf_counter() - t_start)
         doc, image_entries = write_image_results(
             out_root / stem, path.name, state.image, results, distribution,
             figures=not args.json_only, extra={"source": str(path), "auto_top_k": args.top_k if auto else None},
@@ -158,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         "images_done": len(summaries), "images_failed": len(failed),
         "failed": [{"image": n, "reason": w} for n, w in failed],
         "seconds": round(total, 2), "model_load_s": round(t_loaded - t_start, 2),
+        # from process start (interpreter and imports included) to the first image's results
         "cold_start_to_first_result_s": round(first_result_s, 2) if first_result_s else None,
         "out": str(out_root),
     }
