@@ -82,6 +82,12 @@ class _Inches:
         return self.fig.add_axes(rect)
 
 
+def _figure_title(fig: Figure, title: str, x: float, y: float) -> None:
+    """A bold figure title at figure coordinates (x, y), top-left anchored."""
+    fig.text(x, y, title, fontsize=15, weight="bold", color=_INK, va="top", ha="left",
+             parse_math=False)
+
+
 def _rgb01(color: Sequence[int]) -> tuple[float, float, float]:
     return tuple(float(c) / 255.0 for c in color)  # type: ignore[return-value]
 
@@ -458,17 +464,7 @@ def panel_figure(
     fig, renderer = _new_figure(fig_w, fig_h, dpi)
     place = _Inches(fig)
     if title:
-        fig.text(
-            margin / fig_w,
-            1 - 0.2 / fig_h,
-            title,
-            fontsize=15,
-            weight="bold",
-            color=_INK,
-            va="top",
-            ha="left",
-            parse_math=False,
-        )
+        _figure_title(fig, title, margin / fig_w, 1 - 0.2 / fig_h)
     _show(
         place.axes(margin, top, img_w, img_h),
         _for_display(img, img_w, img_h, dpi),
@@ -560,17 +556,7 @@ def grid_figure(
     fig, renderer = _new_figure(fig_w, fig_h, dpi)
     place = _Inches(fig)
     if title:
-        fig.text(
-            margin / fig_w,
-            1 - 0.25 / fig_h,
-            title,
-            fontsize=15,
-            weight="bold",
-            color=_INK,
-            va="top",
-            ha="left",
-            parse_math=False,
-        )
+        _figure_title(fig, title, margin / fig_w, 1 - 0.25 / fig_h)
 
     for k, res in enumerate(results):
         row, col = divmod(k, 3)
