@@ -238,3 +238,26 @@ def test_overfit_eight_samples(synthetic_dir, tiny_llama_dir):
     a, b = (out.mask_logits[0, 0] > 0), (out.mask_logits[1, 0] > 0)
     overlap = (a & b).sum().item() / max(1, (a | b).sum().item())
     assert pair[0].emotion != pair[1].emotion and overlap < 0.2, overlap
+
+
+@pytest.mark.slow
+def test_real_smollm2_end_to_end(smollm2_dir):
+    """SmolLM2-135M with LoRA: forward, backward into LoRA + adapter only, a short generation."""
+    torch.manual_seed(0)
+    model = EmoSEM.build(ModelConfig(lm=str(smollm2_dir), prefix_length=4))
+    assert model.lm.hidden_size == 576 and model.lm.is_lora
+    model.set_stage("language")
+    batch = _batch(2)
+    out = model(batch, LossConfig(), max_text_tokens=16)
+    assert "lm" in out.losses and 0 < out.losses["lm"].item() < 20
+    out.loss.backward()
+    lora = [p for n, p in model.named_parameters() if "lora_" in n]
+    assert lora and all(p.grad is not None for p in lora)
+    assert all(p.grad is None for n, p in model.named_parameters() if n.startswith("lm.") and "lora_" not in n)
+    model.eval()
+    with torch.no_grad():
+        emb = model.encode(batch["image"][:1])
+        tok = model.emotion_tokens(["awe"])
+        logits, _, mtok = model.decode(emb, tok)
+        text = model.explain(emb, logits, mtok, tok, ["awe"], max_new_tokens=8)
+    assert len(text) == 1 and isinstance(text[0], str) and text[0].strip()
