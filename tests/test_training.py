@@ -130,11 +130,14 @@ def test_non_finite_losses_stop_the_run_with_a_clear_message(tmp_path, synthetic
 
 @pytest.mark.slow
 def test_two_cpu_processes_with_accelerate_launch(tmp_path, synthetic_dir, tiny_llama_dir):
-    """`accelerate launch --cpu --num_processes 2`: disjoint shards, reduced loss, rank-0 writes."""
+    """Two CPU processes (gloo) through `accelerate launch`: disjoint shards, reduced loss,
+    only rank 0 writes. accelerate's own `--cpu` launcher flag starts a single process unless
+    mpirun is used, so the torchrun-based launcher (`--multi_gpu`) spawns the two ranks and the
+    training script's `--cpu` keeps them on the CPU."""
     run = tmp_path / "run"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              str(REPO / "tools" / "train.py")]
+              str(REPO / "tools" / "train.py"), "--cpu"]
     proc = _run(launch + _args(run, synthetic_dir, tiny_llama_dir, "--set", "train.max_steps=4",
                                "--set", "train.save_every=2", "--set", "train.eval_every=4",
                                "--set", "train.batch_size=2"),

@@ -224,8 +224,8 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
         model, optimizer, train_loader, val_loader, scheduler
     )
     unwrapped = accelerator.unwrap_model(model)
-    if accelerator.is_main_process and accelerator.trackers:
-        accelerator.init_trackers("emosem", config={k: v for k, v in _flat(cfg.to_dict()).items()})
+    if accelerator.log_with:
+        accelerator.init_trackers("emosem", config=_flat(cfg.to_dict()))
 
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "nan_steps": 0,
                              "best_score": None, "samples_seen": 0, "skipped_rows": 0}
