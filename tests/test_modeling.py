@@ -217,8 +217,11 @@ def test_overfit_eight_samples(synthetic_dir, tiny_llama_dir):
     torch.manual_seed(0)
     ds, pair = _overfit_samples(synthetic_dir)
     batch = collate_samples([ds[i] for i in range(len(ds))])
-    model = EmoSEM.build(ModelConfig(lm=str(tiny_llama_dir), prefix_length=4, lora_dropout=0.0))
-    opt = torch.optim.AdamW(model.param_groups(TrainConfig(lr=1e-3, lr_encoder=1e-3, lr_lora=3e-3)),
+    # A random 64-wide LM needs LoRA on its MLPs too to memorise eight utterances quickly.
+    lora = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    model = EmoSEM.build(ModelConfig(lm=str(tiny_llama_dir), prefix_length=4, lora_dropout=0.0,
+                                     lora_r=16, lora_target_modules=lora))
+    opt = torch.optim.AdamW(model.param_groups(TrainConfig(lr=1e-3, lr_encoder=1e-3, lr_lora=1e-2)),
                             weight_decay=0.0)
     loss_cfg = LossConfig()
     first_lm = None

@@ -127,9 +127,16 @@ def safe_torch_load(path: str | Path) -> dict:
     return state
 
 
-def load_sam_checkpoint(sam: Sam, path: str | Path) -> tuple[list[str], list[str]]:
+def load_sam_checkpoint(sam: Sam, path: str | Path, name: str = "this SAM") -> tuple[list[str], list[str]]:
     """Load an official-layout SAM state dict; returns ``(missing, unexpected)`` keys."""
     state = safe_torch_load(path)
+    own = sam.state_dict()
+    wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if wrong:
+        raise CheckpointError(
+            f"{path} does not fit {name}: {len(wrong)} tensors differ in shape, e.g. {wrong[0]} "
+            f"{tuple(state[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)} (another SAM size?)"
+        )
     result = sam.load_state_dict(state, strict=False)
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing:
@@ -144,7 +151,7 @@ def build_segmenter(name: str, checkpoint: str | Path | None = None) -> Sam:
     """Build a registered SAM; official weights (if given) load with ``weights_only=True``."""
     sam = segmenter_entry(name).builder()
     if checkpoint is not None:
-        missing, _ = load_sam_checkpoint(sam, checkpoint)
+        missing, _ = load_sam_checkpoint(sam, checkpoint, name)
         if missing:
             raise CheckpointError(
                 f"{checkpoint} does not fit {name}: {len(missing)} missing keys, e.g. {missing[:3]}"
