@@ -209,6 +209,7 @@ def _overfit_samples(synthetic_dir, n: int = 8):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_overfit_eight_samples(synthetic_dir, tiny_llama_dir):
     """A few hundred CPU steps on 8 samples: mask IoU > 0.9, LM loss cut by more than half,
     and the two emotions of one painting decode to different regions."""
