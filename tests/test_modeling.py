@@ -211,7 +211,7 @@ def _overfit_samples(synthetic_dir, n: int = 8):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_overfit_eight_samples(synthetic_dir, tiny_llama_dir):
-    """At most 250 CPU steps on 8 samples: mask IoU > 0.9, the LM loss falls by over 15 %,
+    """At most 250 CPU steps on 8 samples: mask IoU > 0.9, the LM loss falls by over half,
     and the two emotions of one painting decode to different regions."""
     from emosem.data.dataset import collate_samples
 
@@ -238,9 +238,7 @@ def test_overfit_eight_samples(synthetic_dir, tiny_llama_dir):
     with torch.no_grad():
         out = model(batch, loss_cfg)
     assert out.metrics["mask_iou"] > 0.9, out.metrics
-    # A random 64-wide LM with frozen embeddings learns slowly through LoRA: 6.92 → 5.66 in 250
-    # steps here, so this asserts a clear drop rather than the halving the issue asks for.
-    assert out.losses["lm"].item() < 0.85 * first_lm, (first_lm, out.losses["lm"].item())
+    assert out.losses["lm"].item() < 0.5 * first_lm, (first_lm, out.losses["lm"].item())
     a, b = (out.mask_logits[0, 0] > 0), (out.mask_logits[1, 0] > 0)
     overlap = (a & b).sum().item() / max(1, (a | b).sum().item())
     assert pair[0].emotion != pair[1].emotion and overlap < 0.2, overlap

@@ -1001,6 +1001,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:60] or "sample"
 
 
+def _save_chart(fig: Any, ax: Any, path: Path) -> Path:
+    """Legend, open top/right frame, tight layout; write ``path`` (PNG) and free the figure."""
+    ax.legend(fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, facecolor="white")
+    fig.clear()
+    return path
+
+
 def _write_figures(
     out: Path,
     report: dict,
@@ -1050,12 +1060,7 @@ def _write_figures(
     ax.set_title(
         f"Per-emotion gIoU ({report['split']}, n = {section['overall']['n']})", fontsize=11
     )
-    ax.legend(fontsize=8, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    files.append(out / "per_emotion_iou.png")
-    fig.savefig(files[-1], facecolor="white")
-    fig.clear()
+    files.append(_save_chart(fig, ax, out / "per_emotion_iou.png"))
 
     # IoU histogram
     fig = Figure(figsize=(6.0, 4.0), dpi=110, facecolor="white")
@@ -1083,12 +1088,7 @@ def _write_figures(
     ax.set_xlabel("IoU per sample")
     ax.set_ylabel("samples")
     ax.set_title(f"IoU distribution ({report['split']})", fontsize=11)
-    ax.legend(fontsize=8, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    files.append(out / "iou_hist.png")
-    fig.savefig(files[-1], facecolor="white")
-    fig.clear()
+    files.append(_save_chart(fig, ax, out / "iou_hist.png"))
 
     # best / worst overlays: prediction filled in the emotion's colour, GT as a white contour
     meter = seg["model"][1]

@@ -661,7 +661,7 @@ def _train_tiny_tokenizer(corpus: list[str], vocab_size: int):
 def build_tiny_lm(out_dir: str | os.PathLike[str], arch: str = "llama",
                   vocab_corpus: Sequence[str] | None = None, hidden: int = 64, layers: int = 2,
                   heads: int = 4, seed: int = 0, vocab_size: int = 1024,
-                  max_positions: int = 512) -> Path:
+                  max_positions: int = 512, embed_std: float = 0.25) -> Path:
     """Write a tiny random causal LM (``arch`` = ``"llama"`` or ``"gpt2"``) to ``out_dir``.
 
     The tokenizer is a byte-level BPE (about ``vocab_size`` tokens) trained on a built-in
@@ -669,7 +669,9 @@ def build_tiny_lm(out_dir: str | os.PathLike[str], arch: str = "llama",
     the project's prompt templates, plus ``vocab_corpus``. Special tokens mirror SmolLM2:
     ``<|endoftext|>`` (unk), ``<|im_start|>`` (bos), ``<|im_end|>`` (eos), plus ``<pad>``; the
     ChatML chat template is set. Weights are random, deterministic in ``seed``; float32,
-    safetensors. Loads with ``AutoTokenizer`` / ``AutoModelForCausalLM``. Returns ``out_dir``.
+    safetensors. The tied embedding is drawn with std ``embed_std`` rather than HF's 0.02: the
+    final norm fixes the hidden state's scale, so with 0.02 the logits span about +-1 and no
+    training of the body (LoRA) can push the LM loss much below ln(vocab), unlike a real LM. Loads with ``AutoTokenizer`` / ``AutoModelForCausalLM``. Returns ``out_dir``.
     """
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
@@ -704,13 +706,15 @@ def build_tiny_lm(out_dir: str | os.PathLike[str], arch: str = "llama",
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        with torch.no_grad():
+            model.get_input_embeddings().weight.normal_(0.0, embed_std)
     model.eval()
     _set_generation_ids(model, tokenizer)
     with _atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         info = {"source": f"tiny:{arch}", "seed": seed, "hidden": hidden, "layers": layers,
-                "heads": heads, "vocab_size": n_vocab}
+                "heads": heads, "vocab_size": n_vocab, "embed_std": embed_std}
         (tmp / SOURCE_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     logger.info("built tiny random %s LM (%d params, vocab %d) in %s", arch,
                 sum(p.numel() for p in model.parameters()), n_vocab, out_dir)
