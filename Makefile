@@ -55,6 +55,7 @@ data: data/synthetic/stimulus_masks.json
 
 train-default: weights data
 	$(PY) tools/train.py --config configs/emosem_tiny_stage1.yaml --resume auto
+	$(PY) tools/train.py --config configs/emosem_tiny_stage1b.yaml --resume auto
 	$(PY) tools/train.py --config configs/emosem_tiny_stage2.yaml --resume auto
 	$(PY) tools/export_checkpoint.py runs/emosem-tiny-stage2/best checkpoints/emosem-tiny
 
