@@ -5,17 +5,22 @@
         --note "trained on synthetic paintings: make train-default"
 
 Loads with ``EmoSEM.from_pretrained`` (so only a valid checkpoint exports) and re-saves the trained
-parts in float16 with the LoRA adapter; the base LM and SAM weights stay references.
+parts in float16 with the LoRA adapter; the base LM and SAM weights stay references. The
+evaluation's text-emotion classifier cached in ``DST/emotion_classifier/`` (it depends on the
+training data, not on the model) is kept across re-exports.
 """
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import _bootstrap  # noqa: F401
 import torch
 
+from emosem.evaluation.evaluate import CLASSIFIER_DIR
 from emosem.modeling.emosem import EmoSEM
 
 
@@ -31,7 +36,13 @@ def main(argv=None) -> int:
     extra = {k: v for k, v in model.metadata.items() if k in ("step", "val")}
     if args.note:
         extra["note"] = args.note
-    model.save_pretrained(args.dst, dtype=getattr(torch, args.dtype), extra=extra)
+    with tempfile.TemporaryDirectory() as keep:
+        classifier = args.dst / CLASSIFIER_DIR
+        if classifier.is_dir():
+            shutil.copytree(classifier, Path(keep) / CLASSIFIER_DIR)
+        model.save_pretrained(args.dst, dtype=getattr(torch, args.dtype), extra=extra)
+        if (Path(keep) / CLASSIFIER_DIR).is_dir() and not classifier.exists():
+            shutil.copytree(Path(keep) / CLASSIFIER_DIR, classifier)
     if args.metrics:
         (args.dst / "eval_report.json").write_text(args.metrics.read_text())
     size = sum(f.stat().st_size for f in args.dst.rglob("*") if f.is_file()) / 2**20

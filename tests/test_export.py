@@ -1,0 +1,32 @@
+"""tools/export_checkpoint.py: a loadable half-precision copy that keeps the cached classifier."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from emosem.modeling.emosem import EmoSEM
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_export_halves_weights_and_keeps_the_classifier_cache(tmp_path, tiny_checkpoint):
+    dst = tmp_path / "exported"
+    (dst / "emotion_classifier").mkdir(parents=True)
+    (dst / "emotion_classifier" / "emotion_classifier.json").write_text('{"cached": true}')
+    (dst / "stale.txt").write_text("from an older export")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "export_checkpoint.py"), str(tiny_checkpoint),
+         str(dst), "--note", "unit test"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["exported"] == str(dst)
+    assert json.loads((dst / "emotion_classifier" / "emotion_classifier.json").read_text()) == {"cached": True}
+    assert not (dst / "stale.txt").exists()
+    assert json.loads((dst / "config.json").read_text())["note"] == "unit test"
+    model = EmoSEM.from_pretrained(dst)
+    ref = EmoSEM.from_pretrained(tiny_checkpoint)
+    a, b = model.state_dict(), ref.state_dict()
+    for key in ("projector.queries", "adapter.queries"):
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-3), key
