@@ -36,13 +36,14 @@ def main(argv=None) -> int:
     extra = {k: v for k, v in model.metadata.items() if k in ("step", "val")}
     if args.note:
         extra["note"] = args.note
-    with tempfile.TemporaryDirectory() as keep:
-        classifier = args.dst / CLASSIFIER_DIR
+    classifier = args.dst / CLASSIFIER_DIR
+    with tempfile.TemporaryDirectory() as tmp:
+        kept = Path(tmp) / CLASSIFIER_DIR
         if classifier.is_dir():
-            shutil.copytree(classifier, Path(keep) / CLASSIFIER_DIR)
+            shutil.copytree(classifier, kept)
         model.save_pretrained(args.dst, dtype=getattr(torch, args.dtype), extra=extra)
-        if (Path(keep) / CLASSIFIER_DIR).is_dir() and not classifier.exists():
-            shutil.copytree(Path(keep) / CLASSIFIER_DIR, classifier)
+        if kept.is_dir() and not classifier.exists():
+            shutil.copytree(kept, classifier)
     if args.metrics:
         (args.dst / "eval_report.json").write_text(args.metrics.read_text())
     size = sum(f.stat().st_size for f in args.dst.rglob("*") if f.is_file()) / 2**20

@@ -671,7 +671,8 @@ def build_tiny_lm(out_dir: str | os.PathLike[str], arch: str = "llama",
     ChatML chat template is set. Weights are random, deterministic in ``seed``; float32,
     safetensors. The tied embedding is drawn with std ``embed_std`` rather than HF's 0.02: the
     final norm fixes the hidden state's scale, so with 0.02 the logits span about +-1 and no
-    training of the body (LoRA) can push the LM loss much below ln(vocab), unlike a real LM. Loads with ``AutoTokenizer`` / ``AutoModelForCausalLM``. Returns ``out_dir``.
+    training of the body (LoRA) can push the LM loss much below ln(vocab), unlike a real LM.
+    Loads with ``AutoTokenizer`` / ``AutoModelForCausalLM``. Returns ``out_dir``.
     """
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
