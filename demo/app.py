@@ -259,7 +259,7 @@ def analyze(
     emotions: Sequence[str] | None = None,
     free_text: str | None = None,
     all_emotions: bool = False,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     max_new_tokens: int = 40,
     explain: bool = True,
     folders: RequestFolders | None = None,
@@ -276,6 +276,8 @@ def analyze(
         if not image:
             raise DemoInputError("Upload a painting or pick a sample painting first.")
         names = parse_emotion_request(emotions, free_text, all_emotions)
+        if threshold is None:
+            threshold = predictor.model.config.mask_threshold
         if not 0.0 < float(threshold) < 1.0:
             raise DemoInputError(f"The mask threshold must be between 0 and 1, got {threshold}.")
         try:
@@ -434,8 +436,9 @@ def build_app(
                                        info="one or more words, comma separated", elem_id="free-text")
                 all_emotions = gr.Checkbox(label=ALL_EMOTIONS_LABEL, value=False, elem_id="all-emotions")
                 with gr.Accordion("Settings", open=False):
-                    threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Mask threshold",
-                                          info="on the mask probability")
+                    threshold = gr.Slider(0.05, 0.95, value=predictor.model.config.mask_threshold, step=0.05,
+                                          label="Mask threshold",
+                                          info="on the mask probability (default: the checkpoint's)")
                     max_tokens = gr.Slider(5, 80, value=40, step=1, label="Explanation length (tokens)")
                     explain = gr.Checkbox(value=True, label="Write explanations")
                 run = gr.Button("Run", variant="primary", elem_id="run")

@@ -58,6 +58,9 @@ class ModelConfig:
     prefix_layers: int = 2
     prefix_heads: int = 8
     global_grid: int = 2
+    # Mask probability threshold used when none is given (chosen on val data by
+    # emosem.evaluation.calibrate; SAM's own is 0.5, i.e. logit 0).
+    mask_threshold: float = 0.5
     # Which mask the prefix adapter pools under during training: "pred" (the segmenter's soft
     # mask, as at inference) or "gt" (teacher forcing where a ground-truth mask exists).
     adapter_mask: str = "pred"
@@ -72,6 +75,8 @@ class LossConfig:
     bce: float = 0.0
     iou: float = 1.0
     lm: float = 1.0
+    # Bag-of-words grounding of the prefix (ExplanationLM.bow_loss); 0 turns it off.
+    bow: float = 0.0
     emotion_dist: float = 0.5
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0

@@ -30,3 +30,19 @@ def test_export_halves_weights_and_keeps_the_classifier_cache(tmp_path, tiny_che
     a, b = model.state_dict(), ref.state_dict()
     for key in ("projector.queries", "adapter.queries"):
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-3), key
+
+
+def test_export_calibrates_the_mask_threshold_on_val(tmp_path, tiny_checkpoint, synthetic_dir):
+    dst = tmp_path / "calibrated"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "export_checkpoint.py"), str(tiny_checkpoint),
+         str(dst), "--calibrate-on", str(synthetic_dir)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = json.loads((dst / "config.json").read_text())
+    sweep = cfg["threshold_calibration"]
+    assert sweep["split"] == "val" and sweep["n"] > 0 and len(sweep["gIoU"]) == len(sweep["thresholds"])
+    best = sweep["gIoU"][sweep["thresholds"].index(sweep["best"])]
+    assert best == max(sweep["gIoU"])
+    assert cfg["model"]["mask_threshold"] == sweep["best"]
+    assert EmoSEM.from_pretrained(dst).config.mask_threshold == sweep["best"]
+    assert "mask threshold" in proc.stderr

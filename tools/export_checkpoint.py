@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Export a trained run's checkpoint (e.g. runs/x/best) as a small, self-describing folder.
 
-    python tools/export_checkpoint.py runs/emosem-tiny-stage2/best checkpoints/emosem-tiny \
-        --note "trained on synthetic paintings: make train-default"
+    python tools/export_checkpoint.py runs/emosem-tiny-stage2b/best checkpoints/emosem-tiny \
+        --calibrate-on data/synthetic --note "trained on synthetic paintings: make train-default"
 
 Loads with ``EmoSEM.from_pretrained`` (so only a valid checkpoint exports) and re-saves the trained
 parts in float16 with the LoRA adapter; the base LM and SAM weights stay references. The
 evaluation's text-emotion classifier cached in ``DST/emotion_classifier/`` (it depends on the
-training data, not on the model) is kept across re-exports.
+training data, not on the model) is kept across re-exports. ``--calibrate-on DATA`` chooses
+the mask threshold on DATA's val split (see ``emosem.evaluation.calibrate``) and stores it as
+``model.mask_threshold``.
 """
 
 import argparse
@@ -24,6 +26,24 @@ from emosem.evaluation.evaluate import CLASSIFIER_DIR
 from emosem.modeling.emosem import EmoSEM
 
 
+def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
+    """The val-split threshold sweep of ``model`` (see ``emosem.evaluation.calibrate``)."""
+    from emosem.data.splits import build_splits
+    from emosem.evaluation.calibrate import threshold_sweep
+    from emosem.evaluation.evaluate import resolve_data_config
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    cfg, _ = resolve_data_config(data_root, src)
+    splits = build_splits(cfg, check_images=True)
+    sweep = threshold_sweep(EmoSEMPredictor(model, "cpu"), splits.data, list(splits.get(split).samples),
+                            progress=True)
+    sweep.update(data=str(data_root), split=split)
+    at = dict(zip(sweep["thresholds"], sweep["gIoU"]))
+    print(f"mask threshold {sweep['best']:.2f}: {split} gIoU {at[sweep['best']]:.4f} "
+          f"(0.50: {at.get(0.5, float('nan')):.4f}, n = {sweep['n']})", file=sys.stderr)
+    return sweep
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
@@ -31,9 +51,15 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--note", default=None, help="provenance note stored in config.json")
     p.add_argument("--metrics", type=Path, default=None, help="a report.json to store beside it")
+    p.add_argument("--calibrate-on", type=Path, default=None, metavar="DATA",
+                   help="choose the mask threshold on the val split of this data folder")
+    p.add_argument("--split", default="val", help="the split --calibrate-on uses (default: val)")
     args = p.parse_args(argv)
     model = EmoSEM.from_pretrained(args.src)
     extra = {k: v for k, v in model.metadata.items() if k in ("step", "val")}
+    if args.calibrate_on is not None:
+        extra["threshold_calibration"] = calibrate(model, args.src, args.calibrate_on, args.split)
+        model.config.mask_threshold = extra["threshold_calibration"]["best"]
     if args.note:
         extra["note"] = args.note
     classifier = args.dst / CLASSIFIER_DIR

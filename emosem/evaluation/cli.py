@@ -78,7 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="a saved TextEmotionClassifier folder (default: train on the train split, cached)",
     )
-    p.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="mask probability threshold (default: the checkpoint's calibrated one)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-overlays", type=int, default=3, help="best and worst overlays to draw")
     p.add_argument("--seed", type=int, default=0)

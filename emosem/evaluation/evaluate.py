@@ -600,7 +600,7 @@ def evaluate(
     *,
     split_seed: int | None = None,
     fit_data: str | Path | DataConfig | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     max_new_tokens: int = 40,
     num_overlays: int = 3,
     progress: bool | None = None,
@@ -615,7 +615,8 @@ def evaluate(
             and ``split_seed``) or ``all`` (every sample: a held-out set).
         out_dir: where the report and figures go (default ``outputs/eval/<name>-<split>``).
         device: ``auto|cpu|cuda|mps`` (a launched multi-GPU run uses each process's GPU).
-        max_samples: score only the first N (painting, emotion) samples of the split.
+        max_samples: score a fixed random subset of N (painting, emotion) samples of the split
+            (drawn with ``seed``; kept in data order so paintings stay together).
         explain: generate and score explanations (``False``: masks and emotion head only).
         meteor: compute METEOR (Java); otherwise reported as skipped.
         batch_emotions: one decode/generate call per painting (``False``: one per emotion).
@@ -625,7 +626,7 @@ def evaluate(
         split_seed: overrides the data config's painting-split seed.
         fit_data: data whose TRAIN split fits the baselines and the classifier (default: see
             the module doc).
-        threshold: mask probability threshold.
+        threshold: mask probability threshold (``None``: the checkpoint's ``mask_threshold``).
         max_new_tokens: explanation length limit.
         num_overlays: how many best and worst overlays to draw.
         progress: show a progress bar (default: when stderr is a terminal).
@@ -658,8 +659,9 @@ def evaluate(
     splits = build_splits(data_cfg, check_images=True)
     data = splits.data
     samples = list(data.samples) if split == "all" else list(splits.get(split).samples)
-    if max_samples is not None:
-        samples = samples[:max_samples]
+    if max_samples is not None and max_samples < len(samples):
+        keep = sorted(random.Random(seed).sample(range(len(samples)), max_samples))
+        samples = [samples[i] for i in keep]
     if not samples:
         raise ValueError(f"The {split} split of {data_cfg.root} is empty: nothing to evaluate.")
     by_key: dict[str, list[Any]] = {}
@@ -703,6 +705,8 @@ def evaluate(
     t_load = time.perf_counter()
     predictor = EmoSEMPredictor.from_pretrained(ckpt, device=str(dev))
     load_s = time.perf_counter() - t_load
+    if threshold is None:
+        threshold = predictor.model.config.mask_threshold
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -35,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled one)")
     p.add_argument("--out", default="outputs/infer", help="output folder")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
-    p.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="mask probability threshold (default: the checkpoint's calibrated one)")
     p.add_argument("--no-explain", action="store_true", help="masks only, no language model")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-beams", type=int, default=1)
@@ -109,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         logger.error("%s", e)
         return 2
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        logger.error("--threshold is a mask probability: between 0 and 1, got %s", args.threshold)
+        return 2
     files, failed = collect_images(args.inputs)
     for name, why in failed:
         logger.error("%s: %s", name, why)
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         logger.error("Cannot load the checkpoint: %s", e)
         return 2
     t_loaded = time.perf_counter()
+    threshold = predictor.model.config.mask_threshold if args.threshold is None else args.threshold
     out_root = Path(args.out)
     out_root.mkdir(parents=True, exist_ok=True)
     gen = {"num_beams": args.num_beams, "do_sample": args.sample}
@@ -147,14 +152,15 @@ def run(args: argparse.Namespace) -> int:
         for i in range(0, len(wanted), max(1, args.batch_size)):
             results += predictor.predict(
                 wanted[i : i + args.batch_size], explain=not args.no_explain,
-                threshold=args.threshold, max_new_tokens=args.max_new_tokens, state=state,
+                threshold=threshold, max_new_tokens=args.max_new_tokens, state=state,
                 seed=args.seed, **gen,
             )
         if first_result_s is None:
             first_result_s = process_age_s() or (time.perf_counter() - t_start)
         doc, image_entries = write_image_results(
             out_root / stem, path.name, state.image, results, distribution,
-            figures=not args.json_only, extra={"source": str(path), "auto_top_k": args.top_k if auto else None},
+            figures=not args.json_only, extra={"source": str(path), "auto_top_k": args.top_k if auto else None,
+                   "mask_threshold": threshold},
         )
         entries.extend(image_entries)
         summaries.append({"image": str(path), "out": str(out_root / stem),

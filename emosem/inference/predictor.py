@@ -187,7 +187,7 @@ class EmoSEMPredictor:
         self,
         emotions: list[str] | str,
         explain: bool = True,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         max_new_tokens: int = 40,
         state: ImageState | None = None,
         seed: int | None = None,
@@ -195,10 +195,13 @@ class EmoSEMPredictor:
     ) -> list[StimulusResult]:
         """Segment (and explain) each emotion for the current image.
 
-        emotions: ArtEmis labels or free-text words; ``threshold`` is on the mask probability.
+        emotions: ArtEmis labels or free-text words; ``threshold`` is on the mask probability
+        (``None``: the checkpoint's ``model.mask_threshold``, see :mod:`emosem.evaluation.calibrate`).
         ``gen`` goes to generation (``num_beams``, ``do_sample``, ``temperature``, ``top_p``).
         """
         st = self._current(state)
+        if threshold is None:
+            threshold = self.model.config.mask_threshold
         if isinstance(emotions, str):
             emotions = [emotions]
         parsed = [normalize_prompt_emotion(e) for e in emotions]

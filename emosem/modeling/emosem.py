@@ -290,6 +290,9 @@ class EmoSEM(nn.Module):
             losses["lm"] = self.lm.loss(prefix, [emotions[i] for i in idx.tolist()], texts,
                                         max_tokens=max_text_tokens)
             total = total + cfg.lm * losses["lm"]
+            if cfg.bow > 0:
+                losses["bow"] = self.lm.bow_loss(prefix, texts, max_tokens=max_text_tokens)
+                total = total + cfg.bow * losses["bow"]
             metrics["num_texts"] = int(has_text.sum())
 
         return EmoSEMOutput(logits, iou_pred, emo_logits, total, losses, metrics)

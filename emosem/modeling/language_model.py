@@ -11,9 +11,11 @@ Only explanation and eos tokens carry labels; the prefix and instruction are con
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -146,6 +148,36 @@ class ExplanationLM(nn.Module):
             labels=labels.to(dev),
         )
         return out.loss
+
+    def bow_loss(
+        self,
+        prefix: torch.Tensor,
+        targets: list[str],
+        max_tokens: int = 48,
+        temperature: float = 0.07,
+    ) -> torch.Tensor:
+        """Bag-of-words grounding loss: the prefix, read as words, should hold the explanation's.
+
+        Each prefix slot is read as a word distribution by cosine similarity to the frozen
+        input-embedding table (softmax at ``temperature``); the ``L`` slots form a uniform
+        mixture, which must give high probability to every distinct token of the target.
+        This pushes visual content (what the mask covers, its colour, where it is) into the
+        prefix in a form the LM can copy, instead of relying only on the weak gradient that
+        reaches the prefix through a few content-word positions of the LM loss.
+
+        prefix: [B, L, D]; targets: B strings → scalar (mean over rows of the mean over the
+        row's distinct target tokens of −log p_mix(token)).
+        """
+        b, plen, _ = prefix.shape
+        table = F.normalize(self.model.get_input_embeddings().weight.detach().float(), dim=-1)
+        logits = F.normalize(prefix.float(), dim=-1) @ table.T / temperature  # [B, L, V]
+        log_mix = torch.logsumexp(logits.log_softmax(-1), dim=1) - math.log(plen)  # [B, V]
+        ids = self._ids([" " + t.strip() for t in targets])
+        rows = [(r, sorted(set(i[:max_tokens]))) for r, i in enumerate(ids) if i]
+        if not rows:
+            return prefix.sum() * 0.0
+        return torch.stack([-log_mix[r, torch.tensor(tok, device=prefix.device)].mean()
+                            for r, tok in rows]).mean()
 
     @torch.no_grad()
     def generate(
