@@ -57,7 +57,9 @@ train-default: weights data
 	$(PY) tools/train.py --config configs/emosem_tiny_stage1.yaml --resume auto
 	$(PY) tools/train.py --config configs/emosem_tiny_stage1b.yaml --resume auto
 	$(PY) tools/train.py --config configs/emosem_tiny_stage2.yaml --resume auto
-	$(PY) tools/export_checkpoint.py runs/emosem-tiny-stage2/best checkpoints/emosem-tiny
+	$(PY) tools/train.py --config configs/emosem_tiny_stage2b.yaml --resume auto
+	$(PY) tools/export_checkpoint.py runs/emosem-tiny-stage2b/best checkpoints/emosem-tiny \
+		--calibrate-on data/synthetic
 
 clean-runs:
 	rm -rf runs outputs

@@ -93,6 +93,28 @@ def test_gradients_reach_exactly_the_trainable_parts(model):
     assert {g["name"]: g["lr"] for g in groups} == {"encoder": 2.0, "lora": 3.0, "rest": 1.0}
 
 
+def test_merged_lora_is_the_same_function(model):
+    """The predictor folds LoRA into the LM weights: same loss and same greedy text."""
+    model.eval()
+    batch = _batch(3)
+    with torch.no_grad():
+        prefix = torch.randn(2, 4, model.lm.hidden_size, generator=torch.Generator().manual_seed(1))
+        for p in (n_p[1] for n_p in model.named_parameters() if "lora_B" in n_p[0]):
+            p.normal_(0, 0.05)  # fresh LoRA B is zero: give the adapters something to merge
+        args = (prefix, ["awe", "fear"], [batch["utterance"][0], batch["utterance"][2]])
+        before = model.lm.loss(*args)
+        text = model.lm.generate(prefix, ["awe", "fear"], max_new_tokens=6)
+        assert model.lm.merge_lora() and not model.lm.merge_lora()  # merges once
+        try:
+            torch.testing.assert_close(model.lm.loss(*args), before, atol=1e-4, rtol=1e-4)
+            assert model.lm.generate(prefix, ["awe", "fear"], max_new_tokens=6) == text
+        finally:
+            model.lm.model.unmerge_adapter()
+            model.lm._merged = False
+            for p in (n_p[1] for n_p in model.named_parameters() if "lora_B" in n_p[0]):
+                p.zero_()
+
+
 def test_save_load_round_trip_is_exact(model, tmp_path):
     model.eval()
     batch = _batch(2)

@@ -35,7 +35,7 @@ def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
 
     cfg, _ = resolve_data_config(data_root, src)
     splits = build_splits(cfg, check_images=True)
-    sweep = threshold_sweep(EmoSEMPredictor(model, "cpu"), splits.data, list(splits.get(split).samples),
+    sweep = threshold_sweep(EmoSEMPredictor(model, "cpu", merge_lora=False), splits.data, list(splits.get(split).samples),
                             progress=True)
     sweep.update(data=str(data_root), split=split)
     at = dict(zip(sweep["thresholds"], sweep["gIoU"]))

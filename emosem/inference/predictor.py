@@ -126,22 +126,26 @@ class StimulusResult:
 class EmoSEMPredictor:
     """Cached-embedding predictor (``set_image`` once, ``predict`` many times)."""
 
-    def __init__(self, model: EmoSEM, device: str | torch.device = "cpu", max_side: int = 4096) -> None:
+    def __init__(self, model: EmoSEM, device: str | torch.device = "cpu", max_side: int = 4096,
+                 merge_lora: bool = True) -> None:
         self.device = resolve_device(device)
         self.max_side = max_side  # larger images are downscaled (with a warning) before encoding
         self.model = model.to(self.device).eval()
+        if merge_lora:  # inference only: LoRA folded into the LM weights (see ExplanationLM.merge_lora)
+            self.model.lm.merge_lora()
         self.transform = SamTransform(model.image_size)
         self.lock = threading.RLock()
         self._state: ImageState | None = None
 
     @classmethod
     def from_pretrained(
-        cls, checkpoint: str | Path | None = None, device: str = "auto", **kwargs: Any
+        cls, checkpoint: str | Path | None = None, device: str = "auto", merge_lora: bool = True,
+        **kwargs: Any,
     ) -> EmoSEMPredictor:
         """Load a checkpoint folder (default: the bundled ``checkpoints/emosem-tiny``)."""
         ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
         dev = resolve_device(device)
-        return cls(EmoSEM.from_pretrained(ckpt, device=dev, **kwargs), dev)
+        return cls(EmoSEM.from_pretrained(ckpt, device=dev, **kwargs), dev, merge_lora=merge_lora)
 
     # ------------------------------------------------------------------ image
     @torch.no_grad()
