@@ -53,12 +53,14 @@ def test_config_overrides_and_errors(tmp_path):
 @pytest.mark.slow
 def test_train_writes_a_run_folder_and_a_loadable_checkpoint(tmp_path, synthetic_dir, tiny_llama_dir):
     run = tmp_path / "run"
-    proc = _run(TRAIN + _args(run, synthetic_dir, tiny_llama_dir, "--set", "train.tracker=tensorboard"))
+    proc = _run(TRAIN + _args(run, synthetic_dir, tiny_llama_dir, "--set", "train.tracker=tensorboard",
+                              "--set", "model.num_tags=64"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run / "config.yaml").is_file() and (run / "train.log").is_file()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["summary"]["step"] == 10 and len(metrics["train"]) == 10
-    assert {"loss", "focal", "dice", "lm", "samples_per_s", "lr"} <= set(metrics["train"][-1])
+    assert {"loss", "focal", "dice", "lm", "tags", "samples_per_s", "lr"} <= set(metrics["train"][-1])
+    assert "Tag head fitted" in (run / "train.log").read_text()
     assert len(metrics["val"]) == 2 and 0.0 <= metrics["val"][-1]["gIoU"] <= 1.0
     assert metrics["val"][-1]["explanations"], "validation should generate a few explanations"
     assert list((run / "checkpoints").iterdir()), "save_state checkpoints"
@@ -68,6 +70,7 @@ def test_train_writes_a_run_folder_and_a_loadable_checkpoint(tmp_path, synthetic
 
     model = EmoSEM.from_pretrained(run / "last")
     assert model.image_size == 256
+    assert 0 < model.config.num_tags <= 64 and len(model.tag_head.token_ids) == model.config.num_tags
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ from emosem.modeling.emotion_prompt import EmotionProjector
 from emosem.modeling.language_model import ExplanationLM, add_lora, load_causal_lm
 from emosem.modeling.losses import batch_iou, bce_loss, dice_loss, focal_loss
 from emosem.modeling.prefix_adapter import PrefixAdapter
+from emosem.modeling.tag_head import TagHead
 from emosem.modeling.segmenter import (
     CheckpointError,
     build_segmenter,
@@ -97,6 +98,7 @@ class EmoSEM(nn.Module):
             global_grid=config.global_grid,
         )
         self.emotion_head = EmotionHead() if config.emotion_head else None
+        self.tag_head = TagHead(config.num_tags) if config.num_tags > 0 else None
         self.freeze_encoder = (
             config.freeze_image_encoder
             if config.freeze_image_encoder is not None
@@ -146,6 +148,8 @@ class EmoSEM(nn.Module):
         if self.emotion_head is not None:
             self.emotion_head.requires_grad_(seg)
         self.adapter.requires_grad_(lang)
+        if self.tag_head is not None:
+            self.tag_head.requires_grad_(lang)
         for name, p in self.lm.model.named_parameters():
             p.requires_grad_(lang and "lora_" in name)
 
@@ -156,7 +160,21 @@ class EmoSEM(nn.Module):
             parts.append("sam.image_encoder.")
         if self.emotion_head is not None:
             parts.append("emotion_head.")
+        if self.tag_head is not None:
+            parts.append("tag_head.")
         return tuple(parts)
+
+    def add_tag_head(self, token_ids: torch.Tensor) -> TagHead:
+        """Attach a fresh :class:`TagHead` over the LM tokens ``token_ids`` [T] (fit it next)."""
+        self.config.num_tags = len(token_ids)
+        self.tag_head = TagHead(len(token_ids)).to(self.device)
+        self.tag_head.token_ids.copy_(token_ids)
+        self.set_stage(self.stage)
+        return self.tag_head
+
+    def tag_logits(self, embeddings, mask_prob, mask_token, tokens) -> torch.Tensor:
+        """Tag head logits [B, T] (see :mod:`emosem.modeling.tag_head`)."""
+        return self.tag_head(TagHead.features(embeddings, mask_prob, mask_token, tokens))
 
     def param_groups(self, train: TrainConfig) -> list[dict[str, Any]]:
         """Optimizer groups with separate learning rates (encoder / LoRA / the rest)."""
@@ -212,8 +230,18 @@ class EmoSEM(nn.Module):
         return decode_masks(self.sam.mask_decoder, conditioned, pe.get_dense_pe(), tokens, dense)
 
     def prefix(self, embeddings, mask_prob, mask_token, tokens) -> torch.Tensor:
-        """Prefix embeddings [B, L, D] for the LM (see :class:`PrefixAdapter`)."""
-        return self.adapter(embeddings, mask_prob, mask_token, tokens).to(self._lm_dtype)
+        """Prefix embeddings [B, L', D] for the LM: the adapter's L slots (see
+        :class:`PrefixAdapter`), then with ``config.word_prefix`` the same slots read as soft
+        words (L more), then with a tag head the embeddings of its ``tag_k`` top tags."""
+        p = self.adapter(embeddings, mask_prob, mask_token, tokens).to(self._lm_dtype)
+        parts = [p]
+        if self.config.word_prefix:
+            parts.append(self.lm.word_tokens(p, self.config.word_temperature))
+        if self.tag_head is not None:
+            logits = self.tag_logits(embeddings, mask_prob, mask_token, tokens)
+            ids = self.tag_head.top_tokens(logits, self.config.tag_k)
+            parts.append(self.lm.embed_ids(ids).to(p.dtype))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else p
 
     @property
     def _lm_dtype(self) -> torch.dtype:
@@ -291,8 +319,14 @@ class EmoSEM(nn.Module):
                                         max_tokens=max_text_tokens)
             total = total + cfg.lm * losses["lm"]
             if cfg.bow > 0:
-                losses["bow"] = self.lm.bow_loss(prefix, texts, max_tokens=max_text_tokens)
+                slots = prefix[:, : self.adapter.prefix_length]  # the adapter's own slots
+                losses["bow"] = self.lm.bow_loss(slots, texts, max_text_tokens,
+                                                 self.config.word_temperature)
                 total = total + cfg.bow * losses["bow"]
+            if self.tag_head is not None and cfg.tags > 0:
+                t_logits = self.tag_logits(emb[idx], mask_prob, mask_token[idx], tokens[idx])
+                losses["tags"] = self.tag_head.loss(t_logits, self.lm._ids([" " + t for t in texts]))
+                total = total + cfg.tags * losses["tags"]
             metrics["num_texts"] = int(has_text.sum())
 
         return EmoSEMOutput(logits, iou_pred, emo_logits, total, losses, metrics)

@@ -22,6 +22,12 @@ NUM_INPUT_TYPES = 5
 LAYOUT_GRID = 8
 
 
+def mask_pool(image_embeddings: torch.Tensor, soft_mask: torch.Tensor) -> torch.Tensor:
+    """Image embedding averaged under a soft mask: [B, C, h, w], [B, 1, H', W'] → [B, C]."""
+    m = F.interpolate(soft_mask, size=image_embeddings.shape[-2:], mode="bilinear", align_corners=False)
+    return (image_embeddings * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1e-4)
+
+
 class PrefixAdapter(nn.Module):
     """Fuse visual, mask and emotion tokens into ``prefix_length`` LM input embeddings."""
 
@@ -65,8 +71,7 @@ class PrefixAdapter(nn.Module):
         """
         b, c, h, w = image_embeddings.shape
         glob = F.adaptive_avg_pool2d(image_embeddings, self.global_grid).flatten(2).transpose(1, 2)
-        m = F.interpolate(soft_mask, size=(h, w), mode="bilinear", align_corners=False)
-        pooled = (image_embeddings * m).sum((2, 3)) / m.sum((2, 3)).clamp_min(1e-4)
+        pooled = mask_pool(image_embeddings, soft_mask)
         layout = self.layout(F.adaptive_avg_pool2d(soft_mask, LAYOUT_GRID).flatten(1))
         groups = [glob, pooled[:, None], layout[:, None], mask_token[:, None], emotion_tokens]
         inputs = torch.cat([g + self.type_embed[i] for i, g in enumerate(groups)], dim=1)

@@ -10,6 +10,7 @@ end ``best/`` and ``last/`` are written with ``EmoSEM.save_pretrained``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -114,15 +115,55 @@ def build_model(cfg: EmoSEMConfig) -> EmoSEM:
     if cfg.train.init_from:
         model = EmoSEM.from_pretrained(cfg.train.init_from, trainable=True)
         model.config.adapter_mask = cfg.model.adapter_mask
+        model.config.word_prefix = cfg.model.word_prefix  # switchable when training goes on
+        model.config.word_temperature = cfg.model.word_temperature
         logger.info("Initialised from %s", cfg.train.init_from)
-    else:
-        model = EmoSEM.build(cfg.model)
+    else:  # a tag head is added and fitted on the data by train() (see fit_tag_head)
+        model = EmoSEM.build(dataclasses.replace(cfg.model, num_tags=0))
     model.set_stage(cfg.train.stage)
     if cfg.train.grad_checkpointing_lm:
         model.lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.lm.model.enable_input_require_grads()
     model.train()
     return model
+
+
+@torch.no_grad()
+def fit_tag_head(model: EmoSEM, train_set: Any, max_tags: int, batch_size: int = 16) -> dict[str, Any]:
+    """Add a tag head to ``model`` and fit it on frozen features of the training samples.
+
+    The vocabulary is the content tokens of the training explanations (see
+    :func:`~emosem.modeling.tag_head.tag_vocabulary`); each sample's targets are the tags of all
+    its explanations; features come from the (frozen) segmenter with its own predicted mask.
+    """
+    from emosem.modeling.tag_head import TagHead, tag_vocabulary
+
+    t0 = time.perf_counter()
+    rows = [i for i, s in enumerate(train_set.samples) if s.has_text]
+    utts = [[" " + u.strip() for u in train_set.samples[i].utterances] for i in rows]
+    flat = model.lm._ids([u for us in utts for u in us])
+    per_utt, start = [], 0
+    for us in utts:
+        per_utt.append(flat[start : start + len(us)])
+        start += len(us)
+    token_ids, _ = tag_vocabulary(flat, model.lm.tokenizer.decode, max_tags=max_tags)
+    head = model.add_tag_head(token_ids)
+    feats = []
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(rows), batch_size):
+        batch = collate_samples([train_set[j] for j in rows[i : i + batch_size]])
+        emb = model.encode(batch["image"].to(model.device))
+        tokens = model.emotion_tokens(list(batch["emotion"]))
+        logits, _, mtok = model.decode(emb, tokens)
+        feats.append(TagHead.features(emb, logits.sigmoid(), mtok, tokens).float().cpu())
+    model.train(was_training)
+    features = torch.cat(feats).to(model.device)
+    bce = head.fit(features, [[t for ids in us for t in ids] for us in per_utt])
+    info = {"num_tags": len(token_ids), "samples": len(rows), "bce": round(bce, 4),
+            "seconds": round(time.perf_counter() - t0, 1)}
+    logger.info("Tag head fitted: %s", info)
+    return info
 
 
 @torch.no_grad()
@@ -201,6 +242,10 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
     if accelerator.is_main_process:
         logger.info("Data report:\n%s", splits.data.report.summary())
     model = build_model(cfg)
+    if cfg.model.num_tags > 0 and model.tag_head is None:
+        fit_tag_head(model, splits.train, cfg.model.num_tags)
+    if cfg.loss.bow > 0:  # IDF of the training utterances weights the bag-of-words loss
+        model.lm.fit_bow_weights([u for s in splits.train.samples for u in s.utterances])
     drop_last = len(splits.train) >= tcfg.batch_size
     if cfg.data.group_by_painting:
         batch_sampler = PaintingBatchSampler([s.key for s in splits.train.samples], tcfg.batch_size,
