@@ -61,10 +61,6 @@ class ModelConfig:
     # Mask probability threshold used when none is given (chosen on val data by
     # emosem.evaluation.calibrate; SAM's own is 0.5, i.e. logit 0).
     mask_threshold: float = 0.5
-    # Append to the prefix its slots read as soft words (ExplanationLM.word_tokens): the LM gets
-    # word-like tokens ("volcano", "red") it can copy. Train with loss.bow > 0.
-    word_prefix: bool = False
-    word_temperature: float = 0.05
     # Tag head (emosem.modeling.tag_head): the tag_k words it rates highest for the stimulus
     # region join the prefix. num_tags > 0 in a training config adds and fits one (the
     # vocabulary of at most num_tags content tokens comes from the training explanations).
@@ -84,8 +80,6 @@ class LossConfig:
     bce: float = 0.0
     iou: float = 1.0
     lm: float = 1.0
-    # Bag-of-words grounding of the prefix (ExplanationLM.bow_loss); 0 turns it off.
-    bow: float = 0.0
     tags: float = 1.0  # BCE of the tag head (when the model has one)
     emotion_dist: float = 0.5
     focal_alpha: float = 0.25

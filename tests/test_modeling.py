@@ -115,43 +115,6 @@ def test_merged_lora_is_the_same_function(model):
                 p.zero_()
 
 
-def test_word_prefix_and_bag_of_words_loss(model):
-    """Slots read as soft words; the IDF-weighted BoW loss rewards slots that hold the target's
-    content words; with ``word_prefix`` the soft words join the prefix and train the adapter."""
-    lm = model.lm
-    table = lm.model.get_input_embeddings().weight.detach()
-    texts = ["the red volcano erupts", "the calm pond", "the red storm"]
-    w = lm.fit_bow_weights(texts)
-    the, volcano = (lm._ids([" the", " volcano"])[i][-1] for i in range(2))
-    assert w[the] == 0 and w[volcano] > 0  # in every text → no weight; in one of three → log 3
-    target = lm._ids([" " + texts[0]])[0]
-    exact = table[target][None].clone()  # [1, T, D]: one slot per target token
-    random_slots = torch.randn(1, len(target), table.shape[1], generator=torch.Generator().manual_seed(0))
-    assert lm.bow_loss(exact, texts[:1]) < lm.bow_loss(random_slots, texts[:1])
-    soft = lm.word_tokens(exact * 3.0, temperature=1e-3)  # scale-free and sharp → the words
-    torch.testing.assert_close(soft, exact, atol=1e-4, rtol=1e-4)
-    del lm.bow_weights
-
-    model.set_stage("language")
-    model.config.word_prefix = True
-    try:
-        batch = _batch()
-        emb = model.encode(batch["image"])
-        tokens = model.emotion_tokens(batch["emotion"])
-        logits, _, mtok = model.decode(emb, tokens)
-        assert model.prefix(emb, logits.sigmoid(), mtok, tokens).shape == (3, 8, lm.hidden_size)
-        model.zero_grad(set_to_none=True)
-        out = model(batch, LossConfig(bow=0.5))
-        assert {"lm", "bow"} <= set(out.losses) and torch.isfinite(out.losses["bow"])
-        out.losses["bow"].backward()
-        assert model.adapter.proj.weight.grad is not None
-        assert all(p.grad is None for n, p in model.named_parameters() if "lora_" in n)
-    finally:
-        model.config.word_prefix = False
-        model.zero_grad(set_to_none=True)
-        model.set_stage("all")
-
-
 def test_save_load_round_trip_is_exact(model, tmp_path):
     model.eval()
     batch = _batch(2)

@@ -230,18 +230,14 @@ class EmoSEM(nn.Module):
         return decode_masks(self.sam.mask_decoder, conditioned, pe.get_dense_pe(), tokens, dense)
 
     def prefix(self, embeddings, mask_prob, mask_token, tokens) -> torch.Tensor:
-        """Prefix embeddings [B, L', D] for the LM: the adapter's L slots (see
-        :class:`PrefixAdapter`), then with ``config.word_prefix`` the same slots read as soft
-        words (L more), then with a tag head the embeddings of its ``tag_k`` top tags."""
+        """Prefix embeddings for the LM: the adapter's L slots (see :class:`PrefixAdapter`),
+        then, with a tag head, the embeddings of its ``tag_k`` top tags: [B, L (+ k), D]."""
         p = self.adapter(embeddings, mask_prob, mask_token, tokens).to(self._lm_dtype)
-        parts = [p]
-        if self.config.word_prefix:
-            parts.append(self.lm.word_tokens(p, self.config.word_temperature))
-        if self.tag_head is not None:
-            logits = self.tag_logits(embeddings, mask_prob, mask_token, tokens)
-            ids = self.tag_head.top_tokens(logits, self.config.tag_k)
-            parts.append(self.lm.embed_ids(ids).to(p.dtype))
-        return torch.cat(parts, dim=1) if len(parts) > 1 else p
+        if self.tag_head is None:
+            return p
+        ids = self.tag_head.top_tokens(self.tag_logits(embeddings, mask_prob, mask_token, tokens),
+                                       self.config.tag_k)
+        return torch.cat([p, self.lm.embed_ids(ids).to(p.dtype)], dim=1)
 
     @property
     def _lm_dtype(self) -> torch.dtype:
@@ -318,11 +314,6 @@ class EmoSEM(nn.Module):
             losses["lm"] = self.lm.loss(prefix, [emotions[i] for i in idx.tolist()], texts,
                                         max_tokens=max_text_tokens)
             total = total + cfg.lm * losses["lm"]
-            if cfg.bow > 0:
-                slots = prefix[:, : self.adapter.prefix_length]  # the adapter's own slots
-                losses["bow"] = self.lm.bow_loss(slots, texts, max_text_tokens,
-                                                 self.config.word_temperature)
-                total = total + cfg.bow * losses["bow"]
             if self.tag_head is not None and cfg.tags > 0:
                 t_logits = self.tag_logits(emb[idx], mask_prob, mask_token[idx], tokens[idx])
                 losses["tags"] = self.tag_head.loss(t_logits, self.lm._ids([" " + t for t in texts]))

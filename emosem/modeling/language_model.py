@@ -11,11 +11,9 @@ Only explanation and eos tokens carry labels; the prefix and instruction are con
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -158,64 +156,6 @@ class ExplanationLM(nn.Module):
             labels=labels.to(dev),
         )
         return out.loss
-
-    def word_logits(self, prefix: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Read each prefix slot as a word: cosine similarity to the frozen input-embedding
-        table over ``temperature``. prefix [B, L, D] → logits [B, L, V]."""
-        table = F.normalize(self.model.get_input_embeddings().weight.detach().float(), dim=-1)
-        return F.normalize(prefix.float(), dim=-1) @ table.T / temperature
-
-    def word_tokens(self, prefix: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Soft words: each slot's word distribution times the embedding table, i.e. points in
-        the span of real token embeddings (at their norm) that the LM reads like text.
-        prefix [B, L, D] → [B, L, D]."""
-        table = self.model.get_input_embeddings().weight.detach()
-        probs = self.word_logits(prefix, temperature).softmax(-1)
-        return (probs.to(table.dtype) @ table).to(prefix.dtype)
-
-    def fit_bow_weights(self, texts: list[str]) -> torch.Tensor:
-        """Inverse document frequency of each token over ``texts`` (the training utterances),
-        so the bag-of-words loss asks the prefix for content words ("volcano", "red"), not
-        for "the" and ",". Sets and returns ``self.bow_weights`` [V] (0 for unseen tokens)."""
-        vocab = self.model.get_input_embeddings().weight.shape[0]
-        df = torch.zeros(vocab)
-        for ids in self._ids([" " + t.strip() for t in texts]):
-            df[torch.tensor(sorted(set(ids)), dtype=torch.long)] += 1
-        n = max(1, len(texts))
-        self.bow_weights = torch.where(df > 0, torch.log(n / df.clamp_min(1)), torch.zeros(()))
-        return self.bow_weights
-
-    def bow_loss(
-        self,
-        prefix: torch.Tensor,
-        targets: list[str],
-        max_tokens: int = 48,
-        temperature: float = 0.05,
-    ) -> torch.Tensor:
-        """Bag-of-words grounding loss: the prefix, read as words, should hold the explanation's.
-
-        Each slot is read as a word distribution (:meth:`word_logits`); the ``L`` slots form a
-        uniform mixture, which must give high probability to the distinct target tokens,
-        weighted by ``self.bow_weights`` (IDF, see :meth:`fit_bow_weights`; uniform if unset).
-        This pushes what the mask covers (motif, colour, place) into the prefix in a form the
-        LM can copy, instead of relying on the weak gradient that reaches the prefix through
-        a few content-word positions of the LM loss.
-
-        prefix: [B, L, D]; targets: B strings → scalar (mean over rows of the weighted mean
-        over the row's distinct target tokens of −log p_mix(token)).
-        """
-        b, plen, _ = prefix.shape
-        log_mix = torch.logsumexp(self.word_logits(prefix, temperature).log_softmax(-1), dim=1)
-        log_mix = log_mix - math.log(plen)  # [B, V]
-        weights = getattr(self, "bow_weights", None)
-        losses = []
-        for row, ids in enumerate(self._ids([" " + t.strip() for t in targets])):
-            tok = torch.tensor(sorted(set(ids[:max_tokens])), dtype=torch.long)
-            w = torch.ones(len(tok)) if weights is None else weights[tok]
-            if len(tok) and w.sum() > 0:
-                w = (w / w.sum()).to(prefix.device)
-                losses.append(-(w * log_mix[row, tok.to(prefix.device)]).sum())
-        return torch.stack(losses).mean() if losses else prefix.sum() * 0.0
 
     @torch.no_grad()
     def generate(

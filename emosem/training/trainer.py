@@ -115,8 +115,6 @@ def build_model(cfg: EmoSEMConfig) -> EmoSEM:
     if cfg.train.init_from:
         model = EmoSEM.from_pretrained(cfg.train.init_from, trainable=True)
         model.config.adapter_mask = cfg.model.adapter_mask
-        model.config.word_prefix = cfg.model.word_prefix  # switchable when training goes on
-        model.config.word_temperature = cfg.model.word_temperature
         logger.info("Initialised from %s", cfg.train.init_from)
     else:  # a tag head is added and fitted on the data by train() (see fit_tag_head)
         model = EmoSEM.build(dataclasses.replace(cfg.model, num_tags=0))
@@ -244,8 +242,6 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
     model = build_model(cfg)
     if cfg.model.num_tags > 0 and model.tag_head is None:
         fit_tag_head(model, splits.train, cfg.model.num_tags)
-    if cfg.loss.bow > 0:  # IDF of the training utterances weights the bag-of-words loss
-        model.lm.fit_bow_weights([u for s in splits.train.samples for u in s.utterances])
     drop_last = len(splits.train) >= tcfg.batch_size
     if cfg.data.group_by_painting:
         batch_sampler = PaintingBatchSampler([s.key for s in splits.train.samples], tcfg.batch_size,
