@@ -26,9 +26,10 @@ Writes a JSON report (``--out``) and the same figures as a Markdown table next t
   a plain loop without ``accelerate`` or mixed precision).
 * **Ratios**, measured in the same run with the two sides interleaved call by call (so a change
   in background load hits both): (a) nine emotions in one call vs one emotion, decode only and
-  decode + explanations (target ≤ 2×; also the bare decoder without upsampling, for diagnosis); (b) explanation tokens/s vs plain ``generate`` of the same
-  LoRA-wrapped LM from ``input_ids`` of the same length as prefix + instruction, the same number
-  of new tokens (target ≥ 0.9×); (c) EmoSEM mask path (encoder + emotion tokens + decoder) vs the
+  decode + explanations (target ≤ 2×; also the bare decoder without upsampling, for diagnosis);
+  (b) explanation tokens/s vs plain ``generate`` of the same LM (LoRA merged, as the predictor
+  runs it) from ``input_ids`` of the same length as prefix + instruction, the same number of new
+  tokens (target ≥ 0.9×); (c) EmoSEM mask path (encoder + emotion tokens + decoder) vs the
   checkpoint's own SAM modules with one point prompt (``prompt_encoder`` +
   ``mask_decoder(multimask_output=False)``; same weights, same size; target ≤ 1.1×).
 * **Scaling**: against the input image size through the predictor (the model input is fixed;
@@ -647,14 +648,15 @@ class Benchmark:
             "image_size": model.image_size,
             "lm": model.config.lm,
             "lm_dtype": model.config.dtype,
-            "prefix_length": model.config.prefix_length,
+            "prefix_length": model.prefix_tokens,
+            "lora_merged": bool(getattr(model.lm, "_merged", False)),
             "params_m": {
                 "sam": round(count(model.sam) / 1e6, 3),
                 "lm_base": round((count(model.lm.model) - lora) / 1e6, 3),
                 "lora": round(lora / 1e6, 4),
                 "projector_adapter_head": round(
-                    (count(model.projector) + count(model.adapter)
-                     + (count(model.emotion_head) if model.emotion_head is not None else 0)) / 1e6, 3),
+                    sum(count(m) for m in (model.projector, model.adapter, model.emotion_head,
+                                           model.tag_head) if m is not None) / 1e6, 3),
             },
             "load_s": round(load_s, 3),
         }
@@ -689,7 +691,7 @@ class Benchmark:
             tokens = model.emotion_tokens([self.emotion])
             logits, _, mask_token = model.decode(emb, tokens)
         instr = lm._ids([lm.instruction.format(e=self.emotion)])[0]
-        length = model.config.prefix_length + len(instr)
+        length = model.prefix_tokens + len(instr)
         cycle = (instr * (length // max(1, len(instr)) + 1))[:length] if instr else [0] * length
         ids = torch.tensor([cycle], dtype=torch.long, device=self.device)
         attn = torch.ones_like(ids)
@@ -730,8 +732,8 @@ class Benchmark:
         self._stage("explain", r["explain"], f"model.explain for one emotion: prefix adapter + "
                     f"KV-cached generation of exactly {n} new tokens (batch 1)", new_tokens=explain_tokens)
         self.report["stages"]["plain_generate"] = {
-            "description": f"the same LoRA-wrapped LM's generate(input_ids) with a {length}-token "
-                           f"prompt (= prefix {model.config.prefix_length} + instruction "
+            "description": f"the same LM's generate(input_ids) with a {length}-token "
+                           f"prompt (= prefix {model.prefix_tokens} + instruction "
                            f"{len(instr)}), exactly {n} new tokens", **r["plain_generate"],
             "prompt_tokens": length, "new_tokens": plain_tokens,
         }
@@ -922,7 +924,7 @@ class Benchmark:
         self.report.setdefault("model", {
             "checkpoint": str(self.checkpoint), "segmenter": model.config.segmenter,
             "image_size": model.image_size, "lm": model.config.lm, "lm_dtype": model.config.dtype,
-            "prefix_length": model.config.prefix_length})
+            "prefix_length": model.prefix_tokens})
         tcfg, lcfg = TrainConfig(), LossConfig()
         size = model.image_size
         rows = []

@@ -127,6 +127,11 @@ class EmoSEM(nn.Module):
         return segmenter_entry(self.config.segmenter).image_size
 
     @property
+    def prefix_tokens(self) -> int:
+        """How many embeddings the prefix puts before the instruction (adapter slots + tags)."""
+        return self.config.prefix_length + (self.config.tag_k if self.tag_head is not None else 0)
+
+    @property
     def device(self) -> torch.device:
         return self.projector.queries.device
 
