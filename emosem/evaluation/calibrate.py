@@ -12,12 +12,9 @@ validation split (never on the data a report is made on) and stored in the check
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # .2 … .8
 
@@ -37,6 +34,8 @@ def threshold_sweep(
     """
     from tqdm.auto import tqdm
 
+    from emosem.evaluation.evaluate import _to_shape
+
     by_key: dict[str, list[Any]] = {}
     for s in samples:
         if s.has_mask:
@@ -44,21 +43,17 @@ def threshold_sweep(
     if not by_key:
         raise ValueError("No sample with a stimulus mask to calibrate on")
     t = np.asarray(thresholds, dtype=np.float64)
-    inter = np.zeros((0, len(t)))
-    union = np.zeros((0, len(t)))
+    inters, unions = [], []
     for group in tqdm(list(by_key.values()), desc="calibrate", unit="painting", disable=not progress):
         state = predictor.encode(group[0].image_path)
         results = predictor.predict([s.emotion for s in group], explain=False, state=state)
         for s, r in zip(group, results):
             gt = data.decode_mask(s).astype(bool)
-            soft = r.soft_mask
-            if soft.shape != gt.shape:  # the image was downscaled on load
-                import cv2
-
-                soft = cv2.resize(soft, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+            soft = _to_shape(r.soft_mask, gt.shape, 0.5)[1]  # resized if the image was downscaled
             pred = soft[None] > t[:, None, None]  # [T, H, W]
-            inter = np.vstack([inter, (pred & gt).sum((1, 2))])
-            union = np.vstack([union, (pred | gt).sum((1, 2))])
+            inters.append((pred & gt).sum((1, 2)))
+            unions.append((pred | gt).sum((1, 2)))
+    inter, union = np.array(inters, dtype=np.float64), np.array(unions, dtype=np.float64)  # [N, T]
     iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)  # [N, T]
     giou = iou.mean(0)
     best = max(range(len(t)), key=lambda i: (round(float(giou[i]), 4), -abs(float(t[i]) - 0.5)))

@@ -35,7 +35,6 @@ from emosem.modeling.emotion_prompt import EmotionProjector
 from emosem.modeling.language_model import ExplanationLM, add_lora, load_causal_lm
 from emosem.modeling.losses import batch_iou, bce_loss, dice_loss, focal_loss
 from emosem.modeling.prefix_adapter import PrefixAdapter
-from emosem.modeling.tag_head import TagHead
 from emosem.modeling.segmenter import (
     CheckpointError,
     build_segmenter,
@@ -43,6 +42,7 @@ from emosem.modeling.segmenter import (
     encode_image,
     segmenter_entry,
 )
+from emosem.modeling.tag_head import TagHead
 
 logger = logging.getLogger(__name__)
 
@@ -234,14 +234,16 @@ class EmoSEM(nn.Module):
         conditioned = self.projector.condition(embeddings, tokens)
         return decode_masks(self.sam.mask_decoder, conditioned, pe.get_dense_pe(), tokens, dense)
 
-    def prefix(self, embeddings, mask_prob, mask_token, tokens) -> torch.Tensor:
+    def prefix(self, embeddings, mask_prob, mask_token, tokens, tag_logits=None) -> torch.Tensor:
         """Prefix embeddings for the LM: the adapter's L slots (see :class:`PrefixAdapter`),
-        then, with a tag head, the embeddings of its ``tag_k`` top tags: [B, L (+ k), D]."""
+        then, with a tag head, the embeddings of its ``tag_k`` top tags: [B, L (+ k), D].
+        ``tag_logits`` [B, T]: the tag head's output when the caller already has it."""
         p = self.adapter(embeddings, mask_prob, mask_token, tokens).to(self._lm_dtype)
         if self.tag_head is None:
             return p
-        ids = self.tag_head.top_tokens(self.tag_logits(embeddings, mask_prob, mask_token, tokens),
-                                       self.config.tag_k)
+        if tag_logits is None:
+            tag_logits = self.tag_logits(embeddings, mask_prob, mask_token, tokens)
+        ids = self.tag_head.top_tokens(tag_logits, self.config.tag_k)
         return torch.cat([p, self.lm.embed_ids(ids).to(p.dtype)], dim=1)
 
     @property
@@ -314,14 +316,16 @@ class EmoSEM(nn.Module):
                 gt_low = F.interpolate(gt_full, size=logits.shape[-2:], mode="area")
                 with_gt = has_mask[idx][:, None, None, None]
                 mask_prob = torch.where(with_gt, gt_low, mask_prob)
-            prefix = self.prefix(emb[idx], mask_prob, mask_token[idx], tokens[idx])
+            t_logits = None
+            if self.tag_head is not None:
+                t_logits = self.tag_logits(emb[idx], mask_prob, mask_token[idx], tokens[idx])
+            prefix = self.prefix(emb[idx], mask_prob, mask_token[idx], tokens[idx], t_logits)
             texts = [batch["utterance"][i] for i in idx.tolist()]
             losses["lm"] = self.lm.loss(prefix, [emotions[i] for i in idx.tolist()], texts,
                                         max_tokens=max_text_tokens)
             total = total + cfg.lm * losses["lm"]
-            if self.tag_head is not None and cfg.tags > 0:
-                t_logits = self.tag_logits(emb[idx], mask_prob, mask_token[idx], tokens[idx])
-                losses["tags"] = self.tag_head.loss(t_logits, self.lm._ids([" " + t for t in texts]))
+            if t_logits is not None and cfg.tags > 0:
+                losses["tags"] = self.tag_head.loss(t_logits, self.lm.target_ids(texts))
                 total = total + cfg.tags * losses["tags"]
             metrics["num_texts"] = int(has_text.sum())
 

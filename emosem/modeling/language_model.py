@@ -106,6 +106,10 @@ class ExplanationLM(nn.Module):
     def _ids(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
+    def target_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of explanations as the LM predicts them (after the instruction: one space)."""
+        return self._ids([" " + t.strip() for t in texts])
+
     def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """Frozen input-embedding lookup, ids [B, T] → [B, T, D]."""
         return self.model.get_input_embeddings()(ids)
@@ -138,7 +142,7 @@ class ExplanationLM(nn.Module):
         b, plen, _ = prefix.shape
         eos = self.tokenizer.eos_token_id
         instr = self._ids([self.instruction.format(e=e) for e in emotions])
-        tgt = [ids[:max_tokens] + [eos] for ids in self._ids([" " + t.strip() for t in targets])]
+        tgt = [ids[:max_tokens] + [eos] for ids in self.target_ids(targets)]
         lengths = [len(i) + len(t) for i, t in zip(instr, tgt)]
         t_max = max(lengths)
         dev = prefix.device

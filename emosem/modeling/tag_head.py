@@ -14,7 +14,6 @@ full-batch Adam, seconds), then keeps training with a BCE loss alongside the LM.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
 
@@ -23,8 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from emosem.modeling.prefix_adapter import mask_pool
-
-logger = logging.getLogger(__name__)
 
 FEATURE_DIM = 3 * 256
 

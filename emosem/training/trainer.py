@@ -138,8 +138,8 @@ def fit_tag_head(model: EmoSEM, train_set: Any, max_tags: int, batch_size: int =
 
     t0 = time.perf_counter()
     rows = [i for i, s in enumerate(train_set.samples) if s.has_text]
-    utts = [[" " + u.strip() for u in train_set.samples[i].utterances] for i in rows]
-    flat = model.lm._ids([u for us in utts for u in us])
+    utts = [train_set.samples[i].utterances for i in rows]
+    flat = model.lm.target_ids([u for us in utts for u in us])
     per_utt, start = [], 0
     for us in utts:
         per_utt.append(flat[start : start + len(us)])
