@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from emosem.evaluation import benchmark as bench
+from emosem.inference.packed_linear import packing_supported
 
 STAGES = {
     "cold_start", "cold_start_first_result", "cold_start_reported", "encode", "decode", "explain",
@@ -24,7 +25,8 @@ STAGES = {
 RATIOS = {
     "nine_vs_one_decode", "nine_vs_one_decoder_only", "nine_vs_one_explain",
     "nine_vs_one_with_encode", "explain_vs_plain_generate", "mask_path_vs_sam",
-    "mask_decode_vs_sam_decode",
+    "mask_decode_vs_sam_decode", "nine_vs_one_sam_points", "packing_speedup_1", "packing_speedup_9",
+    "nine_vs_one_explain_plain_linear",
 }
 
 
@@ -63,7 +65,8 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     method = report["memory"]["method"]
     assert method in bench.MEMORY_METHODS
     for name, entry in stages.items():
-        _check_stats(entry, name, None if name.startswith("cold_start") else s["repeats"])
+        runs = 4 * s["repeats"] if name.startswith(("emosem_", "sam_point")) else s["repeats"]
+        _check_stats(entry, name, None if name.startswith("cold_start") else runs)
         assert entry["description"]
         if method != "none" and not name.startswith("cold_start"):
             assert entry["rss_peak_increase_mb"] >= 0, name
@@ -75,8 +78,10 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
                 "tokens_per_s_9_in_one_call"):
         assert tp[key] > 0, key
 
+    wp = report["scaling"].get("weight_packing")  # the tiny Llama's linears, packed and plain
     ratios = report["ratios"]
-    assert set(ratios) == RATIOS
+    packing = {k for k in RATIOS if "packing" in k or "plain_linear" in k}
+    assert set(ratios) == (RATIOS if wp else RATIOS - packing)
     for key, r in ratios.items():
         assert r["value"] > 0 and r["description"], key
         assert r["numerator"]["median_s"] > 0 and r["denominator"]["median_s"] > 0, key
@@ -89,8 +94,12 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     sc = report["scaling"]
     assert [row["num_emotions"] for row in sc["emotions"]] == s["emotion_counts"] == [1, 9]
     for row in sc["emotions"]:
-        for part in ("decoder_only", "decode", "decode_explain"):
+        for part in ("decoder_only", "sam_point_prompts", "decode", "decode_explain"):
             _check_stats(row[part], f"emotions {row['num_emotions']} {part}", s["repeats"])
+    assert (wp is not None) == packing_supported("cpu")
+    for side in ("packed", "plain_linear"):
+        for k in (1, 9) if wp else ():
+            _check_stats(wp[side][f"explain@{k}"], f"packing {side} {k}", s["repeats"])
     assert [row["size"] for row in sc["image_size"]] == s["image_sizes"]
     for row in sc["image_size"]:
         assert max(row["image_hw"]) == row["size"]
@@ -115,6 +124,7 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     md = out.with_suffix(".md").read_text()
     assert md == bench.to_markdown(report)
     assert "| Stage |" in md and "| Ratio |" in md and "| Training step |" in md
+    assert ("oneDNN-prepacked" in md) == bool(wp) and "SAM, as many point prompts" in md
     assert "| Stage |" in proc.stdout
 
 

@@ -35,8 +35,9 @@ def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
 
     cfg, _ = resolve_data_config(data_root, src)
     splits = build_splits(cfg, check_images=True)
-    sweep = threshold_sweep(EmoSEMPredictor(model, "cpu", merge_lora=False), splits.data, list(splits.get(split).samples),
-                            progress=True)
+    # The model is saved afterwards: keep its LoRA and weights as they are.
+    predictor = EmoSEMPredictor(model, "cpu", merge_lora=False, pack_weights=False)
+    sweep = threshold_sweep(predictor, splits.data, list(splits.get(split).samples), progress=True)
     sweep.update(data=str(data_root), split=split)
     at = dict(zip(sweep["thresholds"], sweep["gIoU"]))
     print(f"mask threshold {sweep['best']:.2f}: {split} gIoU {at[sweep['best']]:.4f} "

@@ -55,6 +55,7 @@ import contextlib
 import gc
 import json
 import logging
+import math
 import os
 import platform
 import statistics
@@ -641,7 +642,7 @@ class Benchmark:
         model = self.predictor.model
         self.rgb = load_image(self.image)
         count = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
-        lora = sum(p.numel() for n, p in model.lm.model.named_parameters() if "lora_" in n)
+        lora = _adapter_params(self.checkpoint)
         self.report["model"] = {
             "checkpoint": str(self.checkpoint),
             "segmenter": model.config.segmenter,
@@ -652,7 +653,7 @@ class Benchmark:
             "lora_merged": bool(getattr(model.lm, "_merged", False)),
             "params_m": {
                 "sam": round(count(model.sam) / 1e6, 3),
-                "lm_base": round((count(model.lm.model) - lora) / 1e6, 3),
+                "lm_base": round(count(model.lm.model) / 1e6, 3),  # LoRA merged in
                 "lora": round(lora / 1e6, 4),
                 "projector_adapter_head": round(
                     sum(count(m) for m in (model.projector, model.adapter, model.emotion_head,
@@ -763,10 +764,12 @@ class Benchmark:
                 k = len(ems)
                 return model.decode(state.embedding.expand(k, -1, -1, -1), model.emotion_tokens(ems))
 
+        sam_points = self._sam_point_decoder(state.embedding)
         fns: dict[str, Callable[[], Any]] = {}
         for k in self.s["emotion_counts"]:
             ems = self._emotions(k)
             fns[f"core@{k}"] = lambda ems=ems: core(ems)
+            fns[f"sam@{k}"] = lambda k=k: sam_points(k)
             fns[f"decode@{k}"] = lambda ems=ems: p.predict(ems, explain=False, state=state)
             fns[f"explain@{k}"] = lambda ems=ems: p.predict(ems, explain=True, state=state, **self.gen)
         r = self.run_group(fns)
@@ -774,6 +777,7 @@ class Benchmark:
         for k in self.s["emotion_counts"]:
             c, d, x = r[f"core@{k}"], r[f"decode@{k}"], r[f"explain@{k}"]
             rows.append({"num_emotions": k, "decoder_only": c, "decode": d, "decode_explain": x,
+                         "sam_point_prompts": r[f"sam@{k}"],
                          "decode_per_emotion_s": d["median_s"] / k,
                          "decode_explain_per_emotion_s": x["median_s"] / k})
         self.report["scaling"]["emotions"] = rows
@@ -784,6 +788,10 @@ class Benchmark:
         self._ratio("nine_vs_one_decoder_only", nine["decoder_only"], one["decoder_only"],
                     "9 emotions, one call", "1 emotion", "model.emotion_tokens + model.decode only "
                     "(no upsampling to the image size, no result objects)")
+        self._ratio("nine_vs_one_sam_points", nine["sam_point_prompts"], one["sam_point_prompts"],
+                    "SAM, 9 point prompts in one call", "1 point prompt", "reference for the "
+                    "decoder: plain SAM's prompt encoder + mask decoder (same modules) also runs "
+                    "its two-way transformer once per prompt")
         self._ratio("nine_vs_one_explain", nine["decode_explain"], one["decode_explain"],
                     "9 emotions, one call", "1 emotion", "predict(9 emotions) ÷ predict(1 "
                     f"emotion) with explanations ({self.n_tokens} tokens each), cached embedding")
@@ -798,6 +806,58 @@ class Benchmark:
         self.report["throughput"]["tokens_per_s_9_in_one_call"] = round(
             9 * self.n_tokens / nine["decode_explain"]["median_s"], 2)
 
+    def weight_packing(self) -> None:
+        """Explanations with the LM's oneDNN-prepacked linears (as the predictor runs) vs plain ones."""
+        from emosem.inference.packed_linear import pack_linears, unpack_linears
+
+        p = self.predictor
+        if not p.packed_layers:
+            logger.info("  the predictor runs without packed weights here: nothing to compare")
+            return
+        state = self._state()
+        calls = {f"explain@{k}": (lambda ems=self._emotions(k): p.predict(ems, state=state, **self.gen))
+                 for k in (1, 9)}
+        packed = self.run_group(calls)
+        lm = p.model.lm.model
+        unpack_linears(lm)
+        try:
+            plain = self.run_group(calls)
+        finally:
+            pack_linears(lm)
+        self.report["scaling"]["weight_packing"] = {
+            "packed_layers": p.packed_layers, "packed": packed, "plain_linear": plain,
+            "note": "the two sides run one after the other, not interleaved",
+        }
+        for k in (1, 9):
+            self._ratio(f"packing_speedup_{k}", packed[f"explain@{k}"], plain[f"explain@{k}"],
+                        f"packed, {k} emotion(s)", "plain nn.Linear", f"predict({k} emotion(s)) "
+                        "with explanations: speed-up from prepacking the LM weights", invert=True)
+        self._ratio("nine_vs_one_explain_plain_linear", plain["explain@9"], plain["explain@1"],
+                    "9 emotions, one call", "1 emotion", "ratio (a) with explanations, as it is "
+                    "without weight packing")
+
+    def _sam_point_decoder(self, embedding: Any) -> Callable[..., Any]:
+        """``fn(k, emb=embedding)``: the checkpoint's SAM prompt encoder + mask decoder with k
+        one-point prompts in one call (SAM's batched prompts; points spread over the image)."""
+        import torch
+
+        sam, size = self.predictor.model.sam, self.predictor.model.image_size
+        xy = [(.5, .5), (.2, .2), (.8, .2), (.2, .8), (.8, .8), (.35, .35), (.65, .35), (.35, .65),
+              (.65, .65)]  # the centre first: the one-point prompt of ratio (c)
+        points = torch.tensor(xy, device=self.device)[:, None] * size  # [9, 1, 2] (x, y)
+        labels = torch.ones(9, 1, dtype=torch.int64, device=self.device)
+
+        def fn(k: int, emb: Any = embedding) -> Any:
+            with torch.no_grad():
+                sparse, dense = sam.prompt_encoder(points=(points[:k], labels[:k]), boxes=None,
+                                                   masks=None)
+                return sam.mask_decoder(image_embeddings=emb,
+                                        image_pe=sam.prompt_encoder.get_dense_pe(),
+                                        sparse_prompt_embeddings=sparse,
+                                        dense_prompt_embeddings=dense, multimask_output=False)
+
+        return fn
+
     def mask_vs_sam(self) -> None:
         """Ratio (c): EmoSEM mask path vs the same SAM modules with one point prompt."""
         import torch
@@ -806,19 +866,15 @@ class Benchmark:
         sam = model.sam
         tensor, _ = self.predictor.transform.apply_image(self.rgb)
         x = tensor[None].to(self.device)
-        size = model.image_size
-        coords = torch.tensor([[[size / 2, size / 2]]], dtype=torch.float32, device=self.device)
-        labels = torch.ones(1, 1, dtype=torch.int64, device=self.device)
         emb = self._state().embedding
 
         def emosem_decode(e: Any) -> Any:
             return model.decode(e, model.emotion_tokens([self.emotion]))
 
+        sam_points = self._sam_point_decoder(emb)
+
         def sam_decode(e: Any) -> Any:
-            sparse, dense = sam.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-            return sam.mask_decoder(image_embeddings=e, image_pe=sam.prompt_encoder.get_dense_pe(),
-                                    sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                    multimask_output=False)
+            return sam_points(1, e)
 
         def nograd(fn: Callable[[], Any]) -> Callable[[], Any]:
             def wrapped() -> Any:
@@ -826,7 +882,8 @@ class Benchmark:
                     return fn()
             return wrapped
 
-        r = self.run_group({
+        # ~0.1 s calls, and the ratio has a target near 1: four times the repeats, for a stable median.
+        r = self.run_group(repeats=4 * self.s["repeats"], fns={
             "emosem_mask": nograd(lambda: emosem_decode(model.encode(x))),
             "sam_point_mask": nograd(lambda: sam_decode(sam.image_encoder(x))),
             "emosem_decode_only": nograd(lambda: emosem_decode(emb)),
@@ -975,6 +1032,7 @@ class Benchmark:
                     ("explain vs plain generate", self.explain_vs_plain),
                     ("end to end", self.end_to_end),
                     ("emotions per call", self.emotions_scaling),
+                    ("weight packing", self.weight_packing),
                     ("mask path vs SAM", self.mask_vs_sam),
                     ("image size scaling", self.image_size_scaling),
                     ("encoder size scaling", self.encoder_size_scaling),
@@ -997,6 +1055,17 @@ class Benchmark:
 
 
 # ---------------------------------------------------------------------------- model pieces
+def _adapter_params(checkpoint: Path) -> int:
+    """Parameters in the checkpoint's saved LoRA adapter (0 without one)."""
+    from safetensors import safe_open
+
+    path = checkpoint / "lm_adapter" / "adapter_model.safetensors"
+    if not path.is_file():
+        return 0
+    with safe_open(str(path), "pt") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+
+
 def encoder_hparams(encoder: Any) -> dict[str, Any]:
     """The constructor arguments of a ``segment_anything`` ``ImageEncoderViT`` (bar img_size)."""
     proj = encoder.patch_embed.proj
@@ -1132,12 +1201,23 @@ def to_markdown(report: dict[str, Any]) -> str:
 
     sc = report.get("scaling", {})
     if sc.get("emotions"):
-        lines += ["| Emotions per call | decoder only | decode | decode + explain | "
-                  "memory rise (explain) |", "|---:|---:|---:|---:|---:|"]
+        lines += ["| Emotions per call | decoder only | SAM, as many point prompts | decode | "
+                  "decode + explain | memory rise (explain) |", "|---:|---:|---:|---:|---:|---:|"]
         for row in sc["emotions"]:
             core = row.get("decoder_only", {}).get("median_s")
-            lines.append(f"| {row['num_emotions']} | {fmt_s(core)} | {fmt_s(row['decode']['median_s'])} | "
+            sam = row.get("sam_point_prompts", {}).get("median_s")
+            lines.append(f"| {row['num_emotions']} | {fmt_s(core)} | {fmt_s(sam)} | "
+                         f"{fmt_s(row['decode']['median_s'])} | "
                          f"{fmt_s(row['decode_explain']['median_s'])} | {_fmt_mb(row['decode_explain'])} |")
+        lines.append("")
+    wp = sc.get("weight_packing")
+    if wp:
+        lines += [f"| LM weights ({wp['packed_layers']} linears) | explain, 1 emotion | "
+                  "explain, 9 emotions | 9 ÷ 1 |", "|---|---:|---:|---:|"]
+        for label, key in (("oneDNN-prepacked (as the predictor runs)", "packed"),
+                           ("plain nn.Linear", "plain_linear")):
+            one, nine = wp[key]["explain@1"]["median_s"], wp[key]["explain@9"]["median_s"]
+            lines.append(f"| {label} | {fmt_s(one)} | {fmt_s(nine)} | {nine / one:.2f}× |")
         lines.append("")
     if sc.get("image_size"):
         lines += ["| Input image (longest side) | encode | decode | total | memory rise (encode) |",

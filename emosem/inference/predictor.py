@@ -26,6 +26,7 @@ import torch
 from emosem.data.image_io import load_image
 from emosem.data.transforms import SamTransform
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
+from emosem.inference.packed_linear import pack_linears, packing_supported
 from emosem.modeling.emosem import EmoSEM
 from emosem.modeling.lm_weights import repo_root
 
@@ -127,12 +128,18 @@ class EmoSEMPredictor:
     """Cached-embedding predictor (``set_image`` once, ``predict`` many times)."""
 
     def __init__(self, model: EmoSEM, device: str | torch.device = "cpu", max_side: int = 4096,
-                 merge_lora: bool = True) -> None:
+                 merge_lora: bool = True, pack_weights: bool = True) -> None:
         self.device = resolve_device(device)
         self.max_side = max_side  # larger images are downscaled (with a warning) before encoding
         self.model = model.to(self.device).eval()
-        if merge_lora:  # inference only: LoRA folded into the LM weights (see ExplanationLM.merge_lora)
-            self.model.lm.merge_lora()
+        # Inference only: LoRA folded into the LM weights and its modules dropped (see
+        # ExplanationLM.merge_lora), then the LM weights prepacked for oneDNN (CPU float32; see
+        # packed_linear). Either makes the model unsaveable: pass False for a model to save.
+        if merge_lora:
+            self.model.lm.merge_lora(unload=True)
+        self.packed_layers = 0
+        if pack_weights and packing_supported(self.device, next(model.lm.model.parameters()).dtype):
+            self.packed_layers = pack_linears(self.model.lm.model)
         self.transform = SamTransform(model.image_size)
         self.lock = threading.RLock()
         self._state: ImageState | None = None
@@ -140,12 +147,13 @@ class EmoSEMPredictor:
     @classmethod
     def from_pretrained(
         cls, checkpoint: str | Path | None = None, device: str = "auto", merge_lora: bool = True,
-        **kwargs: Any,
+        pack_weights: bool = True, **kwargs: Any,
     ) -> EmoSEMPredictor:
         """Load a checkpoint folder (default: the bundled ``checkpoints/emosem-tiny``)."""
         ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
         dev = resolve_device(device)
-        return cls(EmoSEM.from_pretrained(ckpt, device=dev, **kwargs), dev, merge_lora=merge_lora)
+        return cls(EmoSEM.from_pretrained(ckpt, device=dev, **kwargs), dev, merge_lora=merge_lora,
+                   pack_weights=pack_weights)
 
     # ------------------------------------------------------------------ image
     @torch.no_grad()
@@ -220,7 +228,9 @@ class EmoSEMPredictor:
         tokens = self.model.emotion_tokens(names)
         logits, iou, mask_token = self.model.decode(emb, tokens)
         full = self.transform.postprocess_masks(logits, st.input_size, st.original_size)[:, 0]
-        soft = full.float().sigmoid().cpu().numpy()
+        # In place: a fresh [n, H, W] buffer per step costs more in page faults than the maths.
+        soft = full.float().sigmoid_().cpu().numpy()  # [n, H, W] float32
+        masks = soft > threshold
         t_decode = time.perf_counter() - t0
         texts: list[str | None] = [None] * n
         t_explain = 0.0
@@ -232,8 +242,8 @@ class EmoSEMPredictor:
         timing = {"encode": st.encode_s, "decode": t_decode / n, "explain": t_explain / n}
         return [
             StimulusResult(
-                emotion=names[i], trained=parsed[i][1], mask=soft[i] > threshold,
-                soft_mask=soft[i].astype(np.float32), predicted_iou=float(iou[i]),
+                emotion=names[i], trained=parsed[i][1], mask=masks[i],
+                soft_mask=soft[i], predicted_iou=float(iou[i]),
                 explanation=texts[i], timing=dict(timing),
             )
             for i in range(n)

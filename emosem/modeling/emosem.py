@@ -349,6 +349,10 @@ class EmoSEM(nn.Module):
         """Write ``config.json``, ``model.safetensors`` and ``lm_adapter/`` atomically."""
         from safetensors.torch import save_file
 
+        if self.lm.unloaded:
+            raise RuntimeError("This model's LoRA was merged and unloaded for inference "
+                               "(EmoSEMPredictor does that): load the checkpoint again to save it")
+
         save_dir = Path(save_dir)
         save_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{save_dir.name}.", dir=save_dir.parent))

@@ -79,6 +79,8 @@ class ExplanationLM(nn.Module):
         instruction: template with ``{e}``, e.g. "Explain why the painting makes you feel {e}."
     """
 
+    unloaded = False  # True once merge_lora(unload=True) has dropped the adapter for inference
+
     def __init__(self, model, tokenizer, instruction: str) -> None:
         super().__init__()
         self.model = model
@@ -93,13 +95,19 @@ class ExplanationLM(nn.Module):
     def is_lora(self) -> bool:
         return hasattr(self.model, "peft_config")
 
-    def merge_lora(self) -> bool:
+    def merge_lora(self, unload: bool = False) -> bool:
         """Fold the LoRA weights into the frozen base (peft ``merge_adapter``), for inference:
         the same function with one matmul per projection instead of three. Reversible with
-        ``self.model.unmerge_adapter()``. Returns True when something was merged."""
+        ``self.model.unmerge_adapter()``; ``unload=True`` (``merge_and_unload``) also drops the
+        adapter modules for good, leaving a plain transformers model that cannot be saved as
+        EmoSEM again. Returns True when something was merged."""
         if not self.is_lora or getattr(self, "_merged", False):
             return False
-        self.model.merge_adapter()
+        if unload:
+            self.model = self.model.merge_and_unload()
+            self.unloaded = True
+        else:
+            self.model.merge_adapter()
         self._merged = True
         return True
 
