@@ -18,9 +18,11 @@ import pytest
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.evaluation.baselines import (
     CentrePrior,
+    NearestNeighbourRetrieval,
     RetrievalBaseline,
     majority_emotion,
     mean_distribution,
+    painting_feature,
     tfidf_medoid,
 )
 from emosem.evaluation.metrics import SegmentationMeter, distribution_metrics
@@ -158,6 +160,46 @@ def test_retrieval_medoid_hand_computed():
     assert base.explain("sadness") == base.fallback == "storm wave boat"
     with pytest.raises(ValueError, match="No training utterances"):
         RetrievalBaseline.fit([SimpleNamespace(emotion="awe", utterances=[])])
+
+
+def test_nearest_neighbour_retrieval_hand_computed():
+    # three train paintings on a circle of features; the query is nearest to P2, then P1, then P3
+    feats = {"p1": np.array([1.0, 0.0]), "p2": np.array([0.6, 0.8]), "p3": np.array([-1.0, 0.0])}
+    samples = [
+        SimpleNamespace(key="p1", emotion="fear", utterances=["storm wave", "dark storm wave"]),
+        SimpleNamespace(key="p2", emotion="awe", utterances=["a huge mountain"]),
+        SimpleNamespace(key="p3", emotion="fear", utterances=["a black wave", "boat"]),
+        SimpleNamespace(key="p4", emotion="fear", utterances=["no feature: left out"]),
+    ]
+    nn = NearestNeighbourRetrieval.fit(samples, feats, k=1)
+    assert nn.keys == ["p1", "p2", "p3"]
+    q = np.array([0.0, 1.0])  # cos: p2 0.8, p1 0.0, p3 0.0 (stable order: p1 before p3)
+    assert nn.neighbours(q, "awe") == ["p2"] and nn.neighbours(q, "fear") == ["p1"]
+    assert nn.explain(q, "awe") == "a huge mountain"
+    # p1's two fear utterances tie on the mean cosine to each other: the first wins
+    assert nn.explain(q, "fear") == "storm wave"
+    # k=2: the candidates are p1's and p3's fear utterances; the consensus is the medoid of
+    # those four under the IDF of all train utterances ("storm wave": no word of its own)
+    nn2 = NearestNeighbourRetrieval.fit(samples, feats, k=2)
+    assert nn2.neighbours(q, "fear") == ["p1", "p3"]
+    cands = ["storm wave", "dark storm wave", "a black wave", "boat"]
+    corpus = [u for s in samples[:3] for u in s.utterances]
+    assert nn2.explain(q, "fear") == cands[tfidf_medoid(cands, corpus)] == "storm wave"
+    # an emotion no train painting has: the nearest paintings' utterances of any emotion
+    assert nn.explain(q, "sadness") == "a huge mountain"
+    with pytest.raises(ValueError, match="No train painting"):
+        NearestNeighbourRetrieval.fit(samples, {}, k=1)
+
+
+def test_painting_feature_is_a_unit_mean_max_vector():
+    import torch
+
+    emb = torch.zeros(1, 2, 2, 2)
+    emb[0, 0] = torch.tensor([[1.0, 3.0], [0.0, 0.0]])  # channel 0: mean 1, max 3
+    emb[0, 1] = 2.0  # channel 1: mean 2, max 2
+    v = painting_feature(emb)
+    assert v.dtype == np.float32 and v.shape == (4,)
+    np.testing.assert_allclose(v, np.array([1, 2, 3, 2]) / math.sqrt(18), rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------ emotion head
@@ -315,6 +357,8 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
             "cpu",
             "--num-overlays",
             "1",
+            "--num-beams",
+            "2",
             "--quiet",
         ],
         capture_output=True,
@@ -351,6 +395,8 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
         assert key in r, key
     assert r["split"] == "all" and r["n_samples"] == 12 and 1 <= r["n_paintings"] <= 12
     assert r["n_failed"] == 0 and r["seconds"] > 0 and r["machine"]["device"] == "cpu"
+    assert r["settings"]["num_beams"] == 2 and r["settings"]["decoding"] == "beam search, 2 beams"
+    assert "beam search, 2 beams decoding" in md
     assert len((out / "samples.jsonl").read_text().splitlines()) == 12
 
     seg = r["segmentation"]
@@ -386,18 +432,24 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
         "centre_prior",
         "emotion_agnostic",
         "retrieval",
+        "typical_utterance",
         "majority_emotion",
         "train_prior_distribution",
     }
     for name in ("centre_prior", "emotion_agnostic"):
         assert bl[name]["segmentation"]["overall"]["n"] == seg["overall"]["n"]
         assert set(bl[name]["comparison"]) >= {"gIoU", "cIoU", "correct_motif_rate"}
-    assert set(bl["retrieval"]["comparison"]) >= {
-        "BLEU-4",
-        "ROUGE-L",
-        "CIDEr",
-        "alignment_accuracy_dominant",
-    }
+    for name in ("retrieval", "typical_utterance"):
+        assert set(bl[name]["comparison"]) >= {
+            "BLEU-4",
+            "ROUGE-L",
+            "CIDEr",
+            "alignment_accuracy_dominant",
+        }
+        assert bl[name]["comparison"]["CIDEr"]["model"] == ex["CIDEr"]
+    # --split all on the synthetic set: the train split of the same data, 5 nearest paintings
+    assert bl["retrieval"]["fit"]["k"] == 5 and bl["retrieval"]["fit"]["n_train_paintings"] > 5
+    assert set(bl["typical_utterance"]["texts"]) <= set(ARTEMIS_EMOTIONS)
     for name, entry in bl.items():
         if name == "beats_baselines":
             continue

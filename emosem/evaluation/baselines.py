@@ -15,6 +15,10 @@ Each baseline answers "how much of the model's number would a trivial method get
   emotion "``). It shows what the emotional prompt adds over the painting's generic salient
   region. (The predictor refuses an empty emotion from users; this goes through the model's
   public ``emotion_tokens``/``decode`` and the transform's ``postprocess_masks`` directly.)
+* :class:`NearestNeighbourRetrieval` (explanations) — the nearest-neighbour captioning baseline
+  (Devlin et al. 2015, ArtEmis' "NN"): the consensus utterance of that emotion among the ``k``
+  visually nearest TRAIN paintings (cosine of a pooled SAM image embedding). It sees the test
+  painting, but only as one global vector, not the stimulus region.
 * :class:`RetrievalBaseline` (explanations) — the classic "most typical caption" baseline: for
   each emotion, the **medoid** of the TRAIN utterances of that emotion, i.e. the utterance with
   the highest mean TF-IDF cosine similarity to the other train utterances of the emotion.
@@ -45,10 +49,12 @@ from emosem.evaluation.metrics import dominant_emotion
 
 __all__ = [
     "CentrePrior",
+    "NearestNeighbourRetrieval",
     "RetrievalBaseline",
     "majority_emotion",
     "mean_distribution",
     "neutral_prediction",
+    "painting_feature",
     "tfidf_medoid",
 ]
 
@@ -253,6 +259,68 @@ class RetrievalBaseline:
 
     def explain(self, emotion: str) -> str:
         return self.texts.get(emotion, self.fallback)
+
+
+def painting_feature(embedding: Any) -> np.ndarray:
+    """Global image feature for nearest-neighbour retrieval: SAM embedding ``[1, C, h, w]`` (or
+    ``[C, h, w]``) → ``[2C]`` float32 unit vector (spatial mean and spatial max, concatenated)."""
+    e = embedding.detach().float().cpu()
+    e = e.reshape(e.shape[-3], -1)
+    v = np.concatenate([e.mean(1).numpy(), e.amax(1).numpy()]).astype(np.float32)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+class NearestNeighbourRetrieval:
+    """Nearest-neighbour explanation (Devlin et al. 2015; ArtEmis' "NN" speaker baseline).
+
+    For a test painting and an emotion: the ``k`` TRAIN paintings whose image feature
+    (:func:`painting_feature` of the same checkpoint's SAM encoder) has the highest cosine to the
+    test painting's, among those with utterances of that emotion; of their utterances of the
+    emotion, the consensus one (highest mean TF-IDF cosine to the others, as in
+    :func:`tfidf_medoid`; IDF over all train utterances). An emotion no train painting has falls
+    back to the ``k`` nearest paintings' utterances of any emotion. Ties: data order.
+    """
+
+    def __init__(self, keys: Sequence[str], features: np.ndarray,
+                 utterances: dict[str, dict[str, list[str]]], idf: dict[str, float], k: int = 5):
+        # features [N, F] unit rows, one per key; utterances {key: {emotion: [texts]}}
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        self.keys = list(keys)
+        self.features = np.asarray(features, dtype=np.float32).reshape(len(self.keys), -1)
+        self.utterances = utterances
+        self.idf = idf
+        self.k = int(k)
+
+    @classmethod
+    def fit(cls, samples: Iterable[Any], features: dict[str, np.ndarray], k: int = 5
+            ) -> NearestNeighbourRetrieval:
+        """From TRAIN samples (``key``, ``emotion``, ``utterances``) and ``{key: feature}``;
+        paintings without a feature (failed to load) are left out."""
+        utts: dict[str, dict[str, list[str]]] = {}
+        for s in samples:
+            if s.key in features and s.utterances:
+                utts.setdefault(s.key, {}).setdefault(s.emotion, []).extend(s.utterances)
+        if not utts:
+            raise ValueError("No train painting with utterances and a feature: no nearest-"
+                             "neighbour retrieval baseline.")
+        keys = list(utts)
+        idf = _idf([_tokens(u) for by_e in utts.values() for us in by_e.values() for u in us])
+        return cls(keys, np.stack([features[k] for k in keys]), utts, idf, k)
+
+    def neighbours(self, feature: np.ndarray, emotion: str) -> list[str]:
+        """Keys of the ``k`` nearest train paintings with utterances of ``emotion``."""
+        order = np.argsort(-(self.features @ np.asarray(feature, np.float32)), kind="stable")
+        having = [self.keys[i] for i in order if emotion in self.utterances[self.keys[i]]]
+        return (having or [self.keys[i] for i in order])[: self.k]
+
+    def explain(self, feature: np.ndarray, emotion: str) -> str:
+        near = self.neighbours(feature, emotion)
+        by_e = [self.utterances[key] for key in near]
+        texts = [u for d in by_e for u in d.get(emotion, [])] or [u for d in by_e
+                                                                  for us in d.values() for u in us]
+        return texts[_medoid_index([_tokens(t) for t in texts], self.idf)[0]]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--max-samples",
         type=int,
         default=None,
-        help="score only the first N (painting, emotion) samples",
+        help="score a seeded random subset of N (painting, emotion) samples (--seed)",
     )
     p.add_argument("--no-explain", action="store_true", help="masks and emotion head only")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (the slow Java part)")
@@ -81,6 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="mask probability threshold (default: the checkpoint's calibrated one)")
     p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--num-beams", type=int, default=1,
+                   help="beam search width for the explanations (default 1: greedy)")
     p.add_argument("--num-overlays", type=int, default=3, help="best and worst overlays to draw")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             fit_data=args.fit_data,
             threshold=args.threshold,
             max_new_tokens=args.max_new_tokens,
+            num_beams=args.num_beams,
             num_overlays=args.num_overlays,
             progress=False if args.quiet else None,
         )

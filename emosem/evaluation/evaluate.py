@@ -27,23 +27,25 @@ What is computed, on the same samples for the model and every baseline:
   ``predict_distribution`` against the annotator distribution — accuracy against the dominant
   emotion (paintings that have one), cross-entropy and KL.
 * **Baselines** (:mod:`emosem.evaluation.baselines`): centre prior and emotion-agnostic model
-  (masks), retrieval of the most typical train utterance (explanations), majority emotion and
-  train prior distribution (emotion recognition). Each lists the model's number, the
+  (masks), nearest-neighbour retrieval (the consensus utterance of the asked emotion among the
+  visually nearest train paintings) and the most typical train utterance of the emotion
+  (explanations), majority emotion and train prior distribution (emotion recognition). Each lists the model's number, the
   baseline's, their difference (model − baseline) and whether the model is better;
   ``baselines["beats_baselines"][name]`` is True when the model is better on *every* compared
   metric (lower is better for cross-entropy and KL).
 
 Every painting is encoded once and all its requested emotions are decoded and explained in one
-batched call (greedy decoding, seeded). Under ``accelerate launch`` the paintings are sharded
-across processes, the per-sample rows are gathered, and rank 0 computes the metrics and writes
+batched call (greedy decoding or ``num_beams`` beam search, seeded). Under ``accelerate launch``
+the paintings (and the train paintings the retrieval baseline encodes) are sharded across
+processes, the per-sample rows are gathered, and rank 0 computes the metrics and writes
 ``report.json``, ``report.md``, ``samples.jsonl`` and the figures.
 
 Report (``report.json``; NaN is written as ``null``; ``None`` where a part does not apply)::
 
     checkpoint, out, split, n_samples, n_paintings, n_failed, failed: [{painting, reason}]
     data: {root, csv, masks, image_root, split_ratios, split_seed, source}
-    settings: {explain, meteor, batch_emotions, threshold, max_new_tokens, seed, max_samples,
-               decoding}
+    settings: {explain, meteor, batch_emotions, threshold, max_new_tokens, num_beams, seed,
+               max_samples, decoding}
     fit: {data, split: "train", source, split_seed, n_train_samples, overlaps_evaluated}
     segmentation: {overall: {gIoU, cIoU, F_beta, MAE, n}, per_emotion: {emotion: {same}},
                    correct_motif_rate, n_correct_motif, correct_motif_rate_multi_emotion,
@@ -58,7 +60,9 @@ Report (``report.json``; NaN is written as ``null``; ``None`` where a part does 
                           prior_baseline: {cross_entropy, kl, accuracy_dominant}}
     baselines: {centre_prior: {description, fit, segmentation, comparison},
                 emotion_agnostic: {description, segmentation, comparison},
-                retrieval: {description, texts, explanations, comparison},
+                retrieval: {description, fit: {n_train_paintings, k, seconds}, explanations,
+                            comparison},
+                typical_utterance: {description, texts, explanations, comparison},
                 majority_emotion: {description, emotion, accuracy_dominant, n_dominant, comparison},
                 train_prior_distribution: {description, distribution, cross_entropy, kl,
                                            accuracy_dominant, comparison},
@@ -99,10 +103,12 @@ from emosem.config import ConfigError, DataConfig, load_config
 from emosem.emotions import ARTEMIS_EMOTIONS, emotion_color
 from emosem.evaluation.baselines import (
     CentrePrior,
+    NearestNeighbourRetrieval,
     RetrievalBaseline,
     majority_emotion,
     mean_distribution,
     neutral_prediction,
+    painting_feature,
 )
 from emosem.evaluation.metrics import SegmentationMeter, correct_motif, distribution_metrics
 
@@ -381,7 +387,7 @@ class _PaintingScorer:
             max_new_tokens=o["max_new_tokens"],
             state=state,
             seed=o["seed"],
-            num_beams=1,
+            num_beams=o["num_beams"],
             do_sample=False,
         )
         if o["batch_emotions"]:
@@ -444,7 +450,29 @@ class _PaintingScorer:
                 if r.explanation is not None:
                     row["names_motif"] = any(_mentions(r.explanation, m) for m in motifs)
             rows.append(row)
-        return rows, {"key": key, "emotion_probs": probs}
+        painting = {"key": key, "emotion_probs": probs}
+        if o["explain"]:  # for the nearest-neighbour retrieval baseline
+            painting["feature"] = painting_feature(state.embedding).tolist()
+        return rows, painting
+
+
+def _train_features(predictor: Any, train_samples: list, peers: Any, show: bool
+                    ) -> dict[str, np.ndarray]:
+    """``{key: painting_feature}`` of every distinct TRAIN painting (sharded, gathered to all);
+    a painting that fails to load is left out with a warning."""
+    from tqdm.auto import tqdm
+
+    paths = {s.key: s.image_path for s in train_samples if s.utterances}
+    out = []
+    for key in tqdm(peers.shard(list(paths)), desc="retrieval: train paintings", unit="painting",
+                    disable=not show, dynamic_ncols=True):
+        try:
+            feat = painting_feature(predictor.encode(paths[key]).embedding)
+        except (OSError, ValueError) as e:  # ImageLoadError is a ValueError
+            logger.warning("retrieval baseline: %s left out: %s", key, e)
+            continue
+        out.append((key, feat.tolist()))
+    return {k: np.asarray(v, np.float32) for k, v in peers.gather(out)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -540,6 +568,7 @@ def _flat_explanations(ex: dict | None) -> dict:
 
 
 SEG_COMPARE = (("gIoU", True), ("cIoU", True), ("correct_motif_rate", True))
+TEXT_BASELINES = ("retrieval", "typical_utterance")
 TEXT_COMPARE = tuple((k, True) for k in CAPTION_KEYS) + (
     ("alignment_accuracy_dominant", True),
     ("alignment_cross_entropy", False),
@@ -602,6 +631,7 @@ def evaluate(
     fit_data: str | Path | DataConfig | None = None,
     threshold: float | None = None,
     max_new_tokens: int = 40,
+    num_beams: int = 1,
     num_overlays: int = 3,
     progress: bool | None = None,
 ) -> dict:
@@ -622,12 +652,13 @@ def evaluate(
         batch_emotions: one decode/generate call per painting (``False``: one per emotion).
         classifier: the alignment judge (a ``TextEmotionClassifier`` or its folder); ``None``
             trains one on the train split (cached).
-        seed: seeds torch/numpy/random before predicting (decoding is greedy).
+        seed: seeds torch/numpy/random before predicting and draws the ``max_samples`` subset.
         split_seed: overrides the data config's painting-split seed.
         fit_data: data whose TRAIN split fits the baselines and the classifier (default: see
             the module doc).
         threshold: mask probability threshold (``None``: the checkpoint's ``mask_threshold``).
         max_new_tokens: explanation length limit.
+        num_beams: beam width of the (deterministic) decoding; 1 is greedy.
         num_overlays: how many best and worst overlays to draw.
         progress: show a progress bar (default: when stderr is a terminal).
 
@@ -648,6 +679,8 @@ def evaluate(
         raise ValueError(f"Unknown split {split!r}; valid: {', '.join(SPLITS)}")
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be at least 1, got {max_samples}")
+    if num_beams < 1:
+        raise ValueError(f"num_beams must be at least 1, got {num_beams}")
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     EmoSEM.read_config(ckpt)  # a wrong folder fails now, not after loading the data
     out = Path(out_dir) if out_dir else default_out_dir(ckpt, split)
@@ -714,6 +747,7 @@ def evaluate(
         "explain": explain,
         "threshold": float(threshold),
         "max_new_tokens": int(max_new_tokens),
+        "num_beams": int(num_beams),
         "seed": int(seed),
         "batch_emotions": batch_emotions,
     }
@@ -741,6 +775,11 @@ def evaluate(
     rows = peers.gather(rows)
     painting_rows = peers.gather(painting_rows)
     failures = peers.gather(failures)
+    t_fit = time.perf_counter()
+    train_features = (
+        _train_features(predictor, train_samples, peers, show) if explain else {}
+    )
+    nn_fit_s = time.perf_counter() - t_fit
     if not main:  # rank 0 scores the gathered rows; no collective call follows
         return {}
 
@@ -777,9 +816,10 @@ def evaluate(
             "batch_emotions": batch_emotions,
             "threshold": threshold,
             "max_new_tokens": max_new_tokens,
+            "num_beams": num_beams,
             "seed": seed,
             "max_samples": max_samples,
-            "decoding": "greedy",
+            "decoding": "greedy" if num_beams == 1 else f"beam search, {num_beams} beams",
         },
         "fit": {
             "data": fit_cfg.root,
@@ -796,15 +836,25 @@ def evaluate(
 
     sample_of = {(s.key, s.emotion): s for s in samples}
     clf, clf_info = None, {}
-    retrieval = None
-    explanations = retrieval_scores = None
+    text_baselines: dict[str, Any] = {}  # name -> fn(row) -> explanation
+    text_scores: dict[str, dict] = {}
+    explanations = None
     if explain:
         with_text = [r for r in rows if r["has_text"] and r["explanation"] is not None]
         with_expl = [r for r in rows if r["explanation"] is not None]
+        features = {p["key"]: np.asarray(p["feature"], np.float32)
+                    for p in painting_rows if "feature" in p}
         try:
-            retrieval = RetrievalBaseline.fit(train_samples)
+            nn_retrieval = NearestNeighbourRetrieval.fit(train_samples, train_features)
+            text_baselines["retrieval"] = lambda r: nn_retrieval.explain(
+                features[r["key"]], r["emotion"])
         except ValueError as e:
-            logger.warning("No retrieval baseline: %s", e)
+            logger.warning("No nearest-neighbour retrieval baseline: %s", e)
+        try:
+            typical = RetrievalBaseline.fit(train_samples)
+            text_baselines["typical_utterance"] = lambda r: typical.explain(r["emotion"])
+        except ValueError as e:
+            logger.warning("No typical-utterance baseline: %s", e)
         clf, clf_info = load_or_train_classifier(classifier, ckpt, out, train_samples)
         counts = [data.emotion_counts(r["key"]) for r in with_expl]
         asked = [r["emotion"] for r in with_expl]
@@ -818,12 +868,9 @@ def evaluate(
             cands = {f"{r['key']}|{r['emotion']}": r["explanation"] for r in with_text}
             with CaptionScorer(meteor=meteor) as cs:
                 explanations = cs.score(cands, refs)
-                if retrieval is not None:
-                    ret = {
-                        f"{r['key']}|{r['emotion']}": retrieval.explain(r["emotion"])
-                        for r in with_text
-                    }
-                    retrieval_scores = cs.score(ret, refs)
+                for name, fn in text_baselines.items():
+                    text_scores[name] = cs.score(
+                        {f"{r['key']}|{r['emotion']}": fn(r) for r in with_text}, refs)
         else:
             explanations = {k: None for k in CAPTION_KEYS}
             explanations.update(
@@ -843,17 +890,13 @@ def evaluate(
                 "skipped": clf_info.get("skipped", "no painting has annotator labels"),
             }
         )
-        if retrieval is not None:
-            if retrieval_scores is None:
-                retrieval_scores = {k: None for k in CAPTION_KEYS}
-            texts = [retrieval.explain(r["emotion"]) for r in with_expl]
-            named_r = [
-                any(_mentions(retrieval.explain(r["emotion"]), m) for m in r["motifs"])
-                for r in rows
-                if "motifs" in r
-            ]
-            retrieval_scores["names_motif_rate"] = _rate(named_r)
-            retrieval_scores["emotional_alignment"] = _alignment(clf, texts, counts, asked)
+        for name, fn in text_baselines.items():
+            sc = text_scores.setdefault(name, {k: None for k in CAPTION_KEYS})
+            texts = [fn(r) for r in with_expl]
+            named_b = [any(_mentions(fn(r), m) for m in r["motifs"]) for r in rows
+                       if "motifs" in r and r["explanation"] is not None]
+            sc["names_motif_rate"] = _rate(named_b)
+            sc["emotional_alignment"] = _alignment(clf, texts, counts, asked)
     report["explanations"] = explanations
 
     # emotion recognition
@@ -922,22 +965,32 @@ def evaluate(
             entry["fit"] = {"area_fraction": prior.fraction, "n_train_masks": prior.n_fit}
         baselines[name] = entry
         beats[name] = _beats(comp)
-    if retrieval is not None and explanations is not None:
+    text_descriptions = {
+        "retrieval": "nearest-neighbour retrieval: the consensus utterance of the asked emotion "
+        f"among the {nn_retrieval.k if 'retrieval' in text_baselines else '-'} train paintings "
+        "nearest to the painting (cosine of the pooled SAM image embedding; highest mean TF-IDF "
+        "cosine to the other candidates)",
+        "typical_utterance": "for each emotion, the medoid train utterance of that emotion "
+        "(highest mean TF-IDF cosine to the other train utterances of the emotion); it does "
+        "not look at the painting",
+    }
+    for name in text_baselines if explanations is not None else ():
         comp = _compare(
-            _flat_explanations(explanations), _flat_explanations(retrieval_scores), TEXT_COMPARE
+            _flat_explanations(explanations), _flat_explanations(text_scores[name]), TEXT_COMPARE
         )
-        baselines["retrieval"] = {
-            "description": "for each emotion, the medoid train utterance of that emotion (highest "
-            "mean TF-IDF cosine to the other train utterances of the emotion)",
-            "texts": retrieval.texts,
-            "explanations": retrieval_scores,
-            "comparison": comp,
-        }
-        beats["retrieval"] = _beats(comp)
+        baselines[name] = {"description": text_descriptions[name],
+                           "explanations": text_scores[name], "comparison": comp}
+        if name == "typical_utterance":
+            baselines[name]["texts"] = typical.texts
+        else:
+            baselines[name]["fit"] = {"n_train_paintings": len(nn_retrieval.keys),
+                                      "k": nn_retrieval.k, "seconds": round(nn_fit_s, 2)}
+        beats[name] = _beats(comp)
     order = (
         "centre_prior",
         "emotion_agnostic",
         "retrieval",
+        "typical_utterance",
         "majority_emotion",
         "train_prior_distribution",
     )
@@ -1190,8 +1243,8 @@ def markdown_report(report: dict) -> str:
         f"- baselines and classifier fitted on the train split of `{report['fit']['data']}`"
         + (" (**overlaps the evaluated samples**)" if report["fit"]["overlaps_evaluated"] else ""),
         f"- {report['seconds']:.1f} s on {report['machine']['device']} "
-        f"({report['machine']['num_processes']} process(es)); greedy decoding, seed "
-        f"{report['settings']['seed']}",
+        f"({report['machine']['num_processes']} process(es)); "
+        f"{report['settings'].get('decoding', 'greedy')} decoding, seed {report['settings']['seed']}",
         "",
     ]
     bl = report["baselines"]
@@ -1222,13 +1275,15 @@ def markdown_report(report: dict) -> str:
     ex = report.get("explanations")
     if ex and (ex.get("n") or (ex.get("emotional_alignment") or {}).get("n")):
         L += ["## Explanations", ""]
-        ret = (bl.get("retrieval") or {}).get("explanations") or {}
-        rows = [[k, ex.get(k), ret.get(k)] for k in CAPTION_KEYS]
-        rows.append(["names the motif", ex.get("names_motif_rate"), ret.get("names_motif_rate")])
-        al, ral = ex.get("emotional_alignment") or {}, ret.get("emotional_alignment") or {}
+        bls = [(bl.get(n) or {}).get("explanations") or {} for n in TEXT_BASELINES]
+        rows = [[k, ex.get(k), *[b.get(k) for b in bls]] for k in CAPTION_KEYS]
+        rows.append(["names the motif", ex.get("names_motif_rate"),
+                     *[b.get("names_motif_rate") for b in bls]])
+        als = [ex.get("emotional_alignment") or {}] + [b.get("emotional_alignment") or {}
+                                                        for b in bls]
         for k in ("accuracy_dominant", "accuracy_asked", "cross_entropy", "kl"):
-            rows.append([f"alignment {k}", al.get(k), ral.get(k)])
-        L += _table(["metric", "model", "retrieval baseline"], rows)
+            rows.append([f"alignment {k}", *[a.get(k) for a in als]])
+        L += _table(["metric", "model", *[f"{n} baseline" for n in TEXT_BASELINES]], rows)
         L += [
             f"Tokenizer: {ex.get('tokenizer')}; {ex.get('n')} explanations scored against all "
             "references of their (painting, emotion).",
@@ -1334,21 +1389,14 @@ def format_summary(report: dict) -> str:
         )
     ex = report.get("explanations")
     if ex and (ex.get("n") or (ex.get("emotional_alignment") or {}).get("n")):
-        ret = (bl.get("retrieval") or {}).get("explanations") or {}
-        rows = [(k, [ex.get(k), ret.get(k)]) for k in CAPTION_KEYS]
+        secs = [ex] + [(bl.get(n) or {}).get("explanations") or {} for n in TEXT_BASELINES]
+        rows = [(k, [s.get(k) for s in secs]) for k in CAPTION_KEYS]
         if ex.get("names_motif_rate") is not None:
-            rows.append(("names the motif", [ex["names_motif_rate"], ret.get("names_motif_rate")]))
-        al, ral = ex.get("emotional_alignment") or {}, ret.get("emotional_alignment") or {}
-        rows.append(
-            (
-                "alignment acc. (dominant)",
-                [al.get("accuracy_dominant"), ral.get("accuracy_dominant")],
-            )
-        )
-        rows.append(
-            ("alignment cross-entropy", [al.get("cross_entropy"), ral.get("cross_entropy")])
-        )
-        block(f"explanations (n={ex.get('n')})", ["model", "retrieval"], rows)
+            rows.append(("names the motif", [s.get("names_motif_rate") for s in secs]))
+        als = [s.get("emotional_alignment") or {} for s in secs]
+        rows.append(("alignment acc. (dominant)", [a.get("accuracy_dominant") for a in als]))
+        rows.append(("alignment cross-entropy", [a.get("cross_entropy") for a in als]))
+        block(f"explanations (n={ex.get('n')})", ["model", "retrieval (NN)", "typical utt."], rows)
     er = report.get("emotion_recognition")
     if er:
         maj, pri = er.get("majority_baseline") or {}, er.get("prior_baseline") or {}
