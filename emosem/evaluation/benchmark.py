@@ -26,12 +26,18 @@ Writes a JSON report (``--out``) and the same figures as a Markdown table next t
   a plain loop without ``accelerate`` or mixed precision).
 * **Ratios**, measured in the same run with the two sides interleaved call by call (so a change
   in background load hits both): (a) nine emotions in one call vs one emotion, decode only and
-  decode + explanations (target ≤ 2×; also the bare decoder without upsampling, for diagnosis);
-  (b) explanation tokens/s vs plain ``generate`` of the same LM (LoRA merged, as the predictor
-  runs it) from ``input_ids`` of the same length as prefix + instruction, the same number of new
-  tokens (target ≥ 0.9×); (c) EmoSEM mask path (encoder + emotion tokens + decoder) vs the
+  decode + explanations (target ≤ 2×; also the bare decoder without upsampling, and plain SAM's
+  prompt encoder + mask decoder with as many point prompts in one call, for reference: SAM too
+  runs its two-way transformer once per prompt);
+  (b) explanation tokens/s vs plain ``generate`` of the same LM (LoRA merged, linears packed:
+  as the predictor runs it) from ``input_ids`` of the same length as prefix + instruction, the
+  same number of new tokens (target ≥ 0.9×); (c) EmoSEM mask path (encoder + emotion tokens + decoder) vs the
   checkpoint's own SAM modules with one point prompt (``prompt_encoder`` +
   ``mask_decoder(multimask_output=False)``; same weights, same size; target ≤ 1.1×).
+* **Weight packing**: ``predict`` with explanations for 1 and 9 emotions with the LM's linears
+  prepacked for oneDNN (as the predictor runs them, :mod:`emosem.inference.packed_linear`) and
+  again with plain ``nn.Linear`` (unpacked in place, then packed back; the two sides run one
+  after the other, not interleaved): the speed-up and ratio (a) without it.
 * **Scaling**: against the input image size through the predictor (the model input is fixed;
   what grows is resizing in and upsampling the mask back to the original resolution); against
   the encoder input size (an ``ImageEncoderViT`` with the checkpoint's hyper-parameters built
