@@ -41,7 +41,6 @@ def test_config_overrides_and_errors(tmp_path):
     assert cfg.train.lr == 1e-3 and cfg.model.lora_target_modules == ["q_proj", "v_proj"]
     assert cfg.train.stage == "segmenter"
     for name in ("emosem_tiny_stage1b.yaml", "emosem_tiny_stage2.yaml", "emosem_tiny_stage2b.yaml",
-                 "emosem_tiny_stage2c.yaml",
                  "sam_vit_b_gpu.yaml", "smoke.yaml"):
         load_config(REPO / "configs" / name)
     from emosem.config import ConfigError
