@@ -1283,7 +1283,8 @@ def markdown_report(report: dict) -> str:
                                                         for b in bls]
         for k in ("accuracy_dominant", "accuracy_asked", "cross_entropy", "kl"):
             rows.append([f"alignment {k}", *[a.get(k) for a in als]])
-        L += _table(["metric", "model", *[f"{n} baseline" for n in TEXT_BASELINES]], rows)
+        L += _table(["metric", "model", *[f"{n.replace('_', ' ')} baseline" for n in TEXT_BASELINES]],
+                    rows)
         L += [
             f"Tokenizer: {ex.get('tokenizer')}; {ex.get('n')} explanations scored against all "
             "references of their (painting, emotion).",
