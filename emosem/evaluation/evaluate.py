@@ -836,7 +836,8 @@ def evaluate(
 
     sample_of = {(s.key, s.emotion): s for s in samples}
     clf, clf_info = None, {}
-    text_baselines: dict[str, Any] = {}  # name -> fn(row) -> explanation
+    # name -> {"said": {(key, emotion): explanation}, "entry": its report fields (description, ...)}
+    text_baselines: dict[str, dict[str, Any]] = {}
     text_scores: dict[str, dict] = {}
     explanations = None
     if explain:
@@ -846,13 +847,33 @@ def evaluate(
                     for p in painting_rows if "feature" in p}
         try:
             nn_retrieval = NearestNeighbourRetrieval.fit(train_samples, train_features)
-            text_baselines["retrieval"] = lambda r: nn_retrieval.explain(
-                features[r["key"]], r["emotion"])
+            text_baselines["retrieval"] = {
+                "said": {(r["key"], r["emotion"]): nn_retrieval.explain(features[r["key"]],
+                                                                        r["emotion"])
+                         for r in with_expl},
+                "entry": {
+                    "description": "nearest-neighbour retrieval: the consensus utterance of the "
+                    f"asked emotion among the {nn_retrieval.k} train paintings nearest to the "
+                    "painting (cosine of the pooled SAM image embedding; highest mean TF-IDF "
+                    "cosine to the other candidates)",
+                    "fit": {"n_train_paintings": len(nn_retrieval.keys), "k": nn_retrieval.k,
+                            "seconds": round(nn_fit_s, 2)},
+                },
+            }
         except ValueError as e:
             logger.warning("No nearest-neighbour retrieval baseline: %s", e)
         try:
             typical = RetrievalBaseline.fit(train_samples)
-            text_baselines["typical_utterance"] = lambda r: typical.explain(r["emotion"])
+            text_baselines["typical_utterance"] = {
+                "said": {(r["key"], r["emotion"]): typical.explain(r["emotion"])
+                         for r in with_expl},
+                "entry": {
+                    "description": "for each emotion, the medoid train utterance of that emotion "
+                    "(highest mean TF-IDF cosine to the other train utterances of the emotion); "
+                    "it does not look at the painting",
+                    "texts": typical.texts,
+                },
+            }
         except ValueError as e:
             logger.warning("No typical-utterance baseline: %s", e)
         clf, clf_info = load_or_train_classifier(classifier, ckpt, out, train_samples)
@@ -868,9 +889,10 @@ def evaluate(
             cands = {f"{r['key']}|{r['emotion']}": r["explanation"] for r in with_text}
             with CaptionScorer(meteor=meteor) as cs:
                 explanations = cs.score(cands, refs)
-                for name, fn in text_baselines.items():
+                for name, b in text_baselines.items():
                     text_scores[name] = cs.score(
-                        {f"{r['key']}|{r['emotion']}": fn(r) for r in with_text}, refs)
+                        {f"{r['key']}|{r['emotion']}": b["said"][r["key"], r["emotion"]]
+                         for r in with_text}, refs)
         else:
             explanations = {k: None for k in CAPTION_KEYS}
             explanations.update(
@@ -890,11 +912,11 @@ def evaluate(
                 "skipped": clf_info.get("skipped", "no painting has annotator labels"),
             }
         )
-        for name, fn in text_baselines.items():
+        for name, b in text_baselines.items():
             sc = text_scores.setdefault(name, {k: None for k in CAPTION_KEYS})
-            texts = [fn(r) for r in with_expl]
-            named_b = [any(_mentions(fn(r), m) for m in r["motifs"]) for r in rows
-                       if "motifs" in r and r["explanation"] is not None]
+            texts = [b["said"][r["key"], r["emotion"]] for r in with_expl]
+            named_b = [any(_mentions(t, m) for m in r["motifs"])
+                       for r, t in zip(with_expl, texts) if "motifs" in r]
             sc["names_motif_rate"] = _rate(named_b)
             sc["emotional_alignment"] = _alignment(clf, texts, counts, asked)
     report["explanations"] = explanations
@@ -965,26 +987,11 @@ def evaluate(
             entry["fit"] = {"area_fraction": prior.fraction, "n_train_masks": prior.n_fit}
         baselines[name] = entry
         beats[name] = _beats(comp)
-    text_descriptions = {
-        "retrieval": "nearest-neighbour retrieval: the consensus utterance of the asked emotion "
-        f"among the {nn_retrieval.k if 'retrieval' in text_baselines else '-'} train paintings "
-        "nearest to the painting (cosine of the pooled SAM image embedding; highest mean TF-IDF "
-        "cosine to the other candidates)",
-        "typical_utterance": "for each emotion, the medoid train utterance of that emotion "
-        "(highest mean TF-IDF cosine to the other train utterances of the emotion); it does "
-        "not look at the painting",
-    }
-    for name in text_baselines if explanations is not None else ():
+    for name, b in text_baselines.items() if explanations is not None else ():
         comp = _compare(
             _flat_explanations(explanations), _flat_explanations(text_scores[name]), TEXT_COMPARE
         )
-        baselines[name] = {"description": text_descriptions[name],
-                           "explanations": text_scores[name], "comparison": comp}
-        if name == "typical_utterance":
-            baselines[name]["texts"] = typical.texts
-        else:
-            baselines[name]["fit"] = {"n_train_paintings": len(nn_retrieval.keys),
-                                      "k": nn_retrieval.k, "seconds": round(nn_fit_s, 2)}
+        baselines[name] = {**b["entry"], "explanations": text_scores[name], "comparison": comp}
         beats[name] = _beats(comp)
     order = (
         "centre_prior",
