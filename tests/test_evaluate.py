@@ -158,6 +158,11 @@ def test_retrieval_medoid_hand_computed():
     assert base.scores["fear"] == pytest.approx((2 / math.sqrt(6) + 1 / math.sqrt(3)) / 2)
     # no train utterance of that emotion: the medoid of the emotion with the most utterances
     assert base.explain("sadness") == base.fallback == "storm wave boat"
+    # no emotion given: the medoid of all four utterances ("a cat" shares no word: mean cos 0)
+    assert base.explain(None) == base.overall == "storm wave boat"
+    other = RetrievalBaseline.fit([SimpleNamespace(emotion="awe", utterances=["a cat"]),
+                                   SimpleNamespace(emotion="fear", utterances=["a dog", "a cat"])])
+    assert other.explain("fear") == "a dog" and other.explain(None) == "a cat"
     with pytest.raises(ValueError, match="No training utterances"):
         RetrievalBaseline.fit([SimpleNamespace(emotion="awe", utterances=[])])
 
@@ -185,8 +190,13 @@ def test_nearest_neighbour_retrieval_hand_computed():
     cands = ["storm wave", "dark storm wave", "a black wave", "boat"]
     corpus = [u for s in samples[:3] for u in s.utterances]
     assert nn2.explain(q, "fear") == cands[tfidf_medoid(cands, corpus)] == "storm wave"
-    # an emotion no train painting has: the nearest paintings' utterances of any emotion
-    assert nn.explain(q, "sadness") == "a huge mountain"
+    # an emotion no train painting has, or none (ArtEmis' NN speaker): the nearest paintings'
+    # utterances of any emotion
+    assert nn.explain(q, "sadness") == nn.explain(q) == "a huge mountain"
+    assert nn2.neighbours(q) == ["p2", "p1"]
+    # candidates: p2's "a huge mountain" (no word shared: mean cosine 0) and p1's two fear
+    # utterances, which tie: the first in neighbour order wins
+    assert nn2.explain(q) == "storm wave"
     with pytest.raises(ValueError, match="No train painting"):
         NearestNeighbourRetrieval.fit(samples, {}, k=1)
 
@@ -398,6 +408,23 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     assert r["settings"]["num_beams"] == 2 and r["settings"]["decoding"] == "beam search, 2 beams"
     assert "beam search, 2 beams decoding" in md
     assert len((out / "samples.jsonl").read_text().splitlines()) == 12
+    # one record per painting: the grounded explanation, the baselines' and the judge's labels
+    recs = [json.loads(line) for line in (out / "paintings.jsonl").read_text().splitlines()]
+    assert len(recs) == r["n_paintings"]
+    for rec in recs:
+        assert rec["emotion"] in ARTEMIS_EMOTIONS and isinstance(rec["explanation"], str)
+        assert isinstance(rec["retrieval"], str) and isinstance(rec["typical_utterance"], str)
+        assert set(rec["judged"]) == {"model", "retrieval", "typical_utterance"}
+    assert "paintings.jsonl" in r["files"]
+    # the alignment accuracy is the judge's label against the dominant annotator emotion
+    from emosem.data.artemis import load_artemis
+    from emosem.evaluation.metrics import dominant_emotion
+
+    data = load_artemis(synthetic_dir)
+    dom = {rec["key"]: dominant_emotion(data.emotion_counts(rec["key"])) for rec in recs}
+    hits = {who: [ARTEMIS_EMOTIONS.index(rec["judged"][who]) == dom[rec["key"]]
+                  for rec in recs if dom[rec["key"]] is not None]
+            for who in ("model", "retrieval", "typical_utterance")}
 
     seg = r["segmentation"]
     assert set(seg) >= {
@@ -420,8 +447,13 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     assert ex["tokenizer"] in ("ptb", "simple")
     assert 0.0 <= ex["names_motif_rate"] <= 1.0
     al = ex["emotional_alignment"]
+    # ArtEmis protocol: one explanation per painting, grounded on the emotion head's top emotion
+    assert al["grounding"] == "the emotion head's top emotion"
+    assert al["n"] == r["n_paintings"] and al["n_dominant"] == len(hits["model"])
+    assert hits["model"], "the test data should have paintings with a dominant emotion"
+    assert al["accuracy_dominant"] == pytest.approx(np.mean(hits["model"]))
     assert 0.0 <= al["accuracy_dominant"] <= 1.0 and al["cross_entropy"] >= 0.0
-    assert 0.0 <= al["accuracy_asked"] <= 1.0
+    assert 0.0 <= al["accuracy_asked"] <= 1.0 and al["n_asked"] == 12
 
     er = r["emotion_recognition"]
     assert 0.0 <= er["accuracy_dominant"] <= 1.0 and er["kl"] >= -1e-9
@@ -450,6 +482,12 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     # --split all on the synthetic set: the train split of the same data, 5 nearest paintings
     assert bl["retrieval"]["fit"]["k"] == 5 and bl["retrieval"]["fit"]["n_train_paintings"] > 5
     assert set(bl["typical_utterance"]["texts"]) <= set(ARTEMIS_EMOTIONS)
+    assert isinstance(bl["typical_utterance"]["overall"], str)
+    for name in ("retrieval", "typical_utterance"):  # the same paintings as the model
+        b_al = bl[name]["explanations"]["emotional_alignment"]
+        assert b_al["n"] == al["n"] and b_al["grounding"] == "none (no emotion given)"
+        assert b_al["accuracy_dominant"] == pytest.approx(np.mean(hits[name]))
+        assert "accuracy_asked" not in bl[name]["comparison"]
     for name, entry in bl.items():
         if name == "beats_baselines":
             continue

@@ -226,20 +226,25 @@ class RetrievalBaseline:
     """One explanation per emotion: the medoid train utterance of that emotion.
 
     ``explain(emotion)`` returns it; an emotion without train utterances gets the medoid of the
-    emotion with the most train utterances (``fallback``).
+    emotion with the most train utterances (``fallback``). ``explain(None)`` (no emotion given,
+    as in the ArtEmis alignment protocol) returns ``overall``: the medoid of all train
+    utterances, whatever their emotion.
     """
 
     def __init__(
-        self, texts: dict[str, str], fallback: str, scores: dict[str, float] | None = None
+        self, texts: dict[str, str], fallback: str, scores: dict[str, float] | None = None,
+        overall: str | None = None,
     ) -> None:
         # texts: {emotion: medoid utterance}; scores: {emotion: its mean cosine to the others}
         self.texts = dict(texts)
         self.fallback = fallback
         self.scores = dict(scores or {})
+        self.overall = fallback if overall is None else overall
 
     @classmethod
     def fit(cls, samples: Iterable[Any]) -> RetrievalBaseline:
         """From samples with ``emotion`` and ``utterances`` (the TRAIN split)."""
+        samples = list(samples)
         by_emotion: dict[str, list[str]] = {}
         for s in samples:
             for u in s.utterances:
@@ -255,9 +260,13 @@ class RetrievalBaseline:
             i, score = _medoid_index(tok[e], idf)
             texts[e], scores[e] = by_emotion[e][i], score
         most = max(order, key=lambda e: len(by_emotion[e]))  # first in ArtEmis order on ties
-        return cls(texts, texts[most], scores)
+        everything = [u for s in samples for u in s.utterances]  # data order
+        overall = everything[_medoid_index([_tokens(u) for u in everything], idf)[0]]
+        return cls(texts, texts[most], scores, overall)
 
-    def explain(self, emotion: str) -> str:
+    def explain(self, emotion: str | None) -> str:
+        if emotion is None:
+            return self.overall
         return self.texts.get(emotion, self.fallback)
 
 
@@ -278,8 +287,9 @@ class NearestNeighbourRetrieval:
     (:func:`painting_feature` of the same checkpoint's SAM encoder) has the highest cosine to the
     test painting's, among those with utterances of that emotion; of their utterances of the
     emotion, the consensus one (highest mean TF-IDF cosine to the others, as in
-    :func:`tfidf_medoid`; IDF over all train utterances). An emotion no train painting has falls
-    back to the ``k`` nearest paintings' utterances of any emotion. Ties: data order.
+    :func:`tfidf_medoid`; IDF over all train utterances). ``emotion=None`` (the ArtEmis "NN"
+    speaker, which is not told an emotion) and an emotion no train painting has use the ``k``
+    nearest paintings' utterances of any emotion. Ties: data order.
     """
 
     def __init__(self, keys: Sequence[str], features: np.ndarray,
@@ -309,13 +319,13 @@ class NearestNeighbourRetrieval:
         idf = _idf([_tokens(u) for by_e in utts.values() for us in by_e.values() for u in us])
         return cls(keys, np.stack([features[k] for k in keys]), utts, idf, k)
 
-    def neighbours(self, feature: np.ndarray, emotion: str) -> list[str]:
-        """Keys of the ``k`` nearest train paintings with utterances of ``emotion``."""
+    def neighbours(self, feature: np.ndarray, emotion: str | None = None) -> list[str]:
+        """Keys of the ``k`` nearest train paintings with utterances of ``emotion`` (any: None)."""
         order = np.argsort(-(self.features @ np.asarray(feature, np.float32)), kind="stable")
         having = [self.keys[i] for i in order if emotion in self.utterances[self.keys[i]]]
         return (having or [self.keys[i] for i in order])[: self.k]
 
-    def explain(self, feature: np.ndarray, emotion: str) -> str:
+    def explain(self, feature: np.ndarray, emotion: str | None = None) -> str:
         near = self.neighbours(feature, emotion)
         by_e = [self.utterances[key] for key in near]
         texts = [u for d in by_e for u in d.get(emotion, [])] or [u for d in by_e

@@ -18,9 +18,13 @@ What is computed, on the same samples for the model and every baseline:
   an explanation names a motif of the asked emotion (synthetic set); emotional alignment: a
   :class:`~emosem.evaluation.emotion_classifier.TextEmotionClassifier` trained on the TRAIN
   split's utterances (label = the row's emotion, seed 0 so the judge is the same across runs)
-  labels each explanation; ``accuracy_dominant`` against the painting's dominant annotator
-  emotion, ``cross_entropy``/``kl`` against its annotator distribution, and ``accuracy_asked``
-  against the emotion the explanation was asked for. The classifier is cached in
+  labels explanations. In the ArtEmis protocol (Achlioptas et al. 2021: one caption per
+  painting, the emotion-grounded speaker grounded on an image-to-emotion classifier's
+  prediction) the model explains each painting for its emotion head's top emotion, and the
+  label is scored by ``accuracy_dominant`` against the painting's dominant annotator emotion and
+  ``cross_entropy``/``kl`` against its annotator distribution; the text baselines are told no
+  emotion there. ``accuracy_asked`` is the share of the (painting, emotion) explanations
+  labelled with the asked emotion (faithfulness to the prompt). The classifier is cached in
   ``<checkpoint>/emotion_classifier/`` (else ``<out>/emotion_classifier/``) with a fingerprint of
   its training text, and retrained when the data differ.
 * **Emotion recognition** (paintings with annotator labels, checkpoints with an emotion head):
@@ -52,8 +56,9 @@ Report (``report.json``; NaN is written as ``null``; ``None`` where a part does 
                    n_correct_motif_multi_emotion}                        (None: no masks)
     explanations: {BLEU-1..BLEU-4, METEOR, ROUGE-L, CIDEr, tokenizer, n, n_empty, skipped,
                    names_motif_rate, n_names_motif,
-                   emotional_alignment: {accuracy_dominant, n_dominant, cross_entropy, kl, n,
-                                         accuracy_asked, classifier: {source, path, n_train}}}
+                   emotional_alignment: {accuracy_dominant, n_dominant, cross_entropy, kl,
+                                         n (paintings), grounding, accuracy_asked, n_asked,
+                                         classifier: {source, path, n_train}}}
                                                                           (None: explain=False)
     emotion_recognition: {accuracy_dominant, n_dominant, cross_entropy, kl, n,
                           majority_baseline: {emotion, accuracy_dominant},
@@ -62,7 +67,7 @@ Report (``report.json``; NaN is written as ``null``; ``None`` where a part does 
                 emotion_agnostic: {description, segmentation, comparison},
                 retrieval: {description, fit: {n_train_paintings, k, seconds}, explanations,
                             comparison},
-                typical_utterance: {description, texts, explanations, comparison},
+                typical_utterance: {description, texts, overall, explanations, comparison},
                 majority_emotion: {description, emotion, accuracy_dominant, n_dominant, comparison},
                 train_prior_distribution: {description, distribution, cross_entropy, kl,
                                            accuracy_dominant, comparison},
@@ -390,13 +395,17 @@ class _PaintingScorer:
             num_beams=o["num_beams"],
             do_sample=False,
         )
-        if o["batch_emotions"]:
-            results = predictor.predict(emotions, **gen)
-        else:
-            results = [predictor.predict([e], **gen)[0] for e in emotions]
         probs = None
         if predictor.model.emotion_head is not None:
             probs = [float(v) for v in predictor.predict_distribution(state).values()]
+        # ArtEmis alignment protocol: one explanation per painting, grounded on the emotion the
+        # model predicts for it (decoded in the same batch unless it was asked anyway)
+        grounded = ARTEMIS_EMOTIONS[int(np.argmax(probs))] if probs and o["explain"] else None
+        ask = emotions + ([grounded] if grounded and grounded not in emotions else [])
+        if o["batch_emotions"]:
+            results = predictor.predict(ask, **gen)
+        else:
+            results = [predictor.predict([e], **gen)[0] for e in ask]
         neutral = None
         if any(s.has_mask for s in samples):
             neutral = neutral_prediction(predictor, state, o["threshold"])
@@ -451,6 +460,9 @@ class _PaintingScorer:
                     row["names_motif"] = any(_mentions(r.explanation, m) for m in motifs)
             rows.append(row)
         painting = {"key": key, "emotion_probs": probs}
+        if grounded is not None:
+            painting["grounded"] = {"emotion": grounded,
+                                    "explanation": results[ask.index(grounded)].explanation}
         if o["explain"]:  # for the nearest-neighbour retrieval baseline
             painting["feature"] = painting_feature(state.embedding).tolist()
         return rows, painting
@@ -507,23 +519,27 @@ def _segmentation(rows: list[dict], which: str) -> tuple[dict | None, Segmentati
     }, meter
 
 
-def _alignment(
-    clf: Any, texts: list[str], counts: list[np.ndarray], asked: list[str]
-) -> dict | None:
+def _alignment(clf: Any, texts: list[str], counts: list[np.ndarray]) -> dict | None:
+    """ArtEmis Emo-Align of one explanation per painting (``texts``) against the paintings'
+    annotator ``counts [9]``: accuracy against the dominant emotion, cross-entropy and KL."""
     from emosem.evaluation.emotion_classifier import emotional_alignment
 
     keep = [i for i, c in enumerate(counts) if c.sum() > 0]
     if clf is None or not keep:
         return None
-    t = [texts[i] for i in keep]
-    out = emotional_alignment(clf, t, np.stack([counts[i] for i in keep]))
-    asked_rows = [i for i in keep if asked[i] in ARTEMIS_EMOTIONS]
-    if asked_rows:
-        acc = emotional_alignment(
-            clf, [texts[i] for i in asked_rows], [asked[i] for i in asked_rows]
-        )
-        out["accuracy_asked"] = acc["accuracy_dominant"]
-    return out
+    return emotional_alignment(clf, [texts[i] for i in keep], np.stack([counts[i] for i in keep]))
+
+
+def _asked_accuracy(clf: Any, texts: list[str], asked: list[str]) -> dict:
+    """``{accuracy_asked, n_asked}``: the share of (painting, emotion) explanations that the
+    classifier labels with the emotion they were asked for."""
+    from emosem.evaluation.emotion_classifier import emotional_alignment
+
+    rows = [i for i, e in enumerate(asked) if e in ARTEMIS_EMOTIONS]
+    if clf is None or not rows:
+        return {}
+    acc = emotional_alignment(clf, [texts[i] for i in rows], [asked[i] for i in rows])
+    return {"accuracy_asked": acc["accuracy_dominant"], "n_asked": len(rows)}
 
 
 def _compare(model: dict, base: dict, metrics: Sequence[tuple[str, bool]]) -> dict:
@@ -840,22 +856,30 @@ def evaluate(
     text_baselines: dict[str, dict[str, Any]] = {}
     text_scores: dict[str, dict] = {}
     explanations = None
+    painting_records: list[dict] = []
     if explain:
         with_text = [r for r in rows if r["has_text"] and r["explanation"] is not None]
         with_expl = [r for r in rows if r["explanation"] is not None]
         features = {p["key"]: np.asarray(p["feature"], np.float32)
                     for p in painting_rows if "feature" in p}
+        # the alignment protocol's paintings: those the model explained for its own emotion
+        grounded = [p for p in painting_rows
+                    if p.get("grounded") and p["grounded"]["explanation"] is not None]
         try:
             nn_retrieval = NearestNeighbourRetrieval.fit(train_samples, train_features)
             text_baselines["retrieval"] = {
                 "said": {(r["key"], r["emotion"]): nn_retrieval.explain(features[r["key"]],
                                                                         r["emotion"])
                          for r in with_expl},
+                "ungrounded": {p["key"]: nn_retrieval.explain(features[p["key"]])
+                               for p in grounded},
                 "entry": {
                     "description": "nearest-neighbour retrieval: the consensus utterance of the "
                     f"asked emotion among the {nn_retrieval.k} train paintings nearest to the "
                     "painting (cosine of the pooled SAM image embedding; highest mean TF-IDF "
-                    "cosine to the other candidates)",
+                    "cosine to the other candidates); for the alignment, which asks for no "
+                    "emotion, the consensus of those paintings' utterances of any emotion "
+                    "(ArtEmis' NN speaker)",
                     "fit": {"n_train_paintings": len(nn_retrieval.keys), "k": nn_retrieval.k,
                             "seconds": round(nn_fit_s, 2)},
                 },
@@ -867,17 +891,20 @@ def evaluate(
             text_baselines["typical_utterance"] = {
                 "said": {(r["key"], r["emotion"]): typical.explain(r["emotion"])
                          for r in with_expl},
+                "ungrounded": {p["key"]: typical.explain(None) for p in grounded},
                 "entry": {
                     "description": "for each emotion, the medoid train utterance of that emotion "
                     "(highest mean TF-IDF cosine to the other train utterances of the emotion); "
-                    "it does not look at the painting",
+                    "for the alignment, the medoid of all train utterances; it does not look at "
+                    "the painting",
                     "texts": typical.texts,
+                    "overall": typical.overall,
                 },
             }
         except ValueError as e:
             logger.warning("No typical-utterance baseline: %s", e)
         clf, clf_info = load_or_train_classifier(classifier, ckpt, out, train_samples)
-        counts = [data.emotion_counts(r["key"]) for r in with_expl]
+        g_counts = [data.emotion_counts(p["key"]) for p in grounded]
         asked = [r["emotion"] for r in with_expl]
         if with_text:
             from emosem.evaluation.text_metrics import CaptionScorer
@@ -901,24 +928,41 @@ def evaluate(
         named = [r["names_motif"] for r in rows if "names_motif" in r]
         explanations["names_motif_rate"] = _rate(named)
         explanations["n_names_motif"] = len(named)
-        al = _alignment(clf, [r["explanation"] for r in with_expl], counts, asked)
-        explanations["emotional_alignment"] = (
-            {**al, "classifier": clf_info}
-            if al is not None
-            else {
-                "accuracy_dominant": None,
-                "cross_entropy": None,
-                "classifier": clf_info,
-                "skipped": clf_info.get("skipped", "no painting has annotator labels"),
-            }
-        )
+        al = _alignment(clf, [p["grounded"]["explanation"] for p in grounded], g_counts)
+        asked_acc = _asked_accuracy(clf, [r["explanation"] for r in with_expl], asked)
+        if al is None:
+            why = clf_info.get("skipped") or (
+                "no painting has annotator labels" if grounded else
+                "the checkpoint has no emotion head to ground an explanation on"
+            )
+            al = {"accuracy_dominant": None, "cross_entropy": None, "skipped": why}
+        explanations["emotional_alignment"] = {
+            **al,
+            "grounding": "the emotion head's top emotion",
+            **asked_acc,
+            "classifier": clf_info,
+        }
+        for p in grounded:  # paintings.jsonl: what each method said for the alignment
+            rec = {"key": p["key"], **p["grounded"]}
+            rec.update({name: b["ungrounded"][p["key"]] for name, b in text_baselines.items()})
+            painting_records.append(rec)
+        if clf is not None and painting_records:
+            for field, who in (("explanation", "model"), *((n, n) for n in text_baselines)):
+                judged = clf.predict_proba([r[field] for r in painting_records]).argmax(1)
+                for r, j in zip(painting_records, judged):
+                    r.setdefault("judged", {})[who] = ARTEMIS_EMOTIONS[int(j)]
         for name, b in text_baselines.items():
             sc = text_scores.setdefault(name, {k: None for k in CAPTION_KEYS})
             texts = [b["said"][r["key"], r["emotion"]] for r in with_expl]
             named_b = [any(_mentions(t, m) for m in r["motifs"])
                        for r, t in zip(with_expl, texts) if "motifs" in r]
             sc["names_motif_rate"] = _rate(named_b)
-            sc["emotional_alignment"] = _alignment(clf, texts, counts, asked)
+            sc["emotional_alignment"] = {
+                **(_alignment(clf, [b["ungrounded"][p["key"]] for p in grounded], g_counts)
+                   or {}),
+                "grounding": "none (no emotion given)",
+                **_asked_accuracy(clf, texts, asked),
+            }
     report["explanations"] = explanations
 
     # emotion recognition
@@ -1010,6 +1054,8 @@ def evaluate(
     # -- files ------------------------------------------------------------------------------------
     t_files = time.perf_counter()
     files = _write_samples(out / "samples.jsonl", rows)
+    if painting_records:
+        files.append(_write_jsonl(out / "paintings.jsonl", painting_records))
     try:
         files += _write_figures(
             out, report, seg, rows, predictor, data, sample_of, num_overlays, threshold
@@ -1051,14 +1097,21 @@ def _write_samples(path: Path, rows: list[dict]) -> list[Path]:
         "correct_motif",
         "multi_emotion",
     )
+    recs = []
+    for r in rows:
+        rec = {k: r[k] for k in keep if k in r}
+        for name, field in SEG_FIELD.items():
+            if r.get(field):
+                rec[f"iou_{name}"] = r[field]["iou"]
+        recs.append(rec)
+    return [_write_jsonl(path, recs)]
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> Path:
     with open(path, "w", encoding="utf-8") as f:
-        for r in rows:
-            rec = {k: r[k] for k in keep if k in r}
-            for name, field in SEG_FIELD.items():
-                if r.get(field):
-                    rec[f"iou_{name}"] = r[field]["iou"]
+        for rec in records:
             f.write(json.dumps(_jsonable(rec)) + "\n")
-    return [path]
+    return path
 
 
 def _slug(text: str) -> str:
@@ -1292,11 +1345,25 @@ def markdown_report(report: dict) -> str:
             rows.append([f"alignment {k}", *[a.get(k) for a in als]])
         L += _table(["metric", "model", *[f"{n.replace('_', ' ')} baseline" for n in TEXT_BASELINES]],
                     rows)
+        al = ex.get("emotional_alignment") or {}
         L += [
             f"Tokenizer: {ex.get('tokenizer')}; {ex.get('n')} explanations scored against all "
             "references of their (painting, emotion).",
             "",
+            "Emotional alignment, ArtEmis protocol: one explanation per painting "
+            f"({al.get('n')} paintings, {al.get('n_dominant')} with a dominant emotion), the "
+            "model grounded on its emotion head's top emotion, the baselines told no emotion "
+            "(retrieval: the consensus of the nearest train paintings' utterances of any "
+            "emotion; typical utterance: the medoid of all train utterances). The text-emotion "
+            "classifier labels each; `accuracy_dominant` is against the dominant annotator "
+            "emotion, `cross_entropy` and `kl` against the annotator distribution. "
+            "`accuracy_asked`: the share of the (painting, emotion) explanations labelled with "
+            "the asked emotion (a retrieved utterance of that emotion scores 1 by construction, "
+            "so it is not compared).",
+            "",
         ]
+        if al.get("skipped"):
+            L.append(f"- skipped emotional alignment: {al['skipped']}")
         for comp, why in (ex.get("skipped") or {}).items():
             L.append(f"- skipped {comp}: {why}")
         L.append("")
