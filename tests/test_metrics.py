@@ -19,6 +19,7 @@ from emosem.evaluation.metrics import (
     intersection_union,
     mae,
     mask_iou,
+    soft_to_shape,
 )
 
 
@@ -218,3 +219,15 @@ def test_distribution_metrics_rejects_logits():
         distribution_metrics(np.full((1, NUM_EMOTIONS), 0.5), np.ones((1, NUM_EMOTIONS)))
     with pytest.raises(ValueError, match="shape"):
         distribution_metrics(np.ones((2, 3)) / 3, np.ones((2, 3)))
+
+
+def test_soft_to_shape_resizes_only_when_needed():
+    soft = np.array([[0.0, 1.0], [0.0, 1.0]], dtype=np.float32)
+    mask, same = soft_to_shape(soft, (2, 2), 0.5)
+    assert same is soft and mask.tolist() == [[False, True], [False, True]]
+    # bilinear with pixel centres: output columns sample x = -0.25, 0.25, 0.75, 1.25 (clamped)
+    mask, up = soft_to_shape(soft, (2, 4), 0.5)
+    assert up.shape == (2, 4)
+    np.testing.assert_allclose(up, [[0.0, 0.25, 0.75, 1.0]] * 2, atol=1e-6)
+    assert mask.tolist() == [[False, False, True, True]] * 2
+

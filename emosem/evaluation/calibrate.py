@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from emosem.evaluation.metrics import soft_to_shape
+
 THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # .2 … .8
 
 
@@ -34,8 +36,6 @@ def threshold_sweep(
     """
     from tqdm.auto import tqdm
 
-    from emosem.evaluation.evaluate import _to_shape
-
     by_key: dict[str, list[Any]] = {}
     for s in samples:
         if s.has_mask:
@@ -49,7 +49,7 @@ def threshold_sweep(
         results = predictor.predict([s.emotion for s in group], explain=False, state=state)
         for s, r in zip(group, results):
             gt = data.decode_mask(s).astype(bool)
-            soft = _to_shape(r.soft_mask, gt.shape, 0.5)[1]  # resized if the image was downscaled
+            soft = soft_to_shape(r.soft_mask, gt.shape, 0.5)[1]  # resized if the image was downscaled
             pred = soft[None] > t[:, None, None]  # [T, H, W]
             inters.append((pred & gt).sum((1, 2)))
             unions.append((pred | gt).sum((1, 2)))

@@ -115,7 +115,12 @@ from emosem.evaluation.baselines import (
     neutral_prediction,
     painting_feature,
 )
-from emosem.evaluation.metrics import SegmentationMeter, correct_motif, distribution_metrics
+from emosem.evaluation.metrics import (
+    SegmentationMeter,
+    correct_motif,
+    distribution_metrics,
+    soft_to_shape,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -358,19 +363,6 @@ def _mentions(text: str, motif: str) -> bool:
         return re.search(rf"\b{words}\b", text or "", re.IGNORECASE) is not None
 
 
-def _to_shape(
-    soft: np.ndarray, shape: tuple[int, int], threshold: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(mask, soft) resized to ``shape`` (only when the image was downscaled on load)."""
-    if soft.shape == tuple(shape):
-        return soft > threshold, soft
-    import cv2
-
-    soft = cv2.resize(soft.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-    soft = np.clip(soft, 0.0, 1.0)
-    return soft > threshold, soft
-
-
 class _PaintingScorer:
     """Predicts and scores the samples of one painting; returns plain-dict rows."""
 
@@ -431,8 +423,8 @@ class _PaintingScorer:
             if s.has_mask:
                 gt = self.data.decode_mask(s)
                 shape = gt.shape
-                preds = {"model": _to_shape(r.soft_mask, shape, o["threshold"])}
-                preds["emotion_agnostic"] = _to_shape(neutral[1], shape, o["threshold"])
+                preds = {"model": soft_to_shape(r.soft_mask, shape, o["threshold"])}
+                preds["emotion_agnostic"] = soft_to_shape(neutral[1], shape, o["threshold"])
                 if self.prior is not None:
                     pm = self.prior.mask(*shape)
                     preds["centre_prior"] = (pm, pm.astype(np.float32))
@@ -1222,7 +1214,7 @@ def _write_figures(
             state = predictor.encode(s.image_path)
             res = predictor.predict([s.emotion], explain=False, threshold=threshold, state=state)[0]
             gt = data.decode_mask(s)
-            pred, _ = _to_shape(res.soft_mask, gt.shape, threshold)
+            pred, _ = soft_to_shape(res.soft_mask, gt.shape, threshold)
             img = state.image
             if img.shape[:2] != gt.shape:
                 import cv2

@@ -41,6 +41,7 @@ __all__ = [
     "intersection_union",
     "mae",
     "mask_iou",
+    "soft_to_shape",
 ]
 
 BETA2 = 0.3
@@ -418,3 +419,17 @@ def distribution_metrics(pred_probs: np.ndarray, target_dists: np.ndarray) -> di
         "kl": float(kl.mean()),
         "n": int(n),
     }
+
+
+def soft_to_shape(
+    soft: np.ndarray, shape: tuple[int, int], threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A soft map ``[h, w]`` → ``(soft > threshold, soft)`` at ``shape`` ``(H, W)``: bilinear
+    resize (clipped to [0, 1]) only when the sizes differ (an image downscaled on load)."""
+    if soft.shape == tuple(shape):
+        return soft > threshold, soft
+    import cv2
+
+    soft = cv2.resize(soft.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    soft = np.clip(soft, 0.0, 1.0)
+    return soft > threshold, soft
