@@ -369,6 +369,8 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
             "1",
             "--num-beams",
             "2",
+            "--retrieval-k",
+            "3",
             "--quiet",
         ],
         capture_output=True,
@@ -479,8 +481,8 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
             "alignment_accuracy_dominant",
         }
         assert bl[name]["comparison"]["CIDEr"]["model"] == ex["CIDEr"]
-    # --split all on the synthetic set: the train split of the same data, 5 nearest paintings
-    assert bl["retrieval"]["fit"]["k"] == 5 and bl["retrieval"]["fit"]["n_train_paintings"] > 5
+    # --split all on the synthetic set: the train split of the same data, 3 nearest paintings
+    assert bl["retrieval"]["fit"]["k"] == 3 and bl["retrieval"]["fit"]["n_train_paintings"] > 5
     assert set(bl["typical_utterance"]["texts"]) <= set(ARTEMIS_EMOTIONS)
     assert isinstance(bl["typical_utterance"]["overall"], str)
     for name in ("retrieval", "typical_utterance"):  # the same paintings as the model
@@ -497,3 +499,52 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
             c["model_better"] for c in entry["comparison"].values()
         )
     assert bl["centre_prior"]["comparison"]["gIoU"]["model"] == seg["overall"]["gIoU"]
+
+
+@pytest.mark.slow
+def test_evaluate_two_processes_matches_one(tiny_checkpoint, synthetic_dir, tmp_path, repo_root):
+    """`accelerate launch` with two CPU processes (gloo): the paintings and the retrieval
+    baseline's train paintings are sharded, the rows gathered, and rank 0 alone writes a report
+    with the same numbers as a single process."""
+    ckpt = _own_checkpoint(tiny_checkpoint, tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    args = [str(repo_root / "tools" / "evaluate.py"), "--checkpoint", str(ckpt), "--data",
+            str(synthetic_dir), "--split", "all", "--max-samples", "8", "--no-meteor",
+            "--device", "cpu", "--num-overlays", "1", "--quiet"]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+              "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+              "--dynamo_backend", "no"]
+    reports = {}
+    for name, cmd in (("one", [sys.executable]), ("two", launch)):
+        out = tmp_path / name
+        proc = subprocess.run(cmd + args + ["--out", str(out)], capture_output=True, text=True,
+                              timeout=900, env=env, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        reports[name] = json.loads((out / "report.json").read_text())
+        assert proc.stdout.count("beats baselines") == 1, "only rank 0 reports"
+    one, two = reports["one"], reports["two"]
+    assert two["machine"]["num_processes"] == 2 and one["machine"]["num_processes"] == 1
+    assert (two["n_samples"], two["n_paintings"]) == (one["n_samples"], one["n_paintings"]) == (
+        8, one["n_paintings"])
+    for m in ("gIoU", "cIoU", "F_beta", "MAE"):
+        assert two["segmentation"]["overall"][m] == pytest.approx(one["segmentation"]["overall"][m])
+    for k in ("BLEU-4", "ROUGE-L", "CIDEr"):
+        assert two["explanations"][k] == pytest.approx(one["explanations"][k])
+    for k in ("accuracy_dominant", "cross_entropy", "n", "accuracy_asked"):
+        assert two["explanations"]["emotional_alignment"][k] == pytest.approx(
+            one["explanations"]["emotional_alignment"][k])
+    assert two["emotion_recognition"]["kl"] == pytest.approx(one["emotion_recognition"]["kl"])
+    b1, b2 = one["baselines"], two["baselines"]
+    assert b2["retrieval"]["fit"]["n_train_paintings"] == b1["retrieval"]["fit"]["n_train_paintings"]
+    for name in ("centre_prior", "emotion_agnostic", "retrieval", "typical_utterance"):
+        c1, c2 = b1[name]["comparison"], b2[name]["comparison"]
+        assert set(c1) == set(c2)
+        for k in c1:
+            assert c2[k]["baseline"] == pytest.approx(c1[k]["baseline"]), (name, k)
+    assert b2["beats_baselines"] == b1["beats_baselines"]
+
+    def said(name: str) -> list:
+        lines = (tmp_path / name / "samples.jsonl").read_text().splitlines()
+        return sorted((r["key"], r["emotion"], r["explanation"]) for r in map(json.loads, lines))
+
+    assert said("two") == said("one")

@@ -109,8 +109,8 @@ def test_merged_lora_is_the_same_function(model):
             torch.testing.assert_close(model.lm.loss(*args), before, atol=1e-4, rtol=1e-4)
             assert model.lm.generate(prefix, ["awe", "fear"], max_new_tokens=6) == text
         finally:
-            model.lm.model.unmerge_adapter()
-            model.lm._merged = False
+            model.lm.unmerge_lora()
+            assert not model.lm.merged
             for p in (n_p[1] for n_p in model.named_parameters() if "lora_B" in n_p[0]):
                 p.zero_()
 

@@ -660,7 +660,7 @@ class Benchmark:
             "lm": model.config.lm,
             "lm_dtype": model.config.dtype,
             "prefix_length": model.prefix_tokens,
-            "lora_merged": bool(getattr(model.lm, "_merged", False)),
+            "lora_merged": model.lm.merged,
             "params_m": {
                 "sam": round(count(model.sam) / 1e6, 3),
                 "lm_base": round(count(model.lm.model) / 1e6, 3),  # LoRA merged in

@@ -83,6 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-beams", type=int, default=1,
                    help="beam search width for the explanations (default 1: greedy)")
+    p.add_argument("--retrieval-k", type=int, default=5,
+                   help="train paintings the nearest-neighbour retrieval baseline pools (default 5)")
     p.add_argument("--num-overlays", type=int, default=3, help="best and worst overlays to draw")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             max_new_tokens=args.max_new_tokens,
             num_beams=args.num_beams,
+            retrieval_k=args.retrieval_k,
             num_overlays=args.num_overlays,
             progress=False if args.quiet else None,
         )

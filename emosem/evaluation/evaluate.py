@@ -640,6 +640,7 @@ def evaluate(
     threshold: float | None = None,
     max_new_tokens: int = 40,
     num_beams: int = 1,
+    retrieval_k: int = 5,
     num_overlays: int = 3,
     progress: bool | None = None,
 ) -> dict:
@@ -667,6 +668,7 @@ def evaluate(
         threshold: mask probability threshold (``None``: the checkpoint's ``mask_threshold``).
         max_new_tokens: explanation length limit.
         num_beams: beam width of the (deterministic) decoding; 1 is greedy.
+        retrieval_k: how many nearest train paintings the retrieval baseline pools.
         num_overlays: how many best and worst overlays to draw.
         progress: show a progress bar (default: when stderr is a terminal).
 
@@ -689,6 +691,8 @@ def evaluate(
         raise ValueError(f"max_samples must be at least 1, got {max_samples}")
     if num_beams < 1:
         raise ValueError(f"num_beams must be at least 1, got {num_beams}")
+    if retrieval_k < 1:
+        raise ValueError(f"retrieval_k must be at least 1, got {retrieval_k}")
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
     EmoSEM.read_config(ckpt)  # a wrong folder fails now, not after loading the data
     out = Path(out_dir) if out_dir else default_out_dir(ckpt, split)
@@ -858,7 +862,8 @@ def evaluate(
         grounded = [p for p in painting_rows
                     if p.get("grounded") and p["grounded"]["explanation"] is not None]
         try:
-            nn_retrieval = NearestNeighbourRetrieval.fit(train_samples, train_features)
+            nn_retrieval = NearestNeighbourRetrieval.fit(train_samples, train_features,
+                                                         k=retrieval_k)
             text_baselines["retrieval"] = {
                 "said": {(r["key"], r["emotion"]): nn_retrieval.explain(features[r["key"]],
                                                                         r["emotion"])

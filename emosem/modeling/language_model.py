@@ -79,6 +79,7 @@ class ExplanationLM(nn.Module):
         instruction: template with ``{e}``, e.g. "Explain why the painting makes you feel {e}."
     """
 
+    merged = False  # True once merge_lora() has folded the LoRA weights into the base
     unloaded = False  # True once merge_lora(unload=True) has dropped the adapter for inference
 
     def __init__(self, model, tokenizer, instruction: str) -> None:
@@ -98,18 +99,26 @@ class ExplanationLM(nn.Module):
     def merge_lora(self, unload: bool = False) -> bool:
         """Fold the LoRA weights into the frozen base (peft ``merge_adapter``), for inference:
         the same function with one matmul per projection instead of three. Reversible with
-        ``self.model.unmerge_adapter()``; ``unload=True`` (``merge_and_unload``) also drops the
+        :meth:`unmerge_lora`; ``unload=True`` (``merge_and_unload``) also drops the
         adapter modules for good, leaving a plain transformers model that cannot be saved as
         EmoSEM again. Returns True when something was merged."""
-        if not self.is_lora or getattr(self, "_merged", False):
+        if not self.is_lora or self.merged:
             return False
         if unload:
             self.model = self.model.merge_and_unload()
             self.unloaded = True
         else:
             self.model.merge_adapter()
-        self._merged = True
+        self.merged = True
         return True
+
+    def unmerge_lora(self) -> None:
+        """Undo :meth:`merge_lora` (``unload=False``): the adapter is trainable again."""
+        if self.unloaded:
+            raise RuntimeError("The LoRA adapter was merged and unloaded; it cannot be unmerged.")
+        if self.merged:
+            self.model.unmerge_adapter()
+            self.merged = False
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
