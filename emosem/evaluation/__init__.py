@@ -19,6 +19,7 @@ from emosem.evaluation.metrics import (
     intersection_union,
     mae,
     mask_iou,
+    soft_to_shape,
 )
 
 _LAZY = {
@@ -44,6 +45,7 @@ __all__ = [
     "mae",
     "mask_iou",
     "simple_tokenize",
+    "soft_to_shape",
 ]
 
 
