@@ -448,6 +448,17 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     assert ex["CIDEr"] >= 0.0 and ex["METEOR"] is None and "METEOR" in ex["skipped"]
     assert ex["tokenizer"] in ("ptb", "simple")
     assert 0.0 <= ex["names_motif_rate"] <= 1.0
+    # per emotion: sentence-level means; CIDEr and ROUGE-L are the means of their sentence scores,
+    # so the n-weighted mean over emotions is the overall score, and samples.jsonl carries them
+    pe = ex["per_emotion"]
+    assert set(pe) <= set(ARTEMIS_EMOTIONS) and sum(v["n"] for v in pe.values()) == ex["n"]
+    for m in ("CIDEr", "ROUGE-L"):
+        assert sum(v["n"] * v[m] for v in pe.values()) / ex["n"] == pytest.approx(ex[m])
+    assert all(v["METEOR"] is None for v in pe.values())  # --no-meteor
+    rows_out = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    cider = [x["caption_scores"]["CIDEr"] for x in rows_out if "caption_scores" in x]
+    assert len(cider) == ex["n"] and np.mean(cider) == pytest.approx(ex["CIDEr"])
+    assert "Per emotion (mean sentence-level METEOR / CIDEr)" in md
     al = ex["emotional_alignment"]
     # ArtEmis protocol: one explanation per painting, grounded on the emotion head's top emotion
     assert al["grounding"] == "the emotion head's top emotion"
@@ -486,6 +497,7 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     assert set(bl["typical_utterance"]["texts"]) <= set(ARTEMIS_EMOTIONS)
     assert isinstance(bl["typical_utterance"]["overall"], str)
     for name in ("retrieval", "typical_utterance"):  # the same paintings as the model
+        assert set(bl[name]["explanations"]["per_emotion"]) == set(pe)
         b_al = bl[name]["explanations"]["emotional_alignment"]
         assert b_al["n"] == al["n"] and b_al["grounding"] == "none (no emotion given)"
         assert b_al["accuracy_dominant"] == pytest.approx(np.mean(hits[name]))

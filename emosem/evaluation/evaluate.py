@@ -55,6 +55,7 @@ Report (``report.json``; NaN is written as ``null``; ``None`` where a part does 
                    correct_motif_rate, n_correct_motif, correct_motif_rate_multi_emotion,
                    n_correct_motif_multi_emotion}                        (None: no masks)
     explanations: {BLEU-1..BLEU-4, METEOR, ROUGE-L, CIDEr, tokenizer, n, n_empty, skipped,
+                   per_emotion: {emotion: {n, METEOR, ROUGE-L, CIDEr}} (sentence-level means),
                    names_motif_rate, n_names_motif,
                    emotional_alignment: {accuracy_dominant, n_dominant, cross_entropy, kl,
                                          n (paintings), grounding, accuracy_asked, n_asked,
@@ -534,6 +535,27 @@ def _asked_accuracy(clf: Any, texts: list[str], asked: list[str]) -> dict:
     return {"accuracy_asked": acc["accuracy_dominant"], "n_asked": len(rows)}
 
 
+SENTENCE_KEYS = ("METEOR", "ROUGE-L", "CIDEr")  # corpus score = mean of the sentence scores
+
+
+def _per_emotion(scores: dict, emotion_of: dict[str, str]) -> dict:
+    """Replaces ``per_sample`` in ``CaptionScorer.score`` output by ``per_emotion {emotion: {n,
+    METEOR, ROUGE-L, CIDEr}}``, the mean sentence-level score of the emotion's samples (CIDEr's
+    IDF from all of them); returns the popped ``{key: {metric: score}}``."""
+    per_sample = scores.pop("per_sample")
+    by: dict[str, list[dict]] = {}
+    for key, row in per_sample.items():
+        by.setdefault(emotion_of[key], []).append(row)
+    order = [e for e in ARTEMIS_EMOTIONS if e in by] + sorted(set(by) - set(ARTEMIS_EMOTIONS))
+    scores["per_emotion"] = {
+        e: {"n": len(by[e]), **{m: (float(np.mean([r[m] for r in by[e]]))
+                                    if all(r[m] is not None for r in by[e]) else None)
+                                for m in SENTENCE_KEYS}}
+        for e in order
+    }
+    return per_sample
+
+
 def _compare(model: dict, base: dict, metrics: Sequence[tuple[str, bool]]) -> dict:
     """``{metric: {model, baseline, difference, higher_is_better, model_better}}``."""
     out = {}
@@ -911,12 +933,17 @@ def evaluate(
                 for r in with_text
             }
             cands = {f"{r['key']}|{r['emotion']}": r["explanation"] for r in with_text}
+            emotion_of = {f"{r['key']}|{r['emotion']}": r["emotion"] for r in with_text}
             with CaptionScorer(meteor=meteor) as cs:
-                explanations = cs.score(cands, refs)
+                explanations = cs.score(cands, refs, per_sample=True)
+                sentence = _per_emotion(explanations, emotion_of)
+                for r in with_text:  # samples.jsonl: each explanation's sentence-level scores
+                    r["caption_scores"] = sentence[f"{r['key']}|{r['emotion']}"]
                 for name, b in text_baselines.items():
                     text_scores[name] = cs.score(
                         {f"{r['key']}|{r['emotion']}": b["said"][r["key"], r["emotion"]]
-                         for r in with_text}, refs)
+                         for r in with_text}, refs, per_sample=True)
+                    _per_emotion(text_scores[name], emotion_of)
         else:
             explanations = {k: None for k in CAPTION_KEYS}
             explanations.update(
@@ -1093,6 +1120,7 @@ def _write_samples(path: Path, rows: list[dict]) -> list[Path]:
         "names_motif",
         "correct_motif",
         "multi_emotion",
+        "caption_scores",
     )
     recs = []
     for r in rows:
@@ -1364,6 +1392,17 @@ def markdown_report(report: dict) -> str:
         for comp, why in (ex.get("skipped") or {}).items():
             L.append(f"- skipped {comp}: {why}")
         L.append("")
+        pe = ex.get("per_emotion") or {}
+        if pe:
+            L += ["### Per emotion (mean sentence-level METEOR / CIDEr)", ""]
+            short = [n.split("_")[0] for n in TEXT_BASELINES]
+            per_rows = []
+            for e, m in pe.items():
+                others = [((b.get("per_emotion") or {}).get(e) or {}) for b in bls]
+                per_rows.append([e, m["n"], m["METEOR"], *[o.get("METEOR") for o in others],
+                                 m["CIDEr"], *[o.get("CIDEr") for o in others]])
+            L += _table(["emotion", "n", "METEOR", *[f"{n} METEOR" for n in short],
+                         "CIDEr", *[f"{n} CIDEr" for n in short]], per_rows)
     er = report.get("emotion_recognition")
     if er:
         L += ["## Emotion recognition (emotion head)", ""]
