@@ -139,6 +139,9 @@ class EmoSEMConfig:
             path.write_text(json.dumps(self.to_dict(), indent=2))
 
 
+_BOOL_WORDS = {"yes": True, "on": True, "y": True, "no": False, "off": False, "n": False}
+
+
 def _check_type(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
@@ -168,6 +171,13 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
             return float(value)
         except ValueError:
             pass
+    if tp is bool and isinstance(value, str) and value.lower() in _BOOL_WORDS:
+        return _BOOL_WORDS[value.lower()]
+    if tp is str and isinstance(value, bool):
+        raise ConfigError(
+            f"{where}: expected a string, got {value!r} (YAML 1.1 reads an unquoted no/yes/off/on "
+            'as a boolean: quote it, e.g. mixed_precision: "no")'
+        )
     if tp in (int, str, bool, float):
         if tp is int and isinstance(value, bool):
             raise ConfigError(f"{where}: expected int, got {value!r}")
@@ -215,7 +225,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"Override {item!r}: {p} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+            value = raw.strip()  # yes/no/on/off stay words (YAML 1.2): mixed_precision=no
+        node[parts[-1]] = value
     return data
 
 

@@ -49,6 +49,15 @@ def test_config_overrides_and_errors(tmp_path):
         load_config(None, ["train.lrr=1"])
     with pytest.raises(ConfigError, match="train.max_steps: expected int"):
         load_config(None, ["train.max_steps=many"])
+    # YAML 1.1 would read these words as booleans; overrides keep them as the words they are
+    cfg = load_config(None, ["train.mixed_precision=no", "model.film=off", "model.emotion_head=yes"])
+    assert cfg.train.mixed_precision == "no" and cfg.model.film is False
+    assert cfg.model.emotion_head is True
+    assert load_config(None, ["model.film=false"]).model.film is False
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  mixed_precision: no\n")  # unquoted in a file: a clear error
+    with pytest.raises(ConfigError, match='quote it, e.g. mixed_precision: "no"'):
+        load_config(bad)
 
 
 @pytest.mark.slow
