@@ -244,15 +244,15 @@ class RetrievalBaseline:
     @classmethod
     def fit(cls, samples: Iterable[Any]) -> RetrievalBaseline:
         """From samples with ``emotion`` and ``utterances`` (the TRAIN split)."""
-        samples = list(samples)
-        by_emotion: dict[str, list[str]] = {}
-        for s in samples:
-            for u in s.utterances:
-                by_emotion.setdefault(s.emotion, []).append(u)
-        if not by_emotion:
+        utts = [(s.emotion, u, _tokens(u)) for s in samples for u in s.utterances]  # data order
+        if not utts:
             raise ValueError("No training utterances: the retrieval baseline cannot be fitted.")
-        tok = {e: [_tokens(u) for u in us] for e, us in by_emotion.items()}
-        idf = _idf([t for ts in tok.values() for t in ts])
+        by_emotion: dict[str, list[str]] = {}
+        tok: dict[str, list[list[str]]] = {}
+        for e, u, t in utts:
+            by_emotion.setdefault(e, []).append(u)
+            tok.setdefault(e, []).append(t)
+        idf = _idf([t for _, _, t in utts])
         texts, scores = {}, {}
         order = [e for e in ARTEMIS_EMOTIONS if e in by_emotion]
         order += sorted(e for e in by_emotion if e not in ARTEMIS_EMOTIONS)
@@ -260,8 +260,7 @@ class RetrievalBaseline:
             i, score = _medoid_index(tok[e], idf)
             texts[e], scores[e] = by_emotion[e][i], score
         most = max(order, key=lambda e: len(by_emotion[e]))  # first in ArtEmis order on ties
-        everything = [u for s in samples for u in s.utterances]  # data order
-        overall = everything[_medoid_index([_tokens(u) for u in everything], idf)[0]]
+        overall = utts[_medoid_index([t for _, _, t in utts], idf)[0]][1]
         return cls(texts, texts[most], scores, overall)
 
     def explain(self, emotion: str | None) -> str:
