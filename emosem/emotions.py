@@ -13,6 +13,9 @@ is canonicalised, any other non-empty word or phrase ("melancholy") is kept as f
 from __future__ import annotations
 
 import difflib
+import hashlib
+import re
+import unicodedata
 from collections.abc import Iterable
 
 ARTEMIS_EMOTIONS: tuple[str, ...] = (
@@ -45,6 +48,11 @@ EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
     "something else": (158, 158, 158),
 }
 FREE_TEXT_COLOR = (0, 188, 212)
+
+# Longest free-text emotion accepted (characters, after whitespace is collapsed): a word or a short
+# phrase. The prompt goes through the language model's embedding table, so a 5,000-character
+# "emotion" costs minutes and means nothing.
+MAX_EMOTION_CHARS = 80
 
 
 class UnknownEmotionError(ValueError):
@@ -91,7 +99,33 @@ def normalize_prompt_emotion(label: str) -> tuple[str, bool]:
         raise ValueError("The emotion is empty: give one of the nine ArtEmis emotions or a word.")
     if is_artemis_emotion(label):
         return _key(label), True
-    return " ".join(str(label).strip().split()), False
+    text = " ".join(str(label).strip().split())
+    if len(text) > MAX_EMOTION_CHARS:
+        raise ValueError(
+            f"The emotion is {len(text)} characters long; give a word or a short phrase "
+            f"(at most {MAX_EMOTION_CHARS} characters)."
+        )
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+        raise ValueError(f"The emotion {text[:40]!r} contains control characters.")
+    return text, False
+
+
+def emotion_file_stem(emotion: str) -> str:
+    """A file-name stem for an emotion: readable, stable, and unique for any script.
+
+    The nine ArtEmis emotions and lower-case ASCII words keep their plain form
+    (``"something else"`` → ``something_else``); any text the plain form does not spell out
+    exactly (other scripts, capitals, punctuation, long phrases) gets an 8-hex-digit hash of the
+    text as suffix, so ``грусть`` and ``радость`` (both empty in ASCII) never share a file, and
+    the same emotion gets the same name on every run and machine.
+    """
+    text = " ".join(str(emotion).split())
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")[:40]
+    if slug and slug.replace("_", " ") == text:
+        return slug
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    return f"{slug or 'emotion'}-{digest}"
 
 
 def parse_emotions(labels: Iterable[str]) -> list[str]:

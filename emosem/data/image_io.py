@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,132 @@ def _exif_transpose(im: Image.Image, name: str) -> Image.Image:
         return im
 
 
+@dataclass
+class DecodedImage:
+    """An image decoded within a pixel budget.
+
+    ``rgb`` is the ``[h, w, 3]`` uint8 picture (at most ``max_side`` on its longer side when one
+    was given); ``original_size`` is ``(H, W)`` of the full picture after EXIF rotation, which is
+    where masks are mapped back to. ``frames`` counts the frames of an animated file or the pages
+    of a multi-page TIFF (only the first is decoded); ``format`` is PIL's name for the file type.
+    """
+
+    rgb: np.ndarray
+    original_size: tuple[int, int]
+    frames: int = 1
+    format: str | None = None
+
+    @property
+    def scaled(self) -> bool:
+        return tuple(self.rgb.shape[:2]) != tuple(self.original_size)
+
+
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:
+        return 1
+
+
+def _reduce_for_budget(im: Image.Image, max_side: int) -> Image.Image:
+    """Shrink a decoded image by PIL's integer ``reduce`` (box filter, cheap) towards ``max_side``.
+
+    Modes ``reduce`` cannot handle (1-bit, palette, 16-bit) are first widened to one it can;
+    the result's longer side stays >= ``max_side``, the last step is left to a proper resampler.
+    """
+    factor = max(im.size) // max_side
+    if factor < 2:
+        return im
+    if im.mode == "1":
+        im = im.convert("L")
+    elif im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode.startswith("I;16"):
+        im = im.convert("I")
+    try:
+        return im.reduce(factor)
+    except ValueError:  # a mode reduce still refuses: keep the full decode
+        return im
+
+
+def decode_image(
+    src: ImageSource,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_side: int | None = None,
+) -> DecodedImage:
+    """Load an image within a pixel budget: see :class:`DecodedImage` and :func:`load_image`.
+
+    With ``max_side``, a file is decoded at reduced size where the format allows it (JPEG's DCT
+    scaling through ``draft``), otherwise reduced by an integer factor straight after decoding,
+    before any RGB conversion, so memory follows ``max_side`` rather than the file's declared
+    size (a 1-bit 13,000² PNG costs its 1-byte-per-pixel decode, not a 500 MB RGB array).
+    """
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be a positive integer, got {max_side}")
+    frames, fmt = 1, None
+    if isinstance(src, np.ndarray):
+        name = f"<array {tuple(src.shape)} {src.dtype}>"
+        if src.ndim < 2:
+            raise _fail(name, "an image array needs at least 2 dimensions")
+        _check_pixels(name, (src.shape[1], src.shape[0]), max_pixels)
+        rgb = _array_to_rgb(np.asarray(src), name)
+        original = rgb.shape[:2]
+    elif isinstance(src, Image.Image):
+        name = f"<PIL image {src.mode} {src.size[0]}x{src.size[1]}>"
+        _check_pixels(name, src.size, max_pixels)
+        try:
+            src.load()
+        except Exception as e:
+            raise _fail(name, f"corrupt or truncated image data ({e})") from None
+        rgb = _pil_to_rgb(_exif_transpose(src, name), name)
+        original = rgb.shape[:2]
+    elif isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        name = str(path)
+        if not path.exists():
+            raise _fail(name, "file not found")
+        if not path.is_file():
+            raise _fail(name, "not a file")
+        im = _open_header(path, name, max_pixels)
+        try:
+            _check_pixels(name, im.size, max_pixels)
+            fmt = im.format
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            orientation = _orientation(im)
+            w, h = im.size
+            original = (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+            if max_side is not None and im.format == "JPEG":
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still exceeds max_side.
+                scale = max_side / max(w, h)
+                if scale < 1:
+                    im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+            try:
+                im.load()
+            except Exception as e:
+                raise _fail(name, f"corrupt or truncated image data ({type(e).__name__}: {e})") from None
+            small = _reduce_for_budget(im, max_side) if max_side is not None else im
+            if orientation in _EXIF_TRANSPOSE:
+                small = small.transpose(_EXIF_TRANSPOSE[orientation])
+            rgb = _pil_to_rgb(small, name)
+            del small
+        finally:
+            im.close()
+    else:
+        raise ImageLoadError(
+            f"Cannot load image of type {type(src).__name__}: expected a path, PIL image or numpy array"
+        )
+    if max_side is not None:
+        rgb = _downscale(rgb, max_side, name)
+    return DecodedImage(np.ascontiguousarray(rgb), (int(original[0]), int(original[1])), frames, fmt)
+
+
 def load_image(
     src: ImageSource,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -191,58 +318,14 @@ def load_image(
         max_pixels: refuse images with more pixels than this (checked from the header, before
             decoding); ``None`` disables the check.
         max_side: if given, downscale (keeping the aspect ratio) so the longer side is at most
-            this many pixels, logging a warning.
+            this many pixels, logging a warning; files are decoded at reduced size where
+            possible (see :func:`decode_image`).
 
     Raises:
         ImageLoadError: missing file, not an image, truncated or corrupt data, unsupported
             mode, or more pixels than ``max_pixels``.
     """
-    if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side must be a positive integer, got {max_side}")
-    if isinstance(src, np.ndarray):
-        name = f"<array {tuple(src.shape)} {src.dtype}>"
-        if src.ndim < 2:
-            raise _fail(name, "an image array needs at least 2 dimensions")
-        _check_pixels(name, (src.shape[1], src.shape[0]), max_pixels)
-        rgb = _array_to_rgb(np.asarray(src), name)
-    elif isinstance(src, Image.Image):
-        name = f"<PIL image {src.mode} {src.size[0]}x{src.size[1]}>"
-        _check_pixels(name, src.size, max_pixels)
-        try:
-            src.load()
-        except Exception as e:
-            raise _fail(name, f"corrupt or truncated image data ({e})") from None
-        rgb = _pil_to_rgb(_exif_transpose(src, name), name)
-    elif isinstance(src, (str, os.PathLike)):
-        path = Path(src)
-        name = str(path)
-        if not path.exists():
-            raise _fail(name, "file not found")
-        if not path.is_file():
-            raise _fail(name, "not a file")
-        im = _open_header(path, name, max_pixels)
-        try:
-            _check_pixels(name, im.size, max_pixels)
-            if max_side is not None and im.format == "JPEG":
-                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still exceeds max_side.
-                w, h = im.size
-                scale = max_side / max(w, h)
-                if scale < 1:
-                    im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
-            try:
-                im.load()
-            except Exception as e:
-                raise _fail(name, f"corrupt or truncated image data ({type(e).__name__}: {e})") from None
-            rgb = _pil_to_rgb(_exif_transpose(im, name), name)
-        finally:
-            im.close()
-    else:
-        raise ImageLoadError(
-            f"Cannot load image of type {type(src).__name__}: expected a path, PIL image or numpy array"
-        )
-    if max_side is not None:
-        rgb = _downscale(rgb, max_side, name)
-    return np.ascontiguousarray(rgb)
+    return decode_image(src, max_pixels=max_pixels, max_side=max_side).rgb
 
 
 def image_size(path: str | os.PathLike, apply_exif: bool = True) -> tuple[int, int]:

@@ -14,7 +14,6 @@ if any image failed.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -27,16 +26,17 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
+    p.add_argument("inputs", nargs="+", help="image files and/or folders of images (recursive)")
     p.add_argument("--emotion", "-e", action="append", default=None,
                    help="emotion to segment (repeatable): an ArtEmis emotion, free text, "
                         "'all' (the nine) or 'auto' (the top-k predicted); default: all")
     p.add_argument("--top-k", type=int, default=3, help="emotions to explain with --emotion auto")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled one)")
     p.add_argument("--out", default="outputs/infer", help="output folder")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (under accelerate launch: "
+                   "each process's own device)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="mask probability threshold (default: the checkpoint's calibrated one)")
+                   help="mask probability threshold in (0, 1) (default: the checkpoint's calibrated one)")
     p.add_argument("--no-explain", action="store_true", help="masks only, no language model")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-beams", type=int, default=1)
@@ -44,6 +44,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=9, help="emotions per decode/generate call")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json-only", action="store_true", help="write results.json only, no pictures")
+    p.add_argument("--max-side", type=int, default=2048,
+                   help="longest side a painting is decoded and analysed at (pixel budget; masks, "
+                        "RLE, bbox and area are still given at the original size)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="reuse an image's results already in --out when its file and the settings "
+                        "are the same (default: on)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo every image, replacing results already in --out (also those of "
+                        "another file or other settings, which are otherwise refused)")
+    p.add_argument("--no-annotations", action="store_true",
+                   help="no W3C Web Annotation page (annotations.json) per image")
+    p.add_argument("--polygon-tolerance", type=float, default=1.0,
+                   help="annotation polygons are simplified to this many original-image pixels")
+    p.add_argument("--iiif-manifest", default=None,
+                   help="a local IIIF Presentation 3 manifest whose canvases show the images: "
+                        "annotations target the canvases, and OUT/manifest.json is an annotated copy")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -65,26 +81,6 @@ def _expand_emotions(values: list[str] | None) -> tuple[list[str], bool]:
     return out, auto
 
 
-def collect_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files as given, folders expanded to their image files (sorted); missing paths fail."""
-    from emosem.data.image_io import IMAGE_EXTENSIONS
-
-    files: list[Path] = []
-    failed: list[tuple[str, str]] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                failed.append((item, "folder holds no images"))
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            failed.append((item, "no such file"))
-    return files, failed
-
-
 def process_age_s() -> float | None:
     """Seconds since this process started (Linux /proc; None elsewhere)."""
     try:
@@ -95,14 +91,180 @@ def process_age_s() -> float | None:
         return None
 
 
+def _check_numbers(args: argparse.Namespace) -> str | None:
+    """The first out-of-range option, as a one-line message naming the flag."""
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        return f"--threshold is a mask probability: between 0 and 1 (exclusive), got {args.threshold}"
+    for flag, value, low in (("--batch-size", args.batch_size, 1), ("--top-k", args.top_k, 1),
+                             ("--max-new-tokens", args.max_new_tokens, 1), ("--num-beams", args.num_beams, 1),
+                             ("--max-side", args.max_side, 64)):
+        if value < low:
+            return f"{flag} must be at least {low}, got {value}"
+    if not args.polygon_tolerance >= 0:
+        return f"--polygon-tolerance must be >= 0 pixels, got {args.polygon_tolerance}"
+    return None
+
+
+def _chunks(items, n: int):
+    chunk = []
+    for it in items:
+        chunk.append(it)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _LoadError(RuntimeError):
+    """The checkpoint cannot be loaded: the run stops (exit code 2)."""
+
+
+class _Run:
+    """One process's share of an inference run (see :func:`run`)."""
+
+    def __init__(self, args: argparse.Namespace, emotions: list[str], auto: bool, out, rank: int,
+                 device: str, signature: dict, manifest) -> None:
+        self.args, self.emotions, self.auto, self.out, self.rank = args, emotions, auto, out, rank
+        self.device, self.signature, self.manifest = device, signature, manifest
+        self.predictor = None
+        self.load_s = 0.0
+        self.first_result_s: float | None = None
+        self.t_start = time.perf_counter()
+
+    def model(self):
+        """The predictor, loaded at the first image that needs it (a fully resumed run loads none)."""
+        from emosem.inference.predictor import EmoSEMPredictor
+        from emosem.modeling.segmenter import CheckpointError
+
+        if self.predictor is None:
+            t0 = time.perf_counter()
+            try:
+                self.predictor = EmoSEMPredictor.from_pretrained(self.args.checkpoint, device=self.device)
+            except (CheckpointError, ValueError, OSError) as e:
+                raise _LoadError(str(e)) from None
+            self.load_s = time.perf_counter() - t0
+        return self.predictor
+
+    def target(self, item, doc):
+        from emosem.inference import annotations as anno
+
+        if self.manifest is not None:
+            canvas = anno.match_canvas(self.manifest[1], item.key)
+            if canvas is not None:
+                return anno.canvas_target(canvas, self.manifest[0]), None
+            note = "no canvas of the IIIF manifest shows this image: annotations target the file"
+        else:
+            note = None
+        return anno.image_target(item.path, doc["width"], doc["height"]), note
+
+    def process(self, item, ledger) -> None:
+        """Account for one input in the ledger: done (new or reused), failed or skipped."""
+        from emosem.data.image_io import ImageLoadError, decode_image
+        from emosem.inference.collection import existing_result, file_sha256
+
+        args, src = self.args, str(item.path)
+        if item.error:
+            logger.error("%s: %s", src, item.error)
+            return ledger.add(item.key, src, "failed", item.error)
+        if item.skip:
+            logger.info("skipping %s: %s", src, item.skip)
+            return ledger.add(item.key, src, "skipped", item.skip)
+        try:
+            sha = file_sha256(item.path)
+        except OSError as e:
+            return ledger.add(item.key, src, "failed", f"unreadable ({e.strerror or e})")
+        state = existing_result(self.out.result_dir(item.key), sha, self.signature)
+        if state == "same" and args.resume and not args.overwrite:
+            return ledger.add(item.key, src, "done", reused=True)
+        if state in ("other", "broken") and not args.overwrite:
+            why = ("results of another file or other settings" if state == "other"
+                   else "files that are not a complete EmoSEM result")
+            msg = f"{self.out.result_dir(item.key)} holds {why}; pass --overwrite to replace them or choose another --out"
+            logger.error("%s: %s", src, msg)
+            return ledger.add(item.key, src, "failed", msg)
+        try:
+            decoded = decode_image(item.path, max_side=args.max_side)
+        except ImageLoadError as e:
+            logger.error("%s", e)
+            return ledger.add(item.key, src, "failed", str(e))
+        note = None
+        if decoded.frames > 1:
+            if decoded.format in ("GIF", "PNG", "WEBP"):
+                return ledger.add(item.key, src, "skipped",
+                                  f"animated {decoded.format} ({decoded.frames} frames): only still "
+                                  "images are analysed; save the frame you want as a PNG")
+            note = f"multi-page {decoded.format} ({decoded.frames} pages): page 1 analysed"
+            logger.warning("%s: %s", src, note)
+        self.analyse(item, decoded, sha, note)
+        ledger.add(item.key, src, "done", note=note)
+
+    def analyse(self, item, decoded, sha: str, note: str | None) -> None:
+        from emosem.inference import annotations as anno
+        from emosem.inference.outputs import write_image_results
+
+        args = self.args
+        predictor = self.model()
+        threshold = predictor.model.config.mask_threshold if args.threshold is None else args.threshold
+        state = predictor.encode(decoded.rgb)
+        distribution = None
+        wanted = list(self.emotions)
+        if self.auto or predictor.model.emotion_head is not None:
+            distribution = predictor.predict_distribution(state)
+        if self.auto:
+            ranked = sorted(distribution, key=distribution.get, reverse=True)
+            wanted += [e for e in ranked[: args.top_k] if e not in wanted]
+        results, batches = [], []
+        for i in range(0, len(wanted), args.batch_size):
+            batches.append(wanted[i : i + args.batch_size])
+            results += predictor.predict(
+                batches[-1], explain=not args.no_explain, threshold=threshold,
+                max_new_tokens=args.max_new_tokens, state=state, seed=args.seed,
+                num_beams=args.num_beams, do_sample=args.sample,
+            )
+        if self.first_result_s is None:
+            self.first_result_s = process_age_s() or (time.perf_counter() - self.t_start)
+        extra = {"source": str(item.path), "source_sha256": sha, "run_signature": self.signature,
+                 "auto_top_k": args.top_k if self.auto else None, "mask_threshold": threshold,
+                 "emotion_batches": batches}
+        if note:
+            extra["note"] = note
+        annotate = None
+        if not args.no_annotations:
+            def annotate(doc):
+                target, target_note = self.target(item, doc)
+                if target_note:
+                    doc["annotation_note"] = target_note
+                page_id = (self.out.root / item.key / "annotations.json").resolve().as_uri()
+                context = anno.IIIF_CONTEXT if target.is_canvas else anno.ANNO_CONTEXT
+                return anno.annotation_page(doc, page_id, target, args.polygon_tolerance, context)
+        staging = self.out.staging_dir(self.rank)
+        write_image_results(staging, item.key, decoded.rgb, results, distribution,
+                            figures=not args.json_only, extra=extra,
+                            original_size=decoded.original_size, annotate=annotate)
+        self.out.publish(staging, item.key)
+        for r in results:
+            logger.info("%s | %s (iou %.2f, area %d): %s", item.key, r.emotion, r.predicted_iou,
+                        r.area, r.explanation if r.explanation is not None else "")
+
+
 def run(args: argparse.Namespace) -> int:
+    import uuid
+
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
     from tqdm.auto import tqdm
 
-    from emosem.data.image_io import ImageLoadError
-    from emosem.inference.outputs import write_image_results
-    from emosem.inference.predictor import EmoSEMPredictor
-    from emosem.modeling.segmenter import CheckpointError
-    from emosem.visualization.gallery import write_gallery
+    from emosem.inference.annotations import ManifestError, load_manifest
+    from emosem.inference.collection import (
+        Ledger,
+        OutputFolder,
+        OutputFolderError,
+        iter_inputs,
+        read_ledgers,
+        run_signature,
+    )
+    from emosem.inference.merge import write_run_outputs
 
     t_start = time.perf_counter()
     try:
@@ -110,80 +272,90 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         logger.error("%s", e)
         return 2
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        logger.error("--threshold is a mask probability: between 0 and 1, got %s", args.threshold)
+    problem = _check_numbers(args)
+    if problem:
+        logger.error("%s", problem)
         return 2
-    files, failed = collect_images(args.inputs)
-    for name, why in failed:
-        logger.error("%s: %s", name, why)
-    try:
-        predictor = EmoSEMPredictor.from_pretrained(args.checkpoint, device=args.device)
-    except (CheckpointError, ValueError, OSError) as e:
-        logger.error("Cannot load the checkpoint: %s", e)
-        return 2
-    t_loaded = time.perf_counter()
-    threshold = predictor.model.config.mask_threshold if args.threshold is None else args.threshold
-    out_root = Path(args.out)
-    out_root.mkdir(parents=True, exist_ok=True)
-    gen = {"num_beams": args.num_beams, "do_sample": args.sample}
-    entries, summaries = [], []
-    first_result_s = None
-    stems: dict[str, int] = {}
-    for path in tqdm(files, desc="paintings", disable=args.quiet or not sys.stderr.isatty()):
-        stem = path.stem
-        stems[stem] = stems.get(stem, 0) + 1
-        if stems[stem] > 1:
-            stem = f"{stem}_{stems[stem]}"
+    dist = PartialState(cpu=args.device == "cpu")
+    main_proc, rank, world = dist.is_main_process, dist.process_index, dist.num_processes
+    if not main_proc:
+        logging.getLogger().setLevel(logging.WARNING)  # rank-0-only output; errors still show
+    device = str(dist.device) if world > 1 and args.device == "auto" else args.device
+
+    # Everything that can refuse the run does so before the model loads.
+    out = OutputFolder(Path(args.out))
+    error, run_id = None, uuid.uuid4().hex[:12]
+    if main_proc:
         try:
-            state = predictor.encode(path)
-        except ImageLoadError as e:
-            logger.error("%s", e)
-            failed.append((str(path), str(e)))
-            entries.append({"image": path.name, "error": str(e)})
-            continue
-        distribution = None
-        wanted = list(emotions)
-        if auto or predictor.model.emotion_head is not None:
-            distribution = predictor.predict_distribution(state)
-        if auto:
-            ranked = sorted(distribution, key=distribution.get, reverse=True)
-            wanted += [e for e in ranked[: args.top_k] if e not in wanted]
-        results = []
-        for i in range(0, len(wanted), max(1, args.batch_size)):
-            results += predictor.predict(
-                wanted[i : i + args.batch_size], explain=not args.no_explain,
-                threshold=threshold, max_new_tokens=args.max_new_tokens, state=state,
-                seed=args.seed, **gen,
-            )
-        if first_result_s is None:
-            first_result_s = process_age_s() or (time.perf_counter() - t_start)
-        doc, image_entries = write_image_results(
-            out_root / stem, path.name, state.image, results, distribution,
-            figures=not args.json_only, extra={"source": str(path), "auto_top_k": args.top_k if auto else None,
-                   "mask_threshold": threshold},
-        )
-        entries.extend(image_entries)
-        summaries.append({"image": str(path), "out": str(out_root / stem),
-                          "emotions": [r.emotion for r in results]})
-        for r in results:
-            logger.info("%s | %s (iou %.2f, area %d): %s", path.name, r.emotion, r.predicted_iou,
-                        r.area, r.explanation if r.explanation is not None else "")
-    if not args.json_only and (entries or failed):
-        write_gallery(out_root / "index.html", entries)
-    total = time.perf_counter() - t_start
-    summary = {
-        "images_done": len(summaries), "images_failed": len(failed),
-        "failed": [{"image": n, "reason": w} for n, w in failed],
-        "seconds": round(total, 2), "model_load_s": round(t_loaded - t_start, 2),
-        # from process start (interpreter and imports included) to the first image's results
-        "cold_start_to_first_result_s": round(first_result_s, 2) if first_result_s else None,
-        "out": str(out_root),
-    }
-    (out_root / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"Done: {len(summaries)} image(s) in {total:.1f} s, {len(failed)} failed; results in {out_root}")
-    if failed:
-        print("Failed:")
-        for n, w in failed:
-            print(f"  {n}: {w}")
+            out.check_writable()
+            out.lock()
+            out.clean_tmp()
+        except OutputFolderError as e:
+            error = str(e)
+    manifest = None
+    if args.iiif_manifest and error is None:
+        try:
+            manifest = load_manifest(args.iiif_manifest)
+        except ManifestError as e:
+            error = str(e)
+    if world > 1:
+        error, run_id = broadcast_object_list([error, run_id])
+    if error:
+        if main_proc:
+            logger.error("%s", error)
         return 1
-    return 0
+    from emosem.inference.predictor import default_checkpoint
+
+    signature = run_signature(args, str(Path(args.checkpoint or default_checkpoint()).resolve()))
+    worker = _Run(args, emotions, auto, out, rank, device, signature, manifest)
+    ledger = Ledger(out.ledger_path(run_id, rank))
+    total = sum(1 for _ in iter_inputs(args.inputs, exclude=out.root)) if main_proc else 0
+    bar = tqdm(total=-(-total // world), unit="img", desc="paintings" if world == 1 else f"paintings (rank 0 of {world})",
+               disable=not main_proc or args.quiet or not sys.stderr.isatty())
+    code = 0
+    try:
+        for chunk in _chunks(iter_inputs(args.inputs, exclude=out.root), 32):
+            with dist.split_between_processes(chunk) as mine:
+                for item in mine:
+                    worker.process(item, ledger)
+                    bar.update(1)
+    except _LoadError as e:
+        logger.error("Cannot load the checkpoint: %s", e)
+        code = 2
+    finally:
+        ledger.close()
+        bar.close()
+    if world > 1:
+        dist.wait_for_everyone()
+        [code] = broadcast_object_list([code])  # rank 0's load failure stops everyone
+    if code:
+        out.unlock()
+        return code
+    if not main_proc:
+        return 0
+    rows = read_ledgers(ledger.path.parent)
+    total_s = time.perf_counter() - t_start
+    this_run = {
+        "processes": world,
+        "processed": sum(1 for r in rows.values() if r["status"] == "done" and not r.get("reused")),
+        "reused": sum(1 for r in rows.values() if r.get("reused")),
+        "seconds": round(total_s, 2), "model_load_s": round(worker.load_s, 2),
+        # from process start (interpreter and imports included) to the first image's results
+        "cold_start_to_first_result_s": round(worker.first_result_s, 2) if worker.first_result_s else None,
+        "out": str(out.root),
+    }
+    summary = write_run_outputs(out.root, iter_inputs(args.inputs, exclude=out.root), rows, this_run,
+                                gallery=not args.json_only, manifest=manifest)
+    import shutil
+
+    shutil.rmtree(ledger.path.parent, ignore_errors=True)
+    out.unlock()
+    n_done, n_failed = summary["images_done"], summary["images_failed"]
+    print(f"Done: {n_done} image(s) in {total_s:.1f} s ({this_run['reused']} reused from an earlier "
+          f"run), {n_failed} failed, {summary['images_skipped']} skipped; results in {out.root}")
+    for kind in ("failed", "skipped"):
+        if summary[kind]:
+            print(f"{kind.capitalize()}:")
+            for f in summary[kind]:
+                print(f"  {f.get('source', f['image'])}: {f['reason']}")
+    return 1 if n_failed else 0

@@ -1,23 +1,34 @@
 """Result files for one image: mask/overlay/heat-map/panel PNGs, grid figure, ``results.json``.
 
-Layout under ``out_dir/<image stem>/``::
+Layout under ``out_dir`` (one folder per input image, named by the caller)::
 
     <emotion>_mask.png  <emotion>_overlay.png  <emotion>_heatmap.png  <emotion>_panel.png
     grid.png            (several emotions: all overlays with their explanations)
     distribution.png    (when the emotion distribution was predicted)
-    results.json
+    annotations.json    (W3C Web Annotation page, see :mod:`emosem.inference.annotations`)
+    results.json        (every file above is named in it)
+
+``<emotion>`` is :func:`emosem.emotions.emotion_file_stem`: unique and stable for any script.
+The painting may have been analysed at a reduced *working* size (a pixel budget, see
+:func:`emosem.data.image_io.decode_image`); masks, their PNGs, COCO RLE, ``bbox`` and ``area``
+are always at the image's original size (nearest-neighbour from the working mask), the overlay,
+heat-map and panel pictures at the working size.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emosem.emotions import emotion_color
+from emosem.emotions import emotion_color, emotion_file_stem
 from emosem.inference.predictor import StimulusResult
 from emosem.visualization.figures import (
     close_figure,
@@ -25,12 +36,110 @@ from emosem.visualization.figures import (
     grid_figure,
     panel_figure,
 )
-from emosem.visualization.overlay import heatmap_overlay, mask_to_png, overlay_mask, save_image
+from emosem.visualization.overlay import heatmap_overlay, overlay_mask, save_image
+
+# kept for callers of the old name; file names come from emotion_file_stem
+emotion_slug = emotion_file_stem
 
 
-def emotion_slug(emotion: str) -> str:
-    """File-name-safe form of an emotion ("something else" → "something_else")."""
-    return re.sub(r"[^a-z0-9]+", "_", emotion.lower()).strip("_")[:48] or "emotion"
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``:
+    a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _nearest_index(n_out: int, n_in: int) -> np.ndarray:
+    """Source index of each of ``n_out`` output pixels, sampling pixel centres (PIL's NEAREST)."""
+    return ((2 * np.arange(n_out, dtype=np.int64) + 1) * n_in) // (2 * n_out)
+
+
+def upscale_rows(mask: np.ndarray, size: tuple[int, int], block: int = 256):
+    """Yield ``(y0, rows)`` blocks of ``mask`` resized (nearest) to ``size`` = (H, W), so a
+    13,000² mask never exists in memory at once."""
+    H, W = size
+    sy, sx = _nearest_index(H, mask.shape[0]), _nearest_index(W, mask.shape[1])
+    for y0 in range(0, H, block):
+        yield y0, mask[sy[y0 : y0 + block]][:, sx]
+
+
+def mask_rle(mask: np.ndarray, size: tuple[int, int]) -> dict[str, Any]:
+    """COCO RLE (compressed ``counts`` string) of ``mask`` resized (nearest) to ``size`` = (H, W),
+    computed from the small mask's column runs without building the large one; equal to
+    ``pycocotools.mask.encode`` of the resized mask."""
+    from pycocotools import mask as mask_utils
+
+    H, W = size
+    h, w = mask.shape
+    sy, sx = _nearest_index(H, h), _nearest_index(W, w)
+    row_edges = np.concatenate([[0], np.cumsum(np.bincount(sy, minlength=h))])
+    cols_per = np.bincount(sx, minlength=w)
+    vals, lens = [], []
+    for j in np.flatnonzero(cols_per):
+        col = mask[:, j]
+        change = np.flatnonzero(col[1:] != col[:-1]) + 1
+        starts, ends = np.concatenate([[0], change]), np.concatenate([change, [h]])
+        n = row_edges[ends] - row_edges[starts]
+        keep = n > 0
+        vals.append(np.tile(col[starts][keep], cols_per[j]))
+        lens.append(np.tile(n[keep], cols_per[j]))
+    v, n = np.concatenate(vals), np.concatenate(lens)
+    first = np.flatnonzero(np.concatenate([[True], v[1:] != v[:-1]]))
+    counts = np.add.reduceat(n, first).tolist()
+    if v[0]:
+        counts = [0, *counts]
+    rle = mask_utils.frPyObjects({"counts": counts, "size": [H, W]}, H, W)
+    return {"size": [int(H), int(W)], "counts": rle["counts"].decode("ascii")}
+
+
+def write_mask_png(path: Path, mask: np.ndarray, size: tuple[int, int]) -> Path:
+    """8-bit grayscale PNG (0 / 255) of ``mask`` at ``size`` = (H, W), streamed row block by row
+    block (the full-size picture is never held in memory)."""
+    H, W = size
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    comp = zlib.compressobj(6)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 0, 0, 0, 0)))
+        for _, rows in upscale_rows(mask, size):
+            raw = np.zeros((rows.shape[0], W + 1), np.uint8)  # filter byte 0 per row
+            raw[:, 1:] = rows.astype(np.uint8) * 255
+            data = comp.compress(raw.tobytes())
+            if data:
+                f.write(chunk(b"IDAT", data))
+        f.write(chunk(b"IDAT", comp.flush()) + chunk(b"IEND", b""))
+    return Path(path)
+
+
+def full_size_record(result: StimulusResult, size: tuple[int, int]) -> dict[str, Any]:
+    """``result.to_record()`` with ``segmentation``, ``bbox`` and ``area`` at ``size`` = (H, W)."""
+    from pycocotools import mask as mask_utils
+
+    record = result.to_record()
+    if tuple(result.mask.shape) != tuple(size):
+        rle = mask_rle(result.mask, size)
+        coco = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+        record["segmentation"] = rle
+        record["area"] = int(mask_utils.area(coco))
+        record["bbox"] = [int(round(v)) for v in mask_utils.toBbox(coco)] if record["area"] else [0, 0, 0, 0]
+    return record
 
 
 def write_image_results(
@@ -41,49 +150,77 @@ def write_image_results(
     distribution: dict[str, float] | None = None,
     figures: bool = True,
     extra: dict[str, Any] | None = None,
+    original_size: tuple[int, int] | None = None,
+    annotate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Write every file for one image; returns (results.json content, gallery entries)."""
+    """Write every file for one image; returns (results.json content, gallery entries).
+
+    ``image`` is the picture at the working size the masks in ``results`` have; ``original_size``
+    (H, W; default: the same) is where masks, RLE, bbox and area are written. ``annotate`` gets
+    the finished ``results.json`` content and returns the annotation page written next to it.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    size = tuple(original_size or image.shape[:2])
     records, entries, tiles = [], [], []
     for r in results:
-        slug = emotion_slug(r.emotion)
-        record = r.to_record()
+        stem = emotion_file_stem(r.emotion)
+        record = full_size_record(r, size)
         paths: dict[str, Path] = {}
         if figures:
             overlay = overlay_mask(image, r.mask, color=emotion_color(r.emotion))
             paths = {
-                "mask": save_image(out_dir / f"{slug}_mask.png", mask_to_png(r.mask)),
-                "overlay": save_image(out_dir / f"{slug}_overlay.png", overlay),
-                "heatmap": save_image(out_dir / f"{slug}_heatmap.png", heatmap_overlay(image, r.soft_mask)),
+                "mask": write_mask_png(out_dir / f"{stem}_mask.png", r.mask, size),
+                "overlay": save_image(out_dir / f"{stem}_overlay.png", overlay),
+                "heatmap": save_image(out_dir / f"{stem}_heatmap.png", heatmap_overlay(image, r.soft_mask)),
             }
             fig = panel_figure(image, overlay, r.emotion, r.explanation, r.confidence,
                                distribution=distribution, title=image_name,
-                               out_path=out_dir / f"{slug}_panel.png")
+                               out_path=out_dir / f"{stem}_panel.png")
             close_figure(fig)
-            paths["panel"] = out_dir / f"{slug}_panel.png"
+            paths["panel"] = out_dir / f"{stem}_panel.png"
             tiles.append({"emotion": r.emotion, "overlay": overlay, "explanation": r.explanation,
                           "confidence": r.confidence})
             record["files"] = {k: p.name for k, p in paths.items()}
         records.append(record)
-        entries.append({
-            "image": image_name, "emotion": r.emotion, "overlay_path": paths.get("overlay"),
-            "heatmap_path": paths.get("heatmap"), "mask_path": paths.get("mask"),
-            "explanation": r.explanation, "confidence": r.confidence, "trained": r.trained,
-        })
+        entries.append(gallery_entry(image_name, record, out_dir))
     doc: dict[str, Any] = {
         "image": image_name,
-        "height": int(image.shape[0]),
-        "width": int(image.shape[1]),
+        "height": int(size[0]),
+        "width": int(size[1]),
         "results": records,
     }
+    if size != tuple(image.shape[:2]):
+        doc["working_size"] = [int(image.shape[0]), int(image.shape[1])]
     if distribution is not None:
         doc["emotion_distribution"] = {k: round(float(v), 4) for k, v in distribution.items()}
     doc.update(extra or {})
+    files: list[str] = [f for rec in records for f in rec.get("files", {}).values()]
     if figures and len(tiles) > 1:
         close_figure(grid_figure(image, tiles, distribution=distribution, title=image_name,
                                  out_path=out_dir / "grid.png"))
         doc["grid"] = "grid.png"
+        files.append("grid.png")
     if figures and distribution is not None:
         close_figure(distribution_figure(distribution, out_path=out_dir / "distribution.png"))
-    (out_dir / "results.json").write_text(json.dumps(doc, indent=2))
+        doc["distribution_figure"] = "distribution.png"
+        files.append("distribution.png")
+    if annotate is not None:
+        atomic_write_json(out_dir / "annotations.json", annotate(doc))
+        doc["annotations"] = "annotations.json"
+        files.append("annotations.json")
+    doc["files"] = sorted(files) + ["results.json"]
+    atomic_write_json(out_dir / "results.json", doc)
     return doc, entries
+
+
+def gallery_entry(image_name: str, record: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """The gallery card of one ``results.json`` record whose files lie in ``out_dir``."""
+    files = record.get("files") or {}
+    return {
+        "image": image_name, "emotion": record["emotion"],
+        "overlay_path": out_dir / files["overlay"] if "overlay" in files else None,
+        "heatmap_path": out_dir / files["heatmap"] if "heatmap" in files else None,
+        "mask_path": out_dir / files["mask"] if "mask" in files else None,
+        "explanation": record.get("explanation"), "confidence": record.get("confidence"),
+        "trained": record.get("trained_emotion"),
+    }

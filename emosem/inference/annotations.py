@@ -1,0 +1,376 @@
+"""W3C Web Annotations and IIIF Presentation 3 for inference results.
+
+Per image, an ``AnnotationPage`` (JSON-LD, ``http://www.w3.org/ns/anno.jsonld``) holds one
+``Annotation`` per stimulus:
+
+* target: a ``SpecificResource`` whose ``source`` is the image file (``file://`` URI) or, with a
+  IIIF manifest, the canvas that shows the image; two equivalent selectors: an ``SvgSelector``
+  (one ``<path>`` with ``fill-rule="evenodd"``: every part of the mask and its holes, OpenCV
+  contours simplified by Douglas-Peucker to ``tolerance`` pixels of the original image) and a
+  ``FragmentSelector`` ``xywh=`` bounding box (media fragments), both in the target's units
+  (image pixels, or canvas units scaled from them);
+* bodies: the emotion (``purpose: tagging``), the explanation (``describing``), and the
+  confidence and predicted IoU (``assessing``).
+
+:func:`validate_annotation_page` checks the fields the Web Annotation data model requires;
+:func:`rasterize_svg_selector` turns a selector back into a mask (used by the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+ANNO_CONTEXT = "http://www.w3.org/ns/anno.jsonld"
+IIIF_CONTEXT = "http://iiif.io/api/presentation/3/context.json"
+MEDIA_FRAGMENTS = "http://www.w3.org/TR/media-frags/"
+SVG_NS = "http://www.w3.org/2000/svg"
+DEFAULT_TOLERANCE = 1.0  # pixels of the original image
+# W3C Web Annotation motivations (purposes use the same list)
+MOTIVATIONS = frozenset({
+    "assessing", "bookmarking", "classifying", "commenting", "describing", "editing",
+    "highlighting", "identifying", "linking", "moderating", "questioning", "replying", "tagging",
+})
+
+
+# --------------------------------------------------------------------------------- polygons
+
+def mask_rings(mask: np.ndarray, tolerance: float = DEFAULT_TOLERANCE,
+               scale: tuple[float, float] = (1.0, 1.0)) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """Outer boundaries and holes of a HxW bool mask as polygons.
+
+    Returns ``[(outer, [hole, ...]), ...]`` (each ``[N, 2]`` float x, y), largest part first, so a
+    part that lies inside another part's hole comes after it. Coordinates are pixel centres of
+    ``mask`` mapped by ``scale`` = (sx, sy) (``x' = (x + 0.5) * sx - 0.5``) and simplified to
+    ``tolerance`` in the scaled units.
+    """
+    import cv2
+
+    sx, sy = scale
+    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return []
+    hierarchy = hierarchy[0]
+    eps = tolerance / max(min(sx, sy), 1e-9)
+
+    def ring(c: np.ndarray) -> np.ndarray:
+        simple = cv2.approxPolyDP(c, eps, True) if eps > 0 else c
+        if len(simple) < 3:
+            simple = c
+        pts = simple[:, 0, :].astype(np.float64)
+        if len(pts) < 3:  # a one- or two-pixel part: its pixels' square outline
+            x0, y0 = pts.min(0) - 0.5
+            x1, y1 = pts.max(0) + 0.5
+            pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        return np.stack([(pts[:, 0] + 0.5) * sx - 0.5, (pts[:, 1] + 0.5) * sy - 0.5], 1)
+
+    parts = []
+    for i, c in enumerate(contours):
+        if hierarchy[i][3] != -1:  # a hole: added with its parent
+            continue
+        holes, child = [], hierarchy[i][2]
+        while child != -1:
+            holes.append(ring(contours[child]))
+            child = hierarchy[child][0]
+        parts.append((cv2.contourArea(c), ring(c), holes))
+    parts.sort(key=lambda p: -p[0])
+    return [(outer, holes) for _, outer, holes in parts]
+
+
+def svg_selector_value(rings: list[tuple[np.ndarray, list[np.ndarray]]], width: float, height: float) -> str:
+    """An SVG document with one even-odd ``<path>`` per part: its outline, then its holes
+    (coordinates rounded to 2 decimals)."""
+    def d(pts: np.ndarray) -> str:
+        return "M" + " L".join(f"{x:.2f},{y:.2f}".replace(".00", "") for x, y in pts) + " Z"
+
+    paths = "".join(f'<path fill-rule="evenodd" d="{" ".join(d(r) for r in (outer, *holes))}"/>'
+                    for outer, holes in rings)
+    return f'<svg xmlns="{SVG_NS}" width="{width:g}" height="{height:g}">{paths}</svg>'
+
+
+_RING = re.compile(r"M([^MZ]+)Z")
+
+
+def rasterize_svg_selector(value: str, size: tuple[int, int]) -> np.ndarray:
+    """The mask an :func:`svg_selector_value` describes, at ``size`` = (H, W) pixels.
+
+    Parts are filled in order (larger first); a part's holes are cleared after it, their
+    outlines kept (OpenCV traces a hole along the part's own pixels).
+    """
+    import cv2
+
+    out = np.zeros(size, np.uint8)
+    for d in re.findall(r'<path[^>]*\sd="([^"]*)"', value):
+        rings = [np.round(np.array([[float(v) for v in p.split(",")] for p in m.replace("L", " ").split()]))
+                 .astype(np.int32) for m in _RING.findall(d)]
+        if not rings:
+            continue
+        cv2.fillPoly(out, [rings[0]], 1)
+        if len(rings) > 1:
+            cv2.fillPoly(out, rings[1:], 0)
+            cv2.polylines(out, rings[1:], True, 1)
+    return out.astype(bool)
+
+
+# --------------------------------------------------------------------------------- annotations
+
+@dataclass
+class Target:
+    """What annotations point at: an image file or a IIIF canvas, and its size in its own units."""
+
+    source: dict[str, Any]  # {"id": ..., "type": "Image" | "Canvas", ...}
+    width: float
+    height: float
+
+    @property
+    def is_canvas(self) -> bool:
+        return self.source.get("type") == "Canvas"
+
+
+def image_target(path: Path, width: int, height: int) -> Target:
+    fmt = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff",
+           ".tiff": "image/tiff", ".webp": "image/webp", ".bmp": "image/bmp", ".gif": "image/gif"}
+    src = {"id": Path(path).resolve().as_uri(), "type": "Image", "width": width, "height": height}
+    if Path(path).suffix.lower() in fmt:
+        src["format"] = fmt[Path(path).suffix.lower()]
+    return Target(src, float(width), float(height))
+
+
+def annotation_page(doc: dict[str, Any], page_id: str, target: Target,
+                    tolerance: float = DEFAULT_TOLERANCE, context: str = ANNO_CONTEXT) -> dict[str, Any]:
+    """The ``AnnotationPage`` of one image's ``results.json`` content ``doc``."""
+    from pycocotools import mask as mask_utils
+
+    H, W = int(doc["height"]), int(doc["width"])
+    sx, sy = target.width / W, target.height / H
+    items = []
+    for rec in doc["results"]:
+        if not rec.get("area"):
+            continue  # an empty mask has no region to annotate
+        seg = rec["segmentation"]
+        mask = mask_utils.decode({"size": seg["size"], "counts": seg["counts"].encode("ascii")}).astype(bool)
+        rings = mask_rings(mask, tolerance * min(sx, sy), (sx, sy))
+        del mask
+        x, y, w, h = rec["bbox"]
+        xywh = [round(x * sx), round(y * sy), max(1, round(w * sx)), max(1, round(h * sy))]
+        body = [{"type": "TextualBody", "purpose": "tagging", "value": rec["emotion"],
+                 "format": "text/plain", "language": "en"}]
+        if rec.get("explanation"):
+            body.append({"type": "TextualBody", "purpose": "describing", "value": rec["explanation"],
+                         "format": "text/plain", "language": "en"})
+        body.append({"type": "TextualBody", "purpose": "assessing", "format": "text/plain",
+                     "value": f"confidence {rec['confidence']:.4f}; predicted IoU {rec['predicted_iou']:.4f}"})
+        from emosem.emotions import emotion_file_stem
+
+        items.append({
+            "id": f"{page_id}#{emotion_file_stem(rec['emotion'])}",
+            "type": "Annotation",
+            "motivation": "tagging",
+            "body": body,
+            "target": {
+                "type": "SpecificResource",
+                "source": target.source,
+                "selector": [
+                    {"type": "SvgSelector", "value": svg_selector_value(rings, target.width, target.height)},
+                    {"type": "FragmentSelector", "conformsTo": MEDIA_FRAGMENTS,
+                     "value": "xywh=" + ",".join(str(int(v)) for v in xywh)},
+                ],
+            },
+        })
+    return {"@context": context, "id": page_id, "type": "AnnotationPage",
+            "label": {"en": [f"EmoSEM emotion stimuli: {doc.get('image', '')}"]},
+            "emosem_polygon_tolerance": {"value": tolerance, "unit": "original image pixels"},
+            "items": items}
+
+
+def _is_iri(value: Any) -> bool:
+    return isinstance(value, str) and bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", value))
+
+
+def _check_type(obj: Any, where: str, problems: list[str], *allowed: str) -> None:
+    t = obj.get("type") if isinstance(obj, dict) else None
+    types = t if isinstance(t, list) else [t]
+    if not any(x in allowed for x in types):
+        problems.append(f"{where}: type must be {' or '.join(allowed)}, got {t!r}")
+
+
+def validate_annotation(a: Any, where: str = "annotation") -> list[str]:
+    """Problems with one annotation against the Web Annotation data model's required fields."""
+    problems: list[str] = []
+    if not isinstance(a, dict):
+        return [f"{where}: not an object"]
+    if not _is_iri(a.get("id")):
+        problems.append(f"{where}: id must be an IRI, got {a.get('id')!r}")
+    _check_type(a, where, problems, "Annotation")
+    motivations = a.get("motivation", [])
+    for m in motivations if isinstance(motivations, list) else [motivations]:
+        if m not in MOTIVATIONS:
+            problems.append(f"{where}: unknown motivation {m!r}")
+    bodies = a.get("body", [])
+    for i, b in enumerate(bodies if isinstance(bodies, list) else [bodies]):
+        w = f"{where}.body[{i}]"
+        if isinstance(b, str):
+            if not _is_iri(b):
+                problems.append(f"{w}: a string body must be an IRI")
+            continue
+        if not isinstance(b, dict):
+            problems.append(f"{w}: not an object")
+            continue
+        if b.get("type") == "TextualBody" and not isinstance(b.get("value"), str):
+            problems.append(f"{w}: TextualBody needs a string value")
+        elif b.get("type") != "TextualBody" and not _is_iri(b.get("id")):
+            problems.append(f"{w}: an external body needs an IRI id")
+        if "purpose" in b and b["purpose"] not in MOTIVATIONS:
+            problems.append(f"{w}: unknown purpose {b['purpose']!r}")
+    if "target" not in a:
+        problems.append(f"{where}: target is required")
+    targets = a.get("target", [])
+    for i, t in enumerate(targets if isinstance(targets, list) else [targets]):
+        w = f"{where}.target[{i}]"
+        if isinstance(t, str):
+            if not _is_iri(t):
+                problems.append(f"{w}: a string target must be an IRI")
+            continue
+        if not isinstance(t, dict):
+            problems.append(f"{w}: not an object")
+            continue
+        if "source" not in t:
+            if not _is_iri(t.get("id")):
+                problems.append(f"{w}: needs a source (SpecificResource) or an IRI id")
+            continue
+        src = t["source"]
+        if not _is_iri(src if isinstance(src, str) else (src or {}).get("id")):
+            problems.append(f"{w}.source: needs an IRI")
+        selectors = t.get("selector", [])
+        for j, s in enumerate(selectors if isinstance(selectors, list) else [selectors]):
+            ws = f"{w}.selector[{j}]"
+            stype = s.get("type") if isinstance(s, dict) else None
+            if stype == "FragmentSelector":
+                if not isinstance(s.get("value"), str):
+                    problems.append(f"{ws}: FragmentSelector needs a value")
+                elif s.get("conformsTo") == MEDIA_FRAGMENTS and not re.fullmatch(
+                        r"xywh=(pixel:|percent:)?\d+(\.\d+)?(,\d+(\.\d+)?){3}", s["value"]):
+                    problems.append(f"{ws}: not a media-fragment xywh value: {s['value']!r}")
+            elif stype == "SvgSelector":
+                v = s.get("value")
+                if not (isinstance(v, str) and "<svg" in v) and not _is_iri(s.get("id")):
+                    problems.append(f"{ws}: SvgSelector needs an SVG value or an IRI id")
+            elif stype not in ("CssSelector", "XPathSelector", "TextQuoteSelector",
+                               "TextPositionSelector", "DataPositionSelector", "RangeSelector",
+                               "PointSelector", "ImageApiSelector"):
+                problems.append(f"{ws}: unknown selector type {stype!r}")
+    return problems
+
+
+def validate_annotation_page(page: Any) -> list[str]:
+    """Problems with an ``AnnotationPage`` (empty list: valid). Checks the ``@context``, the
+    page's ``id``, ``type`` and ``items``, and every annotation (:func:`validate_annotation`)."""
+    if not isinstance(page, dict):
+        return ["page: not an object"]
+    problems: list[str] = []
+    ctx = page.get("@context")
+    ctxs = ctx if isinstance(ctx, list) else [ctx]
+    if ANNO_CONTEXT not in ctxs and IIIF_CONTEXT not in ctxs:
+        problems.append(f"page: @context must include {ANNO_CONTEXT} (or the IIIF 3 context)")
+    if not _is_iri(page.get("id")):
+        problems.append(f"page: id must be an IRI, got {page.get('id')!r}")
+    _check_type(page, "page", problems, "AnnotationPage")
+    if not isinstance(page.get("items"), list):
+        problems.append("page: items must be a list")
+    else:
+        for i, a in enumerate(page["items"]):
+            problems += validate_annotation(a, f"items[{i}]")
+    return problems
+
+
+# --------------------------------------------------------------------------------- IIIF
+
+class ManifestError(ValueError):
+    """A IIIF manifest the run cannot use; the message names the problem."""
+
+
+@dataclass
+class Canvas:
+    id: str
+    width: float
+    height: float
+    names: list[str] = field(default_factory=list)  # file names / paths of the painted images
+
+
+def _image_names(canvas: dict[str, Any]) -> list[str]:
+    names = []
+    for page in canvas.get("items") or []:
+        for anno in (page.get("items") or []) if isinstance(page, dict) else []:
+            bodies = anno.get("body") if isinstance(anno, dict) else None
+            for b in bodies if isinstance(bodies, list) else [bodies]:
+                bid = b.get("id") if isinstance(b, dict) else b
+                if isinstance(bid, str):
+                    names.append(unquote(urlparse(bid).path))
+    return names
+
+
+def load_manifest(path: str | Path) -> tuple[dict[str, Any], list[Canvas]]:
+    """Read a local IIIF Presentation 3 manifest; every defect is a one-line :class:`ManifestError`."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"IIIF manifest {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"IIIF manifest {path}: unreadable ({e})") from None
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"IIIF manifest {path}: not JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(manifest, dict) or manifest.get("type") != "Manifest":
+        raise ManifestError(f"IIIF manifest {path}: not a IIIF Presentation 3 Manifest (\"type\": \"Manifest\" missing)")
+    items = manifest.get("items")
+    if not isinstance(items, list) or not items:
+        raise ManifestError(f"IIIF manifest {path}: \"items\" must be a non-empty list of canvases")
+    canvases = []
+    for i, c in enumerate(items):
+        if not isinstance(c, dict) or c.get("type") != "Canvas":
+            raise ManifestError(f"IIIF manifest {path}: items[{i}] is not a Canvas")
+        if not _is_iri(c.get("id")):
+            raise ManifestError(f"IIIF manifest {path}: canvas items[{i}] has no IRI id")
+        w, h = c.get("width"), c.get("height")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (w, h)):
+            raise ManifestError(f"IIIF manifest {path}: canvas {c['id']} needs positive width and height")
+        canvases.append(Canvas(c["id"], float(w), float(h), _image_names(c)))
+    return manifest, canvases
+
+
+def match_canvas(canvases: list[Canvas], key: str) -> Canvas | None:
+    """The canvas painting the image whose relative path in the run is ``key``: the one whose
+    image URL path ends with ``key``, else with ``key``'s file name (when only one does)."""
+    key = key.replace("\\", "/")
+    for c in canvases:
+        if any(n == key or n.endswith("/" + key) for n in c.names):
+            return c
+    name = key.rsplit("/", 1)[-1]
+    hits = [c for c in canvases if any(n.rsplit("/", 1)[-1] == name for n in c.names)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def canvas_target(canvas: Canvas, manifest: dict[str, Any]) -> Target:
+    src = {"id": canvas.id, "type": "Canvas"}
+    if _is_iri(manifest.get("id")):
+        src["partOf"] = [{"id": manifest["id"], "type": "Manifest"}]
+    return Target(src, canvas.width, canvas.height)
+
+
+def annotated_manifest(manifest: dict[str, Any], pages: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A copy of ``manifest`` whose canvases carry their annotation pages (``pages``: canvas id →
+    page), embedded so that a viewer (Mirador, Universal Viewer) shows them without more files."""
+    out = json.loads(json.dumps(manifest))
+    for c in out["items"]:
+        page = pages.get(c["id"])
+        if page is None:
+            continue
+        page = {k: v for k, v in page.items() if k != "@context"}
+        c["annotations"] = [a for a in c.get("annotations", []) if a.get("id") != page["id"]] + [page]
+    return out

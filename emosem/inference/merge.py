@@ -1,0 +1,138 @@
+"""Run-level outputs, written by one process (rank 0) after every process has finished:
+``summary.json`` (every input accounted for), ``results.csv`` (one row per image × emotion),
+``index.html`` (the gallery) and, with a IIIF manifest, ``manifest.json`` (annotated copy).
+
+Everything is read back from the per-image ``results.json`` files and the ledgers, streaming in
+input order, so the figures are the same whether one process or several wrote the images, and
+whether the run was interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from emosem.inference.collection import STATE_DIR, InputItem
+from emosem.inference.outputs import atomic_write_json, gallery_entry
+
+logger = logging.getLogger(__name__)
+
+CSV_COLUMNS = [
+    "image", "source", "emotion", "trained_emotion", "width", "height", "area", "area_share",
+    "bbox_x", "bbox_y", "bbox_w", "bbox_h", "confidence", "predicted_iou", "explanation",
+    "concepts", "cues", "mask_file",
+]
+
+
+def _flat(value: Any) -> str:
+    """A cell for a list/dict value such as ``concepts`` or ``cues``: ``a; b`` or ``k=v; ...``."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "; ".join(f"{k}={_flat(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        parts = []
+        for v in value:
+            if isinstance(v, dict):
+                name = next((v[k] for k in ("name", "label", "concept", "cue", "text") if k in v), None)
+                score = next((v[k] for k in ("score", "weight", "probability", "value") if k in v), None)
+                if name is not None:
+                    parts.append(f"{name} ({score:.3f})" if isinstance(score, float) else
+                                 f"{name}" if score is None else f"{name} ({score})")
+                    continue
+                parts.append(json.dumps(v, sort_keys=True, ensure_ascii=False))
+            else:
+                parts.append(_flat(v))
+        return "; ".join(parts)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def csv_rows(key: str, doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    total = max(1, int(doc["width"]) * int(doc["height"]))
+    for rec in doc["results"]:
+        x, y, w, h = rec["bbox"]
+        yield {
+            "image": key, "source": doc.get("source", ""), "emotion": rec["emotion"],
+            "trained_emotion": rec.get("trained_emotion"), "width": doc["width"], "height": doc["height"],
+            "area": rec["area"], "area_share": f"{rec['area'] / total:.6f}",
+            "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h,
+            "confidence": rec["confidence"], "predicted_iou": rec["predicted_iou"],
+            "explanation": rec.get("explanation") or "",
+            "concepts": _flat(rec.get("concepts")), "cues": _flat(rec.get("cues")),
+            "mask_file": f"{key}/{rec['files']['mask']}" if rec.get("files", {}).get("mask") else "",
+        }
+
+
+def write_run_outputs(
+    out: Path,
+    items: Iterable[InputItem],
+    ledger: dict[str, dict[str, Any]],
+    this_run: dict[str, Any],
+    gallery: bool = True,
+    manifest: tuple[dict[str, Any], Any] | None = None,
+) -> dict[str, Any]:
+    """Write summary.json, results.csv, index.html and manifest.json; returns the summary."""
+    from emosem.inference.annotations import annotated_manifest
+
+    done, failed, skipped, notes = [], [], [], []
+    entries: list[dict[str, Any]] = []
+    pages: dict[str, dict[str, Any]] = {}
+    csv_tmp = out / STATE_DIR / "results.csv.tmp"
+    csv_file = open(csv_tmp, "w", encoding="utf-8", newline="")
+    writer = csv.DictWriter(csv_file, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    n_rows = 0
+    for item in items:
+        row = ledger.get(item.key)
+        if row is None:
+            row = {"status": "failed", "reason": "not processed (the run stopped before it)"}
+        status = row["status"]
+        if row.get("note"):
+            notes.append({"image": item.key, "note": row["note"]})
+        if status == "skipped":
+            skipped.append({"image": item.key, "source": str(item.path), "reason": row.get("reason", "")})
+            continue
+        if status == "failed":
+            failed.append({"image": str(item.path), "key": item.key, "reason": row.get("reason", "")})
+            entries.append({"image": item.key, "error": row.get("reason", "")})
+            continue
+        folder = out / item.key
+        doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        done.append(item.key)
+        for r in csv_rows(item.key, doc):
+            writer.writerow(r)
+            n_rows += 1
+        if gallery:
+            entries.extend(gallery_entry(item.key, rec, folder) for rec in doc["results"])
+        if manifest is not None and doc.get("annotations"):
+            page = json.loads((folder / doc["annotations"]).read_text(encoding="utf-8"))
+            items_ = page.get("items") or []
+            if items_ and items_[0]["target"]["source"].get("type") == "Canvas":
+                pages[items_[0]["target"]["source"]["id"]] = page
+    csv_file.close()
+    os.replace(csv_tmp, out / "results.csv")  # streamed to a temporary file, then one rename
+    summary = {
+        "images_total": len(done) + len(failed) + len(skipped),
+        "images_done": len(done), "images_failed": len(failed), "images_skipped": len(skipped),
+        "done": done, "failed": failed, "skipped": skipped, "notes": notes,
+        "csv_rows": n_rows,
+        "this_run": this_run,
+    }
+    if gallery and entries:
+        from emosem.visualization.gallery import write_gallery
+
+        write_gallery(out / "index.html", entries)
+    if manifest is not None:
+        atomic_write_json(out / "manifest.json", annotated_manifest(manifest[0], pages))
+        summary["manifest_canvases_annotated"] = len(pages)
+    atomic_write_json(out / "summary.json", summary)
+    return summary
