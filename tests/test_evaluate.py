@@ -263,50 +263,64 @@ def test_emotion_recognition_baselines_hand_computed():
 
 
 def test_classifier_trained_cached_and_refreshed(hand_made, tmp_path):
-    from emosem.evaluation.evaluate import load_or_train_classifier
+    from emosem.evaluation.classifier_cache import load_or_train_classifier
 
     _, _, train, test = hand_made
-    ckpt, out = tmp_path / "ckpt", tmp_path / "out"
+    ckpt, out, cache = tmp_path / "ckpt", tmp_path / "out", tmp_path / "cache"
     ckpt.mkdir()
-    clf, info = load_or_train_classifier(None, ckpt, out, train)
-    assert info["source"] == "trained" and info["path"] == str(ckpt / "emotion_classifier")
-    assert (ckpt / "emotion_classifier" / "emotion_classifier.json").is_file()
-    clf2, info = load_or_train_classifier(None, ckpt, out, train)
-    assert info["source"] == "cache"
+    clf, info = load_or_train_classifier(None, ckpt, out, train, cache_dir=cache)
+    assert info["source"] == "trained"
+    folder = Path(info["path"])
+    assert folder.parent == cache / "emotion_classifier"  # keyed by the fingerprint
+    assert folder.name == clf.train_info["fingerprint"]
+    assert (folder / "emotion_classifier.json").is_file()
+    assert list(ckpt.iterdir()) == []  # never into the checkpoint
+    clf2, info = load_or_train_classifier(None, ckpt, out, train, cache_dir=cache)
+    assert info["source"] == "cache" and info["path"] == str(folder)
     probe = ["a dark shadow"]
     np.testing.assert_allclose(clf2.predict_proba(probe), clf.predict_proba(probe))
-    _, info = load_or_train_classifier(None, ckpt, out, train + test)  # other data: retrained
-    assert info["source"] == "trained"
-    # a checkpoint folder that cannot take the cache: it goes to the output folder instead
-    shutil.rmtree(ckpt / "emotion_classifier")
-    (ckpt / "emotion_classifier").write_text("not a folder")
-    _, info = load_or_train_classifier(None, ckpt, out, train)
+    _, info = load_or_train_classifier(None, ckpt, out, train + test, cache_dir=cache)
+    assert info["source"] == "trained" and info["path"] != str(folder)  # other data: another key
+    # one the checkpoint ships is reused (read only) when it was trained on the same data
+    shutil.copytree(folder, ckpt / "emotion_classifier")
+    _, info = load_or_train_classifier(None, ckpt, out, train, cache_dir=tmp_path / "empty")
+    assert info["source"] == "cache" and info["path"] == str(ckpt / "emotion_classifier")
+    assert not (tmp_path / "empty").exists()
+    # a cache that cannot be written: the output folder instead
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    _, info = load_or_train_classifier(None, tmp_path / "other", out, train, cache_dir=blocked)
     assert info["source"] == "trained" and info["path"] == str(out / "emotion_classifier")
-    _, info = load_or_train_classifier(None, ckpt, out, train)
+    _, info = load_or_train_classifier(None, tmp_path / "other", out, train, cache_dir=blocked)
     assert info["source"] == "cache" and info["path"] == str(out / "emotion_classifier")
+
+
+def test_user_cache_dir_order(monkeypatch, tmp_path):
+    from emosem.evaluation.classifier_cache import user_cache_dir
+
+    monkeypatch.setenv("EMOSEM_CACHE_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert user_cache_dir(tmp_path / "given") == tmp_path / "given"
+    assert user_cache_dir() == tmp_path / "env"
+    monkeypatch.delenv("EMOSEM_CACHE_DIR")
+    assert user_cache_dir() == tmp_path / "xdg" / "emosem"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert user_cache_dir() == Path.home() / ".cache" / "emosem"
 
 
 # ------------------------------------------------------------------------------ evaluate()
 
 
 def _own_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> Path:
-    """A private copy (the evaluator caches its classifier inside the checkpoint)."""
+    """A private copy, so that a test that finds it changed blames this test's evaluation."""
     return Path(shutil.copytree(tiny_checkpoint, tmp_path / "ckpt"))
 
 
 def test_evaluate_hand_made_report_numbers(hand_made, tiny_checkpoint, tmp_path):
-    from emosem.config import DataConfig
-    from emosem.data.artemis import split_by_painting
     from emosem.evaluation.evaluate import evaluate
 
     root, data, _, _ = hand_made
-    ratios = [0.5, 0.0, 0.5]
-    seed = next(
-        s
-        for s in range(100)
-        if {x.painting for x in split_by_painting(data.samples, ratios, s)["test"]} == {"b"}
-    )
-    cfg = DataConfig(root=str(root), split_ratios=ratios, split_seed=seed)
+    cfg = _hand_made_config(root, data)
     out = tmp_path / "out"
     report = evaluate(
         _own_checkpoint(tiny_checkpoint, tmp_path),
@@ -343,11 +357,100 @@ def test_evaluate_hand_made_report_numbers(hand_made, tiny_checkpoint, tmp_path)
     assert json.loads((out / "report.json").read_text())["baselines"]["centre_prior"] == cp
 
 
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path → its bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _hand_made_config(root: Path, data):
+    """The hand-made data with painting b as the whole test split and a as the train split."""
+    from emosem.config import DataConfig
+    from emosem.data.artemis import split_by_painting
+
+    ratios = [0.5, 0.0, 0.5]
+    seed = next(
+        s
+        for s in range(100)
+        if {x.painting for x in split_by_painting(data.samples, ratios, s)["test"]} == {"b"}
+    )
+    return DataConfig(root=str(root), split_ratios=ratios, split_seed=seed)
+
+
+def test_evaluate_never_writes_into_the_checkpoint(hand_made, tiny_checkpoint, tmp_path,
+                                                   monkeypatch):
+    """Issue 20 (5): the classifier fitted on other data went into <checkpoint>/emotion_classifier/."""
+    from emosem.evaluation.evaluate import evaluate
+
+    root, data, _, _ = hand_made
+    ckpt = _own_checkpoint(tiny_checkpoint, tmp_path)
+    before = _folder_bytes(ckpt)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EMOSEM_CACHE_DIR", str(cache))
+    kwargs = dict(split="test", device="cpu", meteor=False, max_new_tokens=4, num_overlays=0,
+                  progress=False)
+    report = evaluate(ckpt, _hand_made_config(root, data), out_dir=tmp_path / "out", **kwargs)
+    assert _folder_bytes(ckpt) == before
+    info = report["explanations"]["emotional_alignment"]["classifier"]
+    assert info["source"] == "trained" and Path(info["path"]).parent == cache / "emotion_classifier"
+    again = evaluate(ckpt, _hand_made_config(root, data), out_dir=tmp_path / "out2", **kwargs)
+    assert _folder_bytes(ckpt) == before
+    assert again["explanations"]["emotional_alignment"]["classifier"]["source"] == "cache"
+    assert again["explanations"]["BLEU-4"] == report["explanations"]["BLEU-4"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, name, words",
+    [
+        ({"threshold": 5.0}, "threshold", "strictly between 0 and 1, got 5.0"),
+        ({"threshold": 0.0}, "threshold", "strictly between 0 and 1"),
+        ({"threshold": 1.0}, "threshold", "strictly between 0 and 1"),
+        ({"device": "gpu"}, "device", "must be one of auto, cpu, cuda, mps"),
+        ({"device": "cpu:1"}, "device", "must be one of"),
+        ({"max_samples": 0}, "max_samples", "at least 1, got 0"),
+        ({"num_beams": 0}, "num_beams", "at least 1"),
+        ({"retrieval_k": 0}, "retrieval_k", "at least 1"),
+        ({"split": "dev"}, "split", "must be one of train, val, test, all"),
+    ],
+)
+def test_evaluate_checks_its_arguments_first(kwargs, name, words, tmp_path):
+    from emosem.evaluation.evaluate import EvaluationArgumentError, evaluate
+
+    # the checkpoint and data do not exist: the argument is refused before they are looked at
+    with pytest.raises(EvaluationArgumentError, match=words) as err:
+        evaluate(tmp_path / "no-checkpoint", tmp_path / "no-data", **kwargs)
+    assert err.value.name == name and "--" not in str(err.value)
+
+
+def test_evaluate_cuda_without_a_gpu_is_refused(tmp_path):
+    import torch
+
+    from emosem.evaluation.evaluate import EvaluationArgumentError, evaluate
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(EvaluationArgumentError, match="no CUDA GPU is available") as err:
+        evaluate(tmp_path / "no-checkpoint", device="cuda")
+    assert err.value.name == "device"
+
+
+def test_evaluate_cli_names_the_flag(tmp_path, caplog):
+    from emosem.cli import main
+
+    code = main(["evaluate", "--checkpoint", str(tmp_path), "--threshold", "5", "--out",
+                 str(tmp_path / "out")])
+    assert code == 2
+    assert "--threshold must be a mask probability strictly between 0 and 1, got 5.0" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tmp_path, repo_root):
     ckpt = _own_checkpoint(tiny_checkpoint, tmp_path)
     out = tmp_path / "eval"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "EMOSEM_CACHE_DIR": str(tmp_path / "cache")}
+    before = _folder_bytes(ckpt)
     proc = subprocess.run(
         [
             sys.executable,
@@ -386,7 +489,8 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     for f in ("report.json", "report.md", "samples.jsonl", "per_emotion_iou.png", "iou_hist.png"):
         assert f in names
     assert any(n.startswith("best_") for n in names) and any(n.startswith("worst_") for n in names)
-    assert (ckpt / "emotion_classifier" / "emotion_classifier.safetensors").is_file()
+    assert _folder_bytes(ckpt) == before  # evaluation never writes into the checkpoint
+    assert list((tmp_path / "cache" / "emotion_classifier").glob("*/emotion_classifier.safetensors"))
     md = (out / "report.md").read_text()
     assert "| gIoU |" in md and "retrieval" in md and "centre_prior" in md
 

@@ -87,6 +87,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train paintings the nearest-neighbour retrieval baseline pools (default 5)")
     p.add_argument("--num-overlays", type=int, default=3, help="best and worst overlays to draw")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=None,
+                   help="where the text-emotion classifier is cached (default: $EMOSEM_CACHE_DIR, "
+                   "else $XDG_CACHE_HOME/emosem, else ~/.cache/emosem); never the checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
 
 
@@ -94,12 +97,9 @@ def run(args: argparse.Namespace) -> int:
     from emosem.config import ConfigError
     from emosem.data.artemis import ArtEmisFormatError
     from emosem.emotions import UnknownEmotionError
-    from emosem.evaluation.evaluate import evaluate, format_summary
+    from emosem.evaluation.evaluate import EvaluationArgumentError, evaluate, format_summary
     from emosem.modeling.segmenter import CheckpointError
 
-    if args.max_samples is not None and args.max_samples < 1:
-        logger.error("--max-samples must be at least 1, got %d", args.max_samples)
-        return 2
     try:
         report = evaluate(
             checkpoint=args.checkpoint,
@@ -121,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
             retrieval_k=args.retrieval_k,
             num_overlays=args.num_overlays,
             progress=False if args.quiet else None,
+            cache_dir=args.cache_dir,
         )
+    except EvaluationArgumentError as e:  # the library names the parameter; name the flag
+        logger.error("--%s %s", e.name.replace("_", "-"), e.message)
+        return 2
     except (CheckpointError, ArtEmisFormatError, ConfigError, UnknownEmotionError) as e:
         logger.error("%s", e)
         return 2
