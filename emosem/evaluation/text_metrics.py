@@ -264,27 +264,11 @@ class CaptionScorer:
             logger.warning("PTBTokenizer unavailable (%s): using simple_tokenize.", reason)
         return [simple_tokenize(t) for t in texts], "simple"
 
-    def score(
-        self,
-        candidates: Mapping[Hashable, str],
-        references: Mapping[Hashable, Sequence[str]],
-        per_sample: bool = False,
-    ) -> dict:
-        """Score ``candidates {key: text}`` against ``references {key: [texts]}``.
-
-        Every candidate key needs at least one non-empty reference; reference keys without a
-        candidate are ignored (as in ``COCOEvalCap``, which scores the result set's images).
-
-        Returns:
-            ``{"BLEU-1".."BLEU-4", "METEOR", "ROUGE-L", "CIDEr": float (METEOR may be None),
-            "tokenizer": "ptb"|"simple", "n": #candidates, "n_empty": #empty candidates,
-            "skipped": {component: reason}}`` plus ``"per_sample": {key: {metric: float}}``
-            (sentence-level scores) when ``per_sample``.
-        """
-        from pycocoevalcap.bleu.bleu import Bleu
-        from pycocoevalcap.cider.cider import Cider
-        from pycocoevalcap.rouge.rouge import Rouge
-
+    @staticmethod
+    def _flatten(candidates: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]]
+                 ) -> tuple[list, list[str], list[str], list[int]]:
+        """``(keys, candidate texts, reference texts, owner index of each reference)``; checks
+        that every candidate is a string with references."""
         keys = list(candidates)
         if not keys:
             raise ValueError("caption_scores needs at least one candidate.")
@@ -309,12 +293,13 @@ class CaptionScorer:
             for r in refs:
                 ref_texts.append(str(r))
                 ref_owner.append(i)
+        return keys, cand_texts, ref_texts, ref_owner
 
-        skipped: dict[str, str] = {}
-        tokens, tok_name = self._tokenize(cand_texts + ref_texts, skipped)
-        cand_tok = tokens[: len(cand_texts)]
-        ref_tok = tokens[len(cand_texts) :]
-
+    @staticmethod
+    def _coco_inputs(keys: list, cand_tok: list[str], ref_tok: list[str], ref_owner: list[int]
+                     ) -> tuple[dict[int, list[str]], dict[int, list[str]], int]:
+        """pycocoevalcap's ``gts`` (non-empty tokenised references) and ``res`` (the candidate,
+        an empty one as :data:`EMPTY_PLACEHOLDER`), and the number of empty candidates."""
         gts: dict[int, list[str]] = {i: [] for i in range(len(keys))}
         for owner, r in zip(ref_owner, ref_tok):
             if r.strip():
@@ -332,30 +317,59 @@ class CaptionScorer:
                 n_empty,
                 EMPTY_PLACEHOLDER,
             )
+        return gts, res, n_empty
 
-        out: dict[str, Any] = {}
-        bleu, bleu_sent = Bleu(4).compute_score(gts, res, verbose=0)
-        for n in range(4):
-            out[f"BLEU-{n + 1}"] = float(bleu[n])
-
-        meteor_sent: list[float] | None = None
+    def _meteor_or_skip(self, gts: dict, res: dict, skipped: dict
+                ) -> tuple[float | None, list[float] | None]:
+        """Corpus and sentence METEOR, or ``(None, None)`` with the reason in ``skipped``."""
+        score: float | None = None
+        sent: list[float] | None = None
         if not self.use_meteor:
-            out["METEOR"] = None
             skipped["METEOR"] = "disabled (meteor=False)"
         elif java_path() is None:
-            out["METEOR"] = None
             skipped["METEOR"] = "java not found on PATH (METEOR 1.5 is a Java program)"
         else:
             clean = {i: [r.replace("|", " ") for r in v] for i, v in gts.items()}
             hyp = {i: [v[0].replace("|", " ")] for i, v in res.items()}
             try:
-                out["METEOR"], meteor_sent = self._meteor_scores(clean, hyp)
+                score, sent = self._meteor_scores(clean, hyp)
             except _MeteorFailure as exc:
-                out["METEOR"] = None
                 skipped["METEOR"] = str(exc)
-        if self.use_meteor and out["METEOR"] is None:
+        if self.use_meteor and score is None:
             logger.warning("METEOR skipped: %s", skipped["METEOR"])
+        return score, sent
 
+    def score(
+        self,
+        candidates: Mapping[Hashable, str],
+        references: Mapping[Hashable, Sequence[str]],
+        per_sample: bool = False,
+    ) -> dict:
+        """Score ``candidates {key: text}`` against ``references {key: [texts]}``.
+
+        Every candidate key needs at least one non-empty reference; reference keys without a
+        candidate are ignored (as in ``COCOEvalCap``, which scores the result set's images).
+
+        Returns:
+            ``{"BLEU-1".."BLEU-4", "METEOR", "ROUGE-L", "CIDEr": float (METEOR may be None),
+            "tokenizer": "ptb"|"simple", "n": #candidates, "n_empty": #empty candidates,
+            "skipped": {component: reason}}`` plus ``"per_sample": {key: {metric: float}}``
+            (sentence-level scores) when ``per_sample``.
+        """
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        keys, cand_texts, ref_texts, ref_owner = self._flatten(candidates, references)
+        skipped: dict[str, str] = {}
+        tokens, tok_name = self._tokenize(cand_texts + ref_texts, skipped)
+        gts, res, n_empty = self._coco_inputs(keys, tokens[: len(cand_texts)],
+                                              tokens[len(cand_texts) :], ref_owner)
+        out: dict[str, Any] = {}
+        bleu, bleu_sent = Bleu(4).compute_score(gts, res, verbose=0)
+        for n in range(4):
+            out[f"BLEU-{n + 1}"] = float(bleu[n])
+        out["METEOR"], meteor_sent = self._meteor_or_skip(gts, res, skipped)
         rouge, rouge_sent = Rouge().compute_score(gts, res)
         out["ROUGE-L"] = float(rouge)
         cider, cider_sent = Cider().compute_score(gts, res)
