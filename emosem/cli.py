@@ -15,7 +15,7 @@ COMMANDS = {
     "train": ("emosem.training.cli", "Train a model (Accelerate: 1 CPU to many GPUs)."),
     "infer": ("emosem.inference.cli", "Segment and explain emotion stimuli in paintings."),
     "evaluate": ("emosem.evaluation.cli", "Score a checkpoint on a data split against baselines."),
-    "benchmark": ("emosem.evaluation.benchmark", "Measure latency, throughput and memory."),
+    "benchmark": ("emosem.benchmark.cli", "Measure latency, throughput and memory."),
 }
 
 
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         mod_name, help_text = COMMANDS[name]
         mod = importlib.import_module(mod_name)
         modules[name] = mod
-        p = sub.add_parser(name, help=help_text, description=mod.__doc__)
+        description = getattr(mod, "DESCRIPTION", mod.__doc__)
+        p = sub.add_parser(name, help=help_text, description=description)
         mod.add_arguments(p)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if not getattr(args, "quiet", False) else logging.WARNING,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from emosem.evaluation import benchmark as bench
+import emosem.benchmark as bench
 from emosem.inference.packed_linear import packing_supported
 
 STAGES = {

@@ -1,0 +1,423 @@
+"""The inference sections of a benchmark: cold start, encode / decode / explain, end to end, the
+speed ratios and the scaling (see :mod:`emosem.benchmark` for what each measures)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from emosem.benchmark.memory import ru_maxrss_kb
+from emosem.benchmark.model_parts import adapter_params, build_encoder, encoder_hparams
+from emosem.benchmark.timing import fmt_s, summarize
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["InferenceSections"]
+
+
+class InferenceSections:
+    """Mixin of :class:`~emosem.benchmark.runner.Benchmark`: the inference sections."""
+
+    # ------------------------------------------------------------------ cold start
+    def cold_start(self) -> None:
+        """``tools/infer.py`` in fresh processes: spawn → first result on disk → exit."""
+        from emosem.modeling.lm_weights import repo_root
+
+        runs = self.s.cold_repeats
+        if runs == 0:
+            logger.info("cold start skipped (--cold-repeats 0)")
+            return
+        warm = 0 if self.s.quick else 1  # one untimed run fills the OS file cache
+        infer = repo_root() / "tools" / "infer.py"
+        base = [sys.executable, str(infer)] if infer.is_file() else [sys.executable, "-m", "emosem.cli", "infer"]
+        env = dict(os.environ)
+        if self.s.threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.s.threads)
+        times: dict[str, list[float]] = {"exit": [], "first": [], "reported": []}
+        for i in range(warm + runs):
+            with tempfile.TemporaryDirectory(prefix="emosem-bench-") as tmp:
+                out = Path(tmp) / "out"
+                first_file = out / self.image.stem / "results.json"
+                cmd = base + [str(self.image), "--emotion", self.emotion, "--out", str(out),
+                              "--json-only", "--checkpoint", str(self.checkpoint), "--device",
+                              self.device.type, "--max-new-tokens", str(self.n_tokens), "--quiet"]
+                with open(Path(tmp) / "log.txt", "w+") as log:
+                    t0 = time.perf_counter()
+                    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                    first = None
+                    while proc.poll() is None:  # watch for the first result file (5 ms steps)
+                        if first is None and first_file.exists():
+                            first = time.perf_counter() - t0
+                        time.sleep(0.005)
+                    wall = time.perf_counter() - t0
+                    if proc.returncode != 0:
+                        log.seek(0)
+                        tail = log.read().strip().splitlines()[-3:]
+                        raise RuntimeError(
+                            f"tools/infer.py exited with {proc.returncode}: {' | '.join(tail)}")
+                summary = json.loads((out / "summary.json").read_text())
+            if i < warm:
+                continue
+            times["exit"].append(wall)
+            times["first"].append(first if first is not None else wall)
+            if summary.get("cold_start_to_first_result_s"):
+                times["reported"].append(float(summary["cold_start_to_first_result_s"]))
+        command = (f"python tools/infer.py IMAGE --emotion {self.emotion} --json-only "
+                   f"--max-new-tokens {self.n_tokens}")
+        self._stage("cold_start", {**summarize(times["exit"]), "untimed_calls": warm},
+                    f"fresh process `{command}`: spawn → exit (interpreter, imports, checkpoint "
+                    "load, first result, writing JSON, teardown)",
+                    child_peak_rss_mb=round(ru_maxrss_kb("children") / 1024, 1), command=command,
+                    threads_env=self.s.threads)
+        self._stage("cold_start_first_result", {**summarize(times["first"]), "untimed_calls": warm},
+                    "the same processes, spawn → their results.json appears (seen from here, 5 ms "
+                    "polling): what a user waits for")
+        if times["reported"]:
+            self._stage("cold_start_reported", {**summarize(times["reported"]), "untimed_calls": warm},
+                        "the same processes' own cold_start_to_first_result_s (summary.json); its "
+                        "clock starts inside the infer command, after its module imports")
+
+    # ------------------------------------------------------------------ inference
+    def load_predictor(self) -> None:
+        from emosem.data.image_io import load_image
+        from emosem.inference.predictor import EmoSEMPredictor
+
+        t0 = time.perf_counter()
+        self.predictor = EmoSEMPredictor.from_pretrained(self.checkpoint, device=str(self.device))
+        load_s = time.perf_counter() - t0
+        model = self.predictor.model
+        self.rgb = load_image(self.image)
+        count = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
+        lora = adapter_params(self.checkpoint)
+        self.report["model"] = {
+            "checkpoint": str(self.checkpoint),
+            "segmenter": model.config.segmenter,
+            "image_size": model.image_size,
+            "lm": model.config.lm,
+            "lm_dtype": model.config.dtype,
+            "prefix_length": model.prefix_tokens,
+            "lora_merged": model.lm.merged,
+            "params_m": {
+                "sam": round(count(model.sam) / 1e6, 3),
+                "lm_base": round(count(model.lm.model) / 1e6, 3),  # LoRA merged in
+                "lora": round(lora / 1e6, 4),
+                "projector_adapter_head": round(
+                    sum(count(m) for m in (model.projector, model.adapter, model.emotion_head,
+                                           model.tag_head) if m is not None) / 1e6, 3),
+            },
+            "load_s": round(load_s, 3),
+        }
+        self.report["settings"]["image_hw"] = list(self.rgb.shape[:2])
+        self.gen = {"max_new_tokens": self.n_tokens, "min_new_tokens": self.n_tokens}
+        self.state: Any = None  # the cached embedding, made after the encode stage's memory probe
+
+    def _state(self) -> Any:
+        if self.state is None:
+            self.state = self.predictor.encode(self.rgb)
+        return self.state
+
+    def inference_stages(self) -> None:
+        p, e = self.predictor, self.emotion
+        r = self.run_group({"encode": lambda: p.encode(self.rgb)})
+        self._stage("encode", r["encode"], "predictor.encode(image array): SAM preprocessing "
+                    "(resize, normalise, pad) + image encoder")
+        state = self._state()
+        r = self.run_group({"decode": lambda: p.predict([e], explain=False, state=state)})
+        self._stage("decode", r["decode"], "predictor.predict([emotion], explain=False) on the "
+                    "cached embedding: emotion tokens + mask decoder + upsampling to the image size")
+
+    def explain_vs_plain(self) -> None:
+        """Stage ``explain`` and ratio (b): explanation tokens/s vs plain generate, same LM."""
+        import torch
+
+        model = self.predictor.model
+        lm = model.lm
+        n = self.n_tokens
+        with torch.no_grad():
+            emb = self._state().embedding
+            tokens = model.emotion_tokens([self.emotion])
+            logits, _, mask_token = model.decode(emb, tokens)
+        instr = lm._ids([lm.instruction.format(e=self.emotion)])[0]
+        length = model.prefix_tokens + len(instr)
+        cycle = (instr * (length // max(1, len(instr)) + 1))[:length] if instr else [0] * length
+        ids = torch.tensor([cycle], dtype=torch.long, device=self.device)
+        attn = torch.ones_like(ids)
+        tok = lm.tokenizer
+
+        def explain() -> Any:
+            with torch.no_grad():
+                return model.explain(emb, logits, mask_token, tokens, [self.emotion], **self.gen)
+
+        def plain() -> Any:
+            with torch.no_grad():
+                return lm.model.generate(
+                    input_ids=ids, attention_mask=attn, max_new_tokens=n, min_new_tokens=n,
+                    do_sample=False, num_beams=1, temperature=None, top_p=None, top_k=None,
+                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, use_cache=True)
+
+        # Check once, outside the timing, that both sides generate exactly n tokens.
+        shapes: list[tuple[int, ...]] = []
+        original = lm.model.generate
+
+        def spy(*a: Any, **k: Any) -> Any:
+            out = original(*a, **k)
+            shapes.append(tuple(out.shape))
+            return out
+
+        lm.model.generate = spy
+        try:
+            explain()
+        finally:
+            del lm.model.generate
+        explain_tokens = shapes[0][1] if shapes else None  # inputs_embeds: only new tokens come back
+        plain_tokens = int(plain().shape[1]) - length
+        if explain_tokens != n or plain_tokens != n:
+            logger.warning("token counts differ from %d: explanation %s, plain %s", n,
+                           explain_tokens, plain_tokens)
+
+        r = self.run_group({"explain": explain, "plain_generate": plain})
+        self._stage("explain", r["explain"], f"model.explain for one emotion: prefix adapter + "
+                    f"KV-cached generation of exactly {n} new tokens (batch 1)", new_tokens=explain_tokens)
+        self.report["stages"]["plain_generate"] = {
+            "description": f"the same LM's generate(input_ids) with a {length}-token "
+                           f"prompt (= prefix {model.prefix_tokens} + instruction "
+                           f"{len(instr)}), exactly {n} new tokens", **r["plain_generate"],
+            "prompt_tokens": length, "new_tokens": plain_tokens,
+        }
+        tp = self.report["throughput"]
+        tp["tokens_per_s"] = round(n / r["explain"]["median_s"], 2)
+        tp["plain_generate_tokens_per_s"] = round(n / r["plain_generate"]["median_s"], 2)
+        self._ratio("explain_vs_plain_generate", r["explain"], r["plain_generate"],
+                    "explanation (prefix adapter + generate from embeddings)",
+                    "plain generate from input_ids", "explanation tokens/s ÷ plain generate "
+                    "tokens/s (same LM + LoRA, same prompt length, same new tokens)", invert=True)
+
+    def end_to_end(self) -> None:
+        p = self.predictor
+        r = self.run_group({"end_to_end": lambda: p(self.image, [self.emotion], **self.gen)})
+        self._stage("end_to_end", r["end_to_end"], "predictor(image path, [emotion]): read + "
+                    f"encode + decode + explain ({self.n_tokens} tokens)")
+        self.report["throughput"]["images_per_s"] = round(1.0 / r["end_to_end"]["median_s"], 3)
+
+    def emotions_scaling(self) -> None:
+        """Latency/memory vs emotions per call; ratio (a) nine vs one."""
+        import torch
+
+        p, model, state = self.predictor, self.predictor.model, self._state()
+
+        def core(ems: list[str]) -> Any:
+            with torch.no_grad():
+                k = len(ems)
+                return model.decode(state.embedding.expand(k, -1, -1, -1), model.emotion_tokens(ems))
+
+        sam_points = self._sam_point_decoder(state.embedding)
+        fns: dict[str, Callable[[], Any]] = {}
+        for k in self.s.emotion_counts:
+            ems = self._emotions(k)
+            fns[f"core@{k}"] = lambda ems=ems: core(ems)
+            fns[f"sam@{k}"] = lambda k=k: sam_points(k)
+            fns[f"decode@{k}"] = lambda ems=ems: p.predict(ems, explain=False, state=state)
+            fns[f"explain@{k}"] = lambda ems=ems: p.predict(ems, explain=True, state=state, **self.gen)
+        r = self.run_group(fns)
+        rows = []
+        for k in self.s.emotion_counts:
+            c, d, x = r[f"core@{k}"], r[f"decode@{k}"], r[f"explain@{k}"]
+            rows.append({"num_emotions": k, "decoder_only": c, "decode": d, "decode_explain": x,
+                         "sam_point_prompts": r[f"sam@{k}"],
+                         "decode_per_emotion_s": d["median_s"] / k,
+                         "decode_explain_per_emotion_s": x["median_s"] / k})
+        self.report["scaling"]["emotions"] = rows
+        one, nine = rows[0], rows[-1]
+        self._ratio("nine_vs_one_decode", nine["decode"], one["decode"], "9 emotions, one call",
+                    "1 emotion", "predict(9 emotions, explain=False) ÷ predict(1 emotion), "
+                    "cached embedding")
+        self._ratio("nine_vs_one_decoder_only", nine["decoder_only"], one["decoder_only"],
+                    "9 emotions, one call", "1 emotion", "model.emotion_tokens + model.decode only "
+                    "(no upsampling to the image size, no result objects)")
+        self._ratio("nine_vs_one_sam_points", nine["sam_point_prompts"], one["sam_point_prompts"],
+                    "SAM, 9 point prompts in one call", "1 point prompt", "reference for the "
+                    "decoder: plain SAM's prompt encoder + mask decoder (same modules) also runs "
+                    "its two-way transformer once per prompt")
+        self._ratio("nine_vs_one_explain", nine["decode_explain"], one["decode_explain"],
+                    "9 emotions, one call", "1 emotion", "predict(9 emotions) ÷ predict(1 "
+                    f"emotion) with explanations ({self.n_tokens} tokens each), cached embedding")
+        enc = self.report["stages"].get("encode")
+        if enc:
+            self._ratio(
+                "nine_vs_one_with_encode",
+                {"median_s": enc["median_s"] + nine["decode_explain"]["median_s"]},
+                {"median_s": enc["median_s"] + one["decode_explain"]["median_s"]},
+                "encode + 9 emotions", "encode + 1 emotion",
+                "a whole new image: encode + predict with explanations (sum of medians)")
+        self.report["throughput"]["tokens_per_s_9_in_one_call"] = round(
+            9 * self.n_tokens / nine["decode_explain"]["median_s"], 2)
+
+    def weight_packing(self) -> None:
+        """Explanations with the LM's oneDNN-prepacked linears (as the predictor runs) vs plain ones."""
+        from emosem.inference.packed_linear import pack_linears, unpack_linears
+
+        p = self.predictor
+        if not p.packed_layers:
+            logger.info("  the predictor runs without packed weights here: nothing to compare")
+            return
+        state = self._state()
+        calls = {f"explain@{k}": (lambda ems=self._emotions(k): p.predict(ems, state=state, **self.gen))
+                 for k in (1, 9)}
+        packed = self.run_group(calls)
+        lm = p.model.lm.model
+        unpack_linears(lm)
+        try:
+            plain = self.run_group(calls)
+        finally:
+            pack_linears(lm)
+        self.report["scaling"]["weight_packing"] = {
+            "packed_layers": p.packed_layers, "packed": packed, "plain_linear": plain,
+            "note": "the two sides run one after the other, not interleaved",
+        }
+        for k in (1, 9):
+            self._ratio(f"packing_speedup_{k}", packed[f"explain@{k}"], plain[f"explain@{k}"],
+                        f"packed, {k} emotion(s)", "plain nn.Linear", f"predict({k} emotion(s)) "
+                        "with explanations: speed-up from prepacking the LM weights", invert=True)
+        self._ratio("nine_vs_one_explain_plain_linear", plain["explain@9"], plain["explain@1"],
+                    "9 emotions, one call", "1 emotion", "ratio (a) with explanations, as it is "
+                    "without weight packing")
+
+    def _sam_point_decoder(self, embedding: Any) -> Callable[..., Any]:
+        """``fn(k, emb=embedding)``: the checkpoint's SAM prompt encoder + mask decoder with k
+        one-point prompts in one call (SAM's batched prompts; points spread over the image)."""
+        import torch
+
+        sam, size = self.predictor.model.sam, self.predictor.model.image_size
+        xy = [(.5, .5), (.2, .2), (.8, .2), (.2, .8), (.8, .8), (.35, .35), (.65, .35), (.35, .65),
+              (.65, .65)]  # the centre first: the one-point prompt of ratio (c)
+        points = torch.tensor(xy, device=self.device)[:, None] * size  # [9, 1, 2] (x, y)
+        labels = torch.ones(9, 1, dtype=torch.int64, device=self.device)
+
+        def fn(k: int, emb: Any = embedding) -> Any:
+            with torch.no_grad():
+                sparse, dense = sam.prompt_encoder(points=(points[:k], labels[:k]), boxes=None,
+                                                   masks=None)
+                return sam.mask_decoder(image_embeddings=emb,
+                                        image_pe=sam.prompt_encoder.get_dense_pe(),
+                                        sparse_prompt_embeddings=sparse,
+                                        dense_prompt_embeddings=dense, multimask_output=False)
+
+        return fn
+
+    def mask_vs_sam(self) -> None:
+        """Ratio (c): EmoSEM mask path vs the same SAM modules with one point prompt."""
+        import torch
+
+        model = self.predictor.model
+        sam = model.sam
+        tensor, _ = self.predictor.transform.apply_image(self.rgb)
+        x = tensor[None].to(self.device)
+        emb = self._state().embedding
+
+        def emosem_decode(e: Any) -> Any:
+            return model.decode(e, model.emotion_tokens([self.emotion]))
+
+        sam_points = self._sam_point_decoder(emb)
+
+        def sam_decode(e: Any) -> Any:
+            return sam_points(1, e)
+
+        def nograd(fn: Callable[[], Any]) -> Callable[[], Any]:
+            def wrapped() -> Any:
+                with torch.no_grad():
+                    return fn()
+            return wrapped
+
+        # ~0.1 s calls, and the ratio has a target near 1: four times the repeats, for a stable median.
+        r = self.run_group(repeats=4 * self.s.repeats, fns={
+            "emosem_mask": nograd(lambda: emosem_decode(model.encode(x))),
+            "sam_point_mask": nograd(lambda: sam_decode(sam.image_encoder(x))),
+            "emosem_decode_only": nograd(lambda: emosem_decode(emb)),
+            "sam_point_decode_only": nograd(lambda: sam_decode(emb)),
+        })
+        for name, text in (
+            ("emosem_mask", "EmoSEM mask path on a preprocessed image tensor: encoder + emotion "
+                            "tokens (template, LM embedding table, projector) + FiLM + decoder"),
+            ("sam_point_mask", "plain SAM, the checkpoint's own modules: image_encoder + "
+                               "prompt_encoder(one point) + mask_decoder(multimask_output=False)"),
+            ("emosem_decode_only", "EmoSEM emotion tokens + decoder on a cached embedding"),
+            ("sam_point_decode_only", "SAM prompt_encoder(one point) + mask_decoder on a cached "
+                                      "embedding"),
+        ):
+            self.report["stages"][name] = {"description": text, **r[name]}
+        self._ratio("mask_path_vs_sam", r["emosem_mask"], r["sam_point_mask"], "EmoSEM mask path",
+                    "plain SAM with a point prompt", "EmoSEM (encoder + emotion tokens + decoder) "
+                    "÷ SAM (encoder + point prompt + decoder), same SAM modules and input")
+        self._ratio("mask_decode_vs_sam_decode", r["emosem_decode_only"], r["sam_point_decode_only"],
+                    "EmoSEM emotion tokens + decoder", "SAM point prompt + decoder",
+                    "the same without the (shared) image encoder")
+
+    def image_size_scaling(self) -> None:
+        """Input image size through the predictor (the model input size stays fixed)."""
+        import cv2
+
+        p = self.predictor
+        h0, w0 = self.rgb.shape[:2]
+        fns: dict[str, Callable[[], Any]] = {}
+        shapes = {}
+        for size in self.s.image_sizes:
+            scale = size / max(h0, w0)
+            hw = (max(1, round(h0 * scale)), max(1, round(w0 * scale)))
+            img = cv2.resize(self.rgb, (hw[1], hw[0]), interpolation=cv2.INTER_AREA
+                             if scale < 1 else cv2.INTER_LINEAR)
+            state = p.encode(img)
+            shapes[size] = hw
+            fns[f"encode@{size}"] = lambda img=img: p.encode(img)
+            fns[f"decode@{size}"] = lambda st=state: p.predict([self.emotion], explain=False, state=st)
+        r = self.run_group(fns)
+        self.report["scaling"]["image_size"] = [
+            {"size": size, "image_hw": list(shapes[size]), "encode": r[f"encode@{size}"],
+             "decode": r[f"decode@{size}"],
+             "total_median_s": r[f"encode@{size}"]["median_s"] + r[f"decode@{size}"]["median_s"]}
+            for size in self.s.image_sizes
+        ]
+
+    def encoder_size_scaling(self) -> None:
+        """ImageEncoderViT with the checkpoint's hyper-parameters at other input sizes."""
+        import torch
+
+        hp = encoder_hparams(self.predictor.model.sam.image_encoder)
+        rows = []
+        for size in self.s.encoder_sizes:
+            if size % hp["patch_size"]:
+                raise ValueError(f"encoder size {size} is not a multiple of the patch size {hp['patch_size']}")
+            torch.manual_seed(0)
+            enc = build_encoder(hp, size).to(self.device).eval()
+            x = torch.randn(1, 3, size, size, device=self.device)
+
+            def fwd(enc: Any = enc, x: Any = x) -> Any:
+                with torch.no_grad():
+                    return enc(x)
+
+            r = self.run_group({"encode": fwd})["encode"]
+            rows.append({"img_size": size, "tokens": (size // hp["patch_size"]) ** 2, "encode": r})
+            logger.info("  encoder @%d: median %s", size, fmt_s(r["median_s"]))
+            del enc, x, fwd
+            gc.collect()
+        self.report["scaling"]["encoder_input_size"] = rows
+        self.report["scaling"]["encoder_hparams"] = {k: (list(v) if isinstance(v, tuple) else v)
+                                                     for k, v in hp.items()}
+
+    def free_predictor(self) -> None:
+        for name in ("predictor", "state"):
+            if hasattr(self, name):
+                delattr(self, name)
+        gc.collect()
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
