@@ -182,8 +182,79 @@ def test_markdown_of_a_partial_report():
     assert "training steps: RuntimeError: boom" in md
 
 
-def test_bad_checkpoint_is_a_clear_error(tmp_path: Path, capsys):
+def test_bad_checkpoint_is_a_clear_error(tmp_path: Path, caplog):
     from emosem.cli import main
 
     assert main(["benchmark", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "b.json")]) == 2
     assert not (tmp_path / "b.json").exists()
+    assert f"--checkpoint {tmp_path} is not an EmoSEM checkpoint" in caplog.text
+    assert "config.json" in caplog.text and "Traceback" not in caplog.text
+
+
+def test_settings_resolve_defaults_and_quick(tiny_checkpoint: Path):
+    full = bench.BenchmarkSettings(checkpoint=tiny_checkpoint).resolve()
+    assert (full.repeats, full.warmup, full.cold_repeats, full.max_new_tokens) == (5, 1, 3, 40)
+    assert full.emotion_counts == (1, 3, 9) and full.image.name == "starry_night.jpg"
+    quick = bench.BenchmarkSettings(checkpoint=tiny_checkpoint, quick=True, repeats=3,
+                                    emotion_counts=(4,)).resolve()
+    assert quick.repeats == 3 and quick.max_new_tokens == 8
+    assert quick.emotion_counts == (1, 4, 9)  # 1 and 9 always, sorted
+    assert quick.measured() == {
+        "repeats": 3, "warmup": 1, "cold_repeats": 1, "max_new_tokens": 8,
+        "image_sizes": [256, 512], "encoder_sizes": [256, 512], "emotion_counts": [1, 4, 9],
+        "train_batch_sizes": [4],
+    }
+    assert quick.resolve() == quick  # idempotent
+
+
+@pytest.mark.parametrize("change, name, words", [
+    ({"repeats": 0}, "repeats", "at least 1, got 0"),
+    ({"warmup": -1}, "warmup", "0 or more"),
+    ({"emotion_counts": (12,)}, "emotion_counts", "up to 9"),
+    ({"image_sizes": ()}, "image_sizes", "positive integers"),
+    ({"threads": 0}, "threads", "at least 1"),
+    ({"what": "everything"}, "what", "one of infer, train, all"),
+    ({"memory": "rss"}, "memory", "one of auto, hwm, psutil, none"),
+    ({"device": "tpu"}, "device", "must be one of auto, cpu, cuda, mps"),
+    ({"image": "no/such.jpg"}, "image", "no such file"),
+])
+def test_settings_errors_name_the_field_not_a_flag(tiny_checkpoint: Path, change, name, words):
+    with pytest.raises(bench.BenchmarkSettingError, match=words) as err:
+        bench.BenchmarkSettings(checkpoint=tiny_checkpoint, **change).resolve()
+    assert err.value.name == name and "--" not in str(err.value)
+
+
+def test_cli_translates_a_setting_error_to_the_flag(tmp_path: Path, caplog):
+    from emosem.cli import main
+
+    assert main(["benchmark", "--repeats", "0", "--out", str(tmp_path / "b.json")]) == 2
+    assert "--repeats must be at least 1, got 0" in caplog.text
+    assert main(["benchmark", "--emotion-counts", "3,12", "--out", str(tmp_path / "b.json")]) == 2
+    assert "--emotion-counts go up to 9" in caplog.text
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_callable_from_python(tiny_checkpoint: Path, tmp_path: Path):
+    """A training-only run through the Python API: settings in, report out, files written."""
+    settings = bench.BenchmarkSettings(checkpoint=tiny_checkpoint, what="train", repeats=1,
+                                       train_batch_sizes=(2,), threads=1, memory="none")
+    report = bench.run_benchmark(settings)
+    assert report["errors"] == [] and report["settings"]["what"] == "train"
+    assert list(report)[:5] == ["schema_version", "created", "emosem_commit", "machine", "settings"]
+    assert {(r["stage"], r["batch_size"]) for r in report["training"]} == {
+        (stage, 2) for stage in bench.TRAIN_STAGES}
+    assert report["machine"]["threads_requested"] == 1 and report["stages"] == {}
+    out, md = bench.write_report(report, tmp_path / "sub" / "bench.json")
+    assert json.loads(out.read_text()) == report and md.read_text() == bench.to_markdown(report)
+
+
+def test_one_machine_info_for_both_reports():
+    """The evaluation report and the benchmark share emosem.machine.machine_info's keys."""
+    from emosem import machine
+
+    info = machine.machine_info("cpu")
+    for key in ("cpu_model", "logical_cores", "torch_threads", "torch_version", "device",
+                "python_version", "platform"):
+        assert info[key] is not None, key
+    assert info["device"] == "cpu" and info["gpu"] is None
+    assert bench.to_markdown({"machine": info}).startswith(f"**Machine:** {machine.machine_line(info)}")

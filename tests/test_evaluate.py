@@ -355,6 +355,11 @@ def test_evaluate_hand_made_report_numbers(hand_made, tiny_checkpoint, tmp_path)
         "train_prior_distribution",
     }
     assert json.loads((out / "report.json").read_text())["baselines"]["centre_prior"] == cp
+    # the same machine description as the benchmark's (emosem.machine), plus the process count
+    from emosem.machine import machine_info
+
+    assert set(report["machine"]) == set(machine_info("cpu")) | {"num_processes"}
+    assert report["machine"]["device"] == "cpu" and report["machine"]["num_processes"] == 1
 
 
 def _folder_bytes(folder: Path) -> dict[str, bytes]:
