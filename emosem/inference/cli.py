@@ -226,7 +226,7 @@ class _Run:
             self.first_result_s = process_age_s() or (time.perf_counter() - self.t_start)
         extra = {"source": str(item.path), "source_sha256": sha, "run_signature": self.signature,
                  "auto_top_k": args.top_k if self.auto else None, "mask_threshold": threshold,
-                 "emotion_batches": batches}
+                 "emotion_batches": batches, "process_index": self.rank}
         if note:
             extra["note"] = note
         annotate = None
@@ -249,8 +249,19 @@ class _Run:
 
 
 def run(args: argparse.Namespace) -> int:
+    t_start = time.perf_counter()
+    try:
+        emotions, auto = _expand_emotions(args.emotion)
+    except ValueError as e:
+        logger.error("%s", e)
+        return 2
+    problem = _check_numbers(args)
+    if problem:
+        logger.error("%s", problem)
+        return 2
     import uuid
 
+    # heavy imports (torch through accelerate) only once the arguments are known to be good
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
     from tqdm.auto import tqdm
@@ -266,16 +277,6 @@ def run(args: argparse.Namespace) -> int:
     )
     from emosem.inference.merge import write_run_outputs
 
-    t_start = time.perf_counter()
-    try:
-        emotions, auto = _expand_emotions(args.emotion)
-    except ValueError as e:
-        logger.error("%s", e)
-        return 2
-    problem = _check_numbers(args)
-    if problem:
-        logger.error("%s", problem)
-        return 2
     dist = PartialState(cpu=args.device == "cpu")
     main_proc, rank, world = dist.is_main_process, dist.process_index, dist.num_processes
     if not main_proc:
