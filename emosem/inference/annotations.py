@@ -97,24 +97,26 @@ def svg_selector_value(rings: list[tuple[np.ndarray, list[np.ndarray]]], width: 
 _RING = re.compile(r"M([^MZ]+)Z")
 
 
-def rasterize_svg_selector(value: str, size: tuple[int, int]) -> np.ndarray:
-    """The mask an :func:`svg_selector_value` describes, at ``size`` = (H, W) pixels.
+def rasterize_svg_selector(value: str, size: tuple[int, int], scale: float = 1.0) -> np.ndarray:
+    """The mask an :func:`svg_selector_value` describes, at ``size`` = (H, W) pixels, its
+    coordinates first multiplied by ``scale`` (e.g. canvas units back to image pixels).
 
-    Parts are filled in order (larger first); a part's holes are cleared after it, their
-    outlines kept (OpenCV traces a hole along the part's own pixels).
+    Parts are filled in order (larger first) at 1/16-pixel precision; a part's holes are cleared
+    after it, their outlines kept (OpenCV traces a hole along the part's own pixels).
     """
     import cv2
 
+    shift = 4
     out = np.zeros(size, np.uint8)
     for d in re.findall(r'<path[^>]*\sd="([^"]*)"', value):
-        rings = [np.round(np.array([[float(v) for v in p.split(",")] for p in m.replace("L", " ").split()]))
-                 .astype(np.int32) for m in _RING.findall(d)]
+        rings = [np.round(np.array([[float(v) for v in p.split(",")] for p in m.replace("L", " ").split()])
+                          * scale * (1 << shift)).astype(np.int32) for m in _RING.findall(d)]
         if not rings:
             continue
-        cv2.fillPoly(out, [rings[0]], 1)
+        cv2.fillPoly(out, [rings[0]], 1, shift=shift)
         if len(rings) > 1:
-            cv2.fillPoly(out, rings[1:], 0)
-            cv2.polylines(out, rings[1:], True, 1)
+            cv2.fillPoly(out, rings[1:], 0, shift=shift)
+            cv2.polylines(out, rings[1:], True, 1, shift=shift)
     return out.astype(bool)
 
 
