@@ -46,8 +46,13 @@ except ImportError:  # run as `python demo/app.py` from a checkout without `pip 
 
 import numpy as np  # noqa: E402
 
-from emosem.data.image_io import IMAGE_EXTENSIONS, ImageLoadError, load_image  # noqa: E402
-from emosem.emotions import ARTEMIS_EMOTIONS, emotion_color, normalize_prompt_emotion  # noqa: E402
+from emosem.data.image_io import IMAGE_EXTENSIONS, ImageLoadError, decode_image, load_image  # noqa: E402
+from emosem.emotions import (  # noqa: E402
+    ARTEMIS_EMOTIONS,
+    emotion_color,
+    emotion_file_stem,
+    normalize_prompt_emotion,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
@@ -61,6 +66,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_EMOTIONS = 12  # per request (the nine + a few free-text words)
 PREVIEW_SIDE = 900  # longest side of the preview / gallery images, pixels
+# Pixel budget per request: a painting is decoded and analysed at most this long on its longer
+# side (masks and records are still given at its original size), so an upload's memory follows
+# this, not the size its header declares.
+WORK_SIDE = 2048
 SAMPLE_TITLES = {
     "starry_night": "Van Gogh, The Starry Night (1889)",
     "the_scream": "Munch, The Scream (1893)",
@@ -281,7 +290,8 @@ def analyze(
         if not 0.0 < float(threshold) < 1.0:
             raise DemoInputError(f"The mask threshold must be between 0 and 1, got {threshold}.")
         try:
-            state = predictor.encode(image)  # per-request state: independent of other users
+            decoded = decode_image(image, max_side=WORK_SIDE)
+            state = predictor.encode(decoded.rgb)  # per-request state: independent of other users
         except ImageLoadError as e:
             raise DemoInputError(load_error_message(e, image)) from None
         with predictor.lock:  # the tokenizer and generate are not meant for concurrent use
@@ -302,7 +312,8 @@ def analyze(
         return Analysis(ok=False, message=f"Internal error ({type(e).__name__}: {e}); see the server log.",
                         image_name=name, seconds=time.perf_counter() - t0)
 
-    from emosem.visualization.overlay import heatmap_overlay, mask_to_png, overlay_mask, save_image
+    from emosem.inference.outputs import atomic_write_text, full_size_record, write_mask_png
+    from emosem.visualization.overlay import heatmap_overlay, overlay_mask
 
     folders = folders or RequestFolders()
     out = folders.new()
@@ -312,20 +323,21 @@ def analyze(
     for r in results:
         over = overlay_mask(state.image, r.mask, emotion_color(r.emotion))
         heat = heatmap_overlay(state.image, r.soft_mask)
-        mask_path = save_image(out / f"{stem}_{safe_stem(r.emotion)}_mask.png", mask_to_png(r.mask))
-        record = {"image": name, **r.to_record()}
+        mask_path = write_mask_png(out / f"{stem}_{emotion_file_stem(r.emotion)}_mask.png", r.mask,
+                                   decoded.original_size)
+        record = {"image": name, **full_size_record(r, decoded.original_size)}
         views.append(EmotionView(r, fit_side(over), fit_side(heat), mask_path, record))
         files.append(mask_path)
     payload = {
         "image": name,
-        "height": int(state.original_size[0]),
-        "width": int(state.original_size[1]),
+        "height": int(decoded.original_size[0]),
+        "width": int(decoded.original_size[1]),
         "threshold": float(threshold),
         "emotion_distribution": {k: round(float(v), 4) for k, v in (dist or {}).items()} or None,
         "results": [v.record for v in views],
     }
     json_path = out / f"{stem}_emosem.json"
-    json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(json_path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     files.append(json_path)
 
     dist_png = None
@@ -337,7 +349,7 @@ def analyze(
         close_figure(distribution_figure(dist, highlight=top, out_path=dist_png, dpi=100))
 
     seconds = time.perf_counter() - t0
-    h, w = state.original_size
+    h, w = decoded.original_size
     n = len(results)
     msg = (
         f"Analysed {name} ({w}×{h}) for {n} emotion{'s' if n != 1 else ''} in {seconds:.1f} s."

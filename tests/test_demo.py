@@ -133,9 +133,18 @@ def test_analyze_writes_records_masks_and_distribution(predictor, folders):
     assert all(p.parent == a.out_dir and p.parent.parent == folders.base for p in a.files)
     from PIL import Image
 
-    with Image.open(a.out_dir / "starry_night_awe_mask.png") as im:
-        assert im.size == (1024, 640) and set(np.unique(np.asarray(im))) <= {0, 255}
     payload = json.loads((a.out_dir / "starry_night_emosem.json").read_text())
+    from pycocotools import mask as mask_utils
+
+    for v, rec in zip(a.views, payload["results"]):
+        # the downloadable mask is the result's mask, and so is the JSON record's RLE
+        with Image.open(v.mask_png) as im:
+            png = np.asarray(im)
+        assert im.size == (1024, 640) and set(np.unique(png)) <= {0, 255}
+        assert np.array_equal(png > 127, v.result.mask) and v.result.mask.any()
+        seg = rec["segmentation"]
+        rle = mask_utils.decode({"size": seg["size"], "counts": seg["counts"].encode()}).astype(bool)
+        assert np.array_equal(rle, v.result.mask) and rle.sum() == rec["area"]
     assert (payload["height"], payload["width"]) == (640, 1024)
     rec = payload["results"][0]
     for key in ("emotion", "segmentation", "bbox", "area", "predicted_iou", "confidence",
@@ -152,6 +161,37 @@ def test_all_emotions_gives_nine_views(predictor, folders):
     assert [v.result.emotion for v in a.views] == list(demo.ARTEMIS_EMOTIONS)
     assert len([p for p in a.files if p.suffix == ".png"]) == 9
     assert "explanations were switched off" in a.results_html()
+
+
+def test_threshold_is_checked_used_and_recorded(predictor, folders):
+    for bad in (0, 1, 1.2, -0.1):
+        a = demo.analyze(predictor, str(STARRY), ["awe"], threshold=bad, explain=False, folders=folders)
+        assert not a.ok and "threshold must be between 0 and 1" in a.message, bad
+    low, high = (demo.analyze(predictor, str(STARRY), ["awe", "грусть", "радость"], threshold=t,
+                              explain=False, folders=folders) for t in (0.3, 0.7))
+    assert low.ok and high.ok
+    for a, t in ((low, 0.3), (high, 0.7)):
+        assert json.loads(a.files[-1].read_text())["threshold"] == t
+        assert len({p.name for p in a.files}) == 4  # грусть and радость get their own files
+    for lo, hi in zip(low.views, high.views):
+        assert not (hi.result.mask & ~lo.result.mask).any()
+    assert sum(v.result.area for v in low.views) > sum(v.result.area for v in high.views)
+
+
+def test_request_folders_are_pruned_by_age(tmp_path):
+    import os
+    import time
+
+    folders = demo.RequestFolders(tmp_path / "requests", keep_s=60)
+    old, recent = folders.new(), folders.new()
+    (old / "mask.png").write_bytes(b"x")
+    stale = time.time() - 120
+    os.utime(old, (stale, stale))
+    (tmp_path / "requests" / "note.txt").write_text("not a request folder")
+    fresh = folders.new()  # every new request prunes
+    assert not old.exists() and recent.is_dir() and fresh.is_dir()
+    assert (tmp_path / "requests" / "note.txt").is_file()
+    assert sorted(p.name for p in (tmp_path / "requests").iterdir()) == sorted([recent.name, fresh.name, "note.txt"])
 
 
 def test_concurrent_requests_keep_their_own_image(predictor, folders):
