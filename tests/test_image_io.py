@@ -267,3 +267,40 @@ def test_apply_coords_matches_resize():
     t = SamTransform(64)
     pts = np.array([[50.0, 100.0]])
     np.testing.assert_allclose(t.apply_coords(pts, (200, 100)), [[16.0, 32.0]])
+
+
+# ------------------------------------------------------------------ pixel budget at decode time
+
+
+def test_decode_image_budget_reduces_while_decoding(tmp_path):
+    """A 1-bit 6,000 × 4,000 PNG and a large JPEG decode straight to the working size, report
+    their original size, and the picture survives (stripes stay where they were)."""
+    from emosem.data.image_io import decode_image
+
+    stripes = (np.arange(6000)[None, :] // 600 % 2 == 0) & np.ones((4000, 1), bool)
+    Image.fromarray(stripes).convert("1").save(tmp_path / "bits.png")
+    d = decode_image(tmp_path / "bits.png", max_side=500)
+    assert d.original_size == (4000, 6000) and d.rgb.shape == (333, 500, 3) and d.scaled
+    col = d.rgb[100, :, 0] > 127
+    assert col[:40].all() and not col[60:90].any()  # 600 px stripes → 50 px at 1/12
+    Image.fromarray(np.repeat(stripes[..., None], 3, 2).astype(np.uint8) * 255).save(tmp_path / "big.jpg")
+    d = decode_image(tmp_path / "big.jpg", max_side=700)
+    assert d.original_size == (4000, 6000) and max(d.rgb.shape[:2]) == 700 and d.format == "JPEG"
+    full = decode_image(tmp_path / "big.jpg")
+    assert full.rgb.shape == (4000, 6000, 3) and not full.scaled
+
+
+def test_decode_image_budget_keeps_exif_orientation_and_counts_frames(tmp_path):
+    from emosem.data.image_io import decode_image
+
+    base = Image.new("RGB", (1600, 800), (200, 30, 30))
+    base.paste((20, 20, 200), (0, 0, 400, 800))  # blue on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90° clockwise: blue on top
+    base.save(tmp_path / "rot.jpg", exif=exif)
+    d = decode_image(tmp_path / "rot.jpg", max_side=400)
+    assert d.original_size == (1600, 800) and d.rgb.shape[:2] == (400, 200)
+    assert d.rgb[20, 100, 2] > 150 and d.rgb[380, 100, 0] > 150
+    base.save(tmp_path / "pages.tif", save_all=True, append_images=[base.rotate(90)])
+    assert decode_image(tmp_path / "pages.tif", max_side=300).frames == 2
+    assert decode_image(tmp_path / "rot.jpg").frames == 1
