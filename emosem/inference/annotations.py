@@ -145,20 +145,30 @@ def image_target(path: Path, width: int, height: int) -> Target:
 
 
 def annotation_page(doc: dict[str, Any], page_id: str, target: Target,
-                    tolerance: float = DEFAULT_TOLERANCE, context: str = ANNO_CONTEXT) -> dict[str, Any]:
-    """The ``AnnotationPage`` of one image's ``results.json`` content ``doc``."""
+                    tolerance: float = DEFAULT_TOLERANCE, context: str = ANNO_CONTEXT,
+                    masks: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """The ``AnnotationPage`` of one image's ``results.json`` content ``doc``.
+
+    ``masks`` (optional, one per record) are the masks at the working size the painting was
+    analysed at; contours are traced on them and mapped to the target, instead of decoding each
+    record's full-size RLE (which for a 13,000² painting costs far more memory than the model).
+    """
     from pycocotools import mask as mask_utils
 
     H, W = int(doc["height"]), int(doc["width"])
-    sx, sy = target.width / W, target.height / H
     items = []
-    for rec in doc["results"]:
+    for i, rec in enumerate(doc["results"]):
         if not rec.get("area"):
             continue  # an empty mask has no region to annotate
-        seg = rec["segmentation"]
-        mask = mask_utils.decode({"size": seg["size"], "counts": seg["counts"].encode("ascii")}).astype(bool)
-        rings = mask_rings(mask, tolerance * min(sx, sy), (sx, sy))
+        if masks is not None:
+            mask = masks[i]
+        else:
+            seg = rec["segmentation"]
+            mask = mask_utils.decode({"size": seg["size"], "counts": seg["counts"].encode("ascii")}).astype(bool)
+        sx, sy = target.width / mask.shape[1], target.height / mask.shape[0]
+        rings = mask_rings(mask, tolerance * target.width / W, (sx, sy))
         del mask
+        sx, sy = target.width / W, target.height / H
         x, y, w, h = rec["bbox"]
         xywh = [round(x * sx), round(y * sy), max(1, round(w * sx)), max(1, round(h * sy))]
         body = [{"type": "TextualBody", "purpose": "tagging", "value": rec["emotion"],

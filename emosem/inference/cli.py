@@ -231,13 +231,13 @@ class _Run:
             extra["note"] = note
         annotate = None
         if not args.no_annotations:
-            def annotate(doc):
+            def annotate(doc, masks):
                 target, target_note = self.target(item, doc)
                 if target_note:
                     doc["annotation_note"] = target_note
                 page_id = (self.out.root / item.key / "annotations.json").resolve().as_uri()
                 context = anno.IIIF_CONTEXT if target.is_canvas else anno.ANNO_CONTEXT
-                return anno.annotation_page(doc, page_id, target, args.polygon_tolerance, context)
+                return anno.annotation_page(doc, page_id, target, args.polygon_tolerance, context, masks)
         staging = self.out.staging_dir(self.rank)
         write_image_results(staging, item.key, decoded.rgb, results, distribution,
                             figures=not args.json_only, extra=extra,

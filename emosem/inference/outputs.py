@@ -151,13 +151,14 @@ def write_image_results(
     figures: bool = True,
     extra: dict[str, Any] | None = None,
     original_size: tuple[int, int] | None = None,
-    annotate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    annotate: Callable[[dict[str, Any], list[np.ndarray]], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Write every file for one image; returns (results.json content, gallery entries).
 
     ``image`` is the picture at the working size the masks in ``results`` have; ``original_size``
     (H, W; default: the same) is where masks, RLE, bbox and area are written. ``annotate`` gets
-    the finished ``results.json`` content and returns the annotation page written next to it.
+    the finished ``results.json`` content and the working-size masks, and returns the annotation
+    page written next to it.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     size = tuple(original_size or image.shape[:2])
@@ -205,7 +206,7 @@ def write_image_results(
         doc["distribution_figure"] = "distribution.png"
         files.append("distribution.png")
     if annotate is not None:
-        atomic_write_json(out_dir / "annotations.json", annotate(doc))
+        atomic_write_json(out_dir / "annotations.json", annotate(doc, [r.mask for r in results]))
         doc["annotations"] = "annotations.json"
         files.append("annotations.json")
     doc["files"] = sorted(files) + ["results.json"]
