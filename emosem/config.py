@@ -74,6 +74,11 @@ class ModelConfig:
     # mask, as at inference) or "gt" (teacher forcing where a ground-truth mask exists).
     adapter_mask: str = "pred"
     emotion_head: bool = True
+    # Region cues (emosem.data.cues: place, size, colours, light, and the encoder's ImageNet
+    # concepts) go into the LM's instruction as words: from the ground-truth mask in training,
+    # from the predicted mask at inference.
+    cues: bool = False
+    num_concepts: int = 3
     dtype: str = "float32"
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from emosem.data.cues import Cues, extract_cues
 from emosem.data.image_io import load_image
 from emosem.data.transforms import SamTransform
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
@@ -74,13 +75,15 @@ def mask_bbox(mask: np.ndarray) -> list[int]:
 
 @dataclass
 class ImageState:
-    """One encoded image: embedding [1, 256, h, w] and the sizes to map masks back."""
+    """One encoded image: features [1, C, h, w] (see ``EmoSEM.encode``), the ImageNet concept map
+    [1, 1280, ·] where the encoder has one, and the sizes to map masks back."""
 
     image: np.ndarray  # H x W x 3 uint8
     embedding: torch.Tensor
     input_size: tuple[int, int]
     original_size: tuple[int, int]
     encode_s: float
+    concept_map: torch.Tensor | None = None
 
 
 @dataclass
@@ -94,6 +97,12 @@ class StimulusResult:
     predicted_iou: float
     explanation: str | None
     timing: dict[str, float] = field(default_factory=dict)
+    cues: Cues | None = None  # what the region shows, measured (emosem.data.cues)
+
+    @property
+    def concepts(self) -> list[dict]:
+        """The region's top ImageNet concepts [{"name", "score"}] ([] without a concept head)."""
+        return self.cues.concepts if self.cues is not None else []
 
     @property
     def area(self) -> int:
@@ -114,6 +123,8 @@ class StimulusResult:
             "predicted_iou": round(float(self.predicted_iou), 4),
             "confidence": round(float(self.confidence), 4),
             "explanation": self.explanation,
+            "concepts": self.concepts,
+            "cues": self.cues.record() if self.cues is not None else None,
             "timing_s": {k: round(v, 4) for k, v in self.timing.items()},
         }
 
@@ -162,8 +173,9 @@ class EmoSEMPredictor:
         rgb = load_image(image, max_side=self.max_side)
         t0 = time.perf_counter()
         tensor, input_size = self.transform.apply_image(rgb)
-        emb = self.model.encode(tensor[None].to(self.device))
-        return ImageState(rgb, emb, tuple(input_size), rgb.shape[:2], time.perf_counter() - t0)
+        emb, concept_map = self.model.encode_with_concepts(tensor[None].to(self.device))
+        return ImageState(rgb, emb, tuple(input_size), rgb.shape[:2], time.perf_counter() - t0,
+                          concept_map)
 
     def set_image(self, image: str | Path | np.ndarray | Any) -> ImageState:
         """Encode an image and cache it for later :meth:`predict` calls."""
@@ -203,6 +215,7 @@ class EmoSEMPredictor:
         max_new_tokens: int = 40,
         state: ImageState | None = None,
         seed: int | None = None,
+        with_cues: bool = True,
         **gen: Any,
     ) -> list[StimulusResult]:
         """Segment (and explain) each emotion for the current image.
@@ -210,6 +223,9 @@ class EmoSEMPredictor:
         emotions: ArtEmis labels or free-text words; ``threshold`` is on the mask probability
         (``None``: the checkpoint's ``model.mask_threshold``, see :mod:`emosem.evaluation.calibrate`).
         ``gen`` goes to generation (``num_beams``, ``do_sample``, ``temperature``, ``top_p``).
+        ``with_cues``: measure each region's cues (place, size, colours, light, concepts; about
+        10 ms an emotion); a model trained with ``model.cues`` reads them, so they are always
+        measured when it explains.
         """
         st = self._current(state)
         if threshold is None:
@@ -232,22 +248,35 @@ class EmoSEMPredictor:
         soft = full.float().sigmoid_().cpu().numpy()  # [n, H, W] float32
         masks = soft > threshold
         t_decode = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        with_cues = with_cues or (explain and self.model.config.cues)
+        cues = self.region_cues(st, soft, logits) if with_cues else [None] * n
+        t_cues = time.perf_counter() - t1
         texts: list[str | None] = [None] * n
         t_explain = 0.0
         if explain:
             t1 = time.perf_counter()
             texts = self.model.explain(emb, logits, mask_token, tokens, names,
+                                       cues=[c.text if c else "" for c in cues],
                                        max_new_tokens=max_new_tokens, **gen)
             t_explain = time.perf_counter() - t1
-        timing = {"encode": st.encode_s, "decode": t_decode / n, "explain": t_explain / n}
+        timing = {"encode": st.encode_s, "decode": t_decode / n, "cues": t_cues / n,
+                  "explain": t_explain / n}
         return [
             StimulusResult(
                 emotion=names[i], trained=parsed[i][1], mask=masks[i],
                 soft_mask=soft[i], predicted_iou=float(iou[i]),
-                explanation=texts[i], timing=dict(timing),
+                explanation=texts[i], timing=dict(timing), cues=cues[i],
             )
             for i in range(n)
         ]
+
+    def region_cues(self, st: ImageState, soft: np.ndarray, logits: torch.Tensor) -> list[Cues]:
+        """Measured cues of each predicted region (soft masks [n, H, W] at the original size),
+        with the encoder's concepts under the low-res mask probabilities ``logits`` [n,1,·,·]."""
+        cmap = None if st.concept_map is None else st.concept_map.expand(len(soft), -1, -1, -1)
+        words = self.model.concept_words(cmap, logits.float().sigmoid())
+        return [extract_cues(st.image, s).with_concepts(w) for s, w in zip(soft, words)]
 
     def __call__(self, image: Any, emotions: list[str] | str, **kwargs: Any) -> list[StimulusResult]:
         """Stateless one-shot: encode ``image`` and predict, without touching the cache."""

@@ -32,7 +32,7 @@ from emosem.config import LossConfig, ModelConfig, TrainConfig, _from_dict
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.modeling.emotion_head import EmotionHead, distribution_loss
 from emosem.modeling.emotion_prompt import EmotionProjector
-from emosem.modeling.image_encoders import WHEELS, split_image_features
+from emosem.modeling.image_encoders import WHEELS, imagenet_names, split_image_features
 from emosem.modeling.language_model import ExplanationLM, add_lora, load_causal_lm
 from emosem.modeling.losses import batch_iou, bce_loss, dice_loss, focal_loss
 from emosem.modeling.prefix_adapter import PrefixAdapter
@@ -91,8 +91,7 @@ class EmoSEM(nn.Module):
         self.sam = sam
         self.lm = lm
         self.projector = EmotionProjector(
-            lm.hidden_size, num_tokens=config.num_emotion_tokens,
-            film=config.film and config.decoder == "film",
+            lm.hidden_size, num_tokens=config.num_emotion_tokens, film=config.film
         )
         self.adapter = PrefixAdapter(
             lm.hidden_size,
@@ -235,34 +234,60 @@ class EmoSEM(nn.Module):
             return self.sam.image_encoder(images, keys)
         return encode_image(self.sam.image_encoder, images, checkpointing)
 
-    def encode_with_concepts(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    @property
+    def has_concepts(self) -> bool:
+        """Whether the image encoder has a pretrained classifier head to name regions with."""
+        return hasattr(self.sam.image_encoder, "concepts")
+
+    def encode_with_concepts(self, images: torch.Tensor, keys: list[str] | None = None):
         """Like :meth:`encode`, plus the ImageNet concept map [B, 1280, h/2, w/2] where the
         encoder has a pretrained classifier (else None); one backbone pass."""
-        enc = self.sam.image_encoder
-        if hasattr(enc, "features"):
-            return enc.features(images)
-        return self.encode(images), None
+        if self.has_concepts:
+            return self.sam.image_encoder.features(images, keys)
+        return self.encode(images, keys=keys), None
 
     def region_concepts(self, concept_map: torch.Tensor, mask_prob: torch.Tensor) -> torch.Tensor:
         """ImageNet class probabilities [B, 1000] of the region under ``mask_prob`` [B,1,H,W]."""
         return self.sam.image_encoder.concepts(concept_map, mask_prob)
 
+    @torch.no_grad()
+    def concept_words(self, concept_map: torch.Tensor | None, mask_prob: torch.Tensor,
+                      min_score: float = 0.05) -> list[list[dict]]:
+        """The region's top ``model.num_concepts`` ImageNet concepts with probability ≥
+        ``min_score``, per row: [[{"name": "wreck", "score": 0.31}, …], …] ([] without a head)."""
+        if concept_map is None or not self.has_concepts or self.config.num_concepts <= 0:
+            return [[] for _ in range(mask_prob.shape[0])]
+        probs = self.region_concepts(concept_map, mask_prob)
+        top = probs.topk(self.config.num_concepts, dim=-1)
+        names = imagenet_names()
+        return [[{"name": names[int(i)], "score": round(float(p), 4)}
+                 for p, i in zip(ps, ids) if p >= min_score]
+                for ps, ids in zip(top.values.cpu(), top.indices.cpu())]
+
     def emotion_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Emotion head: image features [B, C, h, w] → [B, 9] logits."""
         return self.emotion_head(split_image_features(embeddings)[0])
 
-    def _encode_unique(self, images: torch.Tensor, keys: list[str] | None, ckpt: bool):
+    def _encode_unique(self, images: torch.Tensor, keys: list[str] | None, ckpt: bool,
+                       concepts: bool = False):
         """Encode each distinct image (by ``keys``) once: [B, 3, S, S] → (features [M, C, h, w],
-        index [B] of each row's image)."""
+        concept map [M, 1280, ·] or None, index [B] of each row's image)."""
         b = images.shape[0]
         if keys is None or len(set(keys)) == len(keys):
-            return self.encode(images, ckpt, keys), torch.arange(b, device=images.device)
-        first: dict[str, int] = {}
-        for i, k in enumerate(keys):
-            first.setdefault(k, i)
-        slot = {k: j for j, k in enumerate(first)}
-        emb = self.encode(images[list(first.values())], ckpt, list(first))
-        return emb, torch.tensor([slot[k] for k in keys], device=emb.device)
+            first = {k: i for i, k in enumerate(keys or range(b))}
+            index = torch.arange(b, device=images.device)
+        else:
+            first = {}
+            for i, k in enumerate(keys):
+                first.setdefault(k, i)
+            slot = {k: j for j, k in enumerate(first)}
+            images = images[list(first.values())]
+            index = torch.tensor([slot[k] for k in keys], device=images.device)
+        names = list(first) if keys is not None else None
+        if concepts:
+            feats, cmap = self.encode_with_concepts(images, names)
+            return feats, cmap, index
+        return self.encode(images, ckpt, names), None, index
 
     def prompt_texts(self, emotions: list[str]) -> list[str]:
         return [self.config.prompt_template.format(e=e) for e in emotions]
@@ -279,7 +304,8 @@ class EmoSEM(nn.Module):
         embeddings: image features [M, C, h, w]; tokens: [B, K, 256]; index: [B] image row of
         each emotion (default: row i for M = B, row 0 for M = 1, so one image's features can be
         given once for all its emotions) → (mask logits [B, 1, 4h, 4w], IoU [B], mask token
-        [B, 256]). With ``model.decoder: shared`` the image-side work runs once per image.
+        [B, 256]). With ``model.decoder: shared`` the two-way transformer's image side runs
+        once per image and the emotion FiLM acts after it, on each emotion's copy.
         """
         b, m = tokens.shape[0], embeddings.shape[0]
         if index is None:
@@ -293,7 +319,8 @@ class EmoSEM(nn.Module):
         dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
         decoder = self.sam.mask_decoder
         if self.config.decoder == "shared":
-            return decode_masks_shared(decoder, emb, pe.get_dense_pe(), tokens, dense, index, hq)
+            return decode_masks_shared(decoder, emb, pe.get_dense_pe(), tokens, dense, index, hq,
+                                       self.projector.condition)
         conditioned = self.projector.condition(emb[index], tokens)
         return decode_masks(decoder, conditioned, pe.get_dense_pe(), tokens,
                             dense.expand(b, -1, -1, -1), None if hq is None else hq[index])
@@ -322,11 +349,13 @@ class EmoSEM(nn.Module):
         return self.lm.model.get_input_embeddings().weight.dtype
 
     def explain(
-        self, embeddings, mask_logits, mask_token, tokens, emotions: list[str], **gen
+        self, embeddings, mask_logits, mask_token, tokens, emotions: list[str],
+        cues: list[str] | None = None, **gen
     ) -> list[str]:
-        """Generate one explanation per row (batched, KV-cached)."""
+        """Generate one explanation per row (batched, KV-cached); ``cues``: the region cue
+        phrases the LM reads when ``model.cues`` is on (ignored otherwise)."""
         prefix = self.prefix(embeddings, mask_logits.sigmoid(), mask_token, tokens)
-        return self.lm.generate(prefix, emotions, **gen)
+        return self.lm.generate(prefix, emotions, cues=cues if self.config.cues else None, **gen)
 
     # ------------------------------------------------------------------ training forward
     def forward(
@@ -345,8 +374,11 @@ class EmoSEM(nn.Module):
         images = batch["image"].to(self.device)
         emotions = list(batch["emotion"])
         seg_grad = self.stage in ("all", "segmenter")
+        lang = self.stage in ("all", "language")
+        want_concepts = lang and self.config.cues and self.has_concepts and "cues" in batch
         with torch.set_grad_enabled(seg_grad and torch.is_grad_enabled()):
-            feats, index = self._encode_unique(images, batch.get("key"), encoder_checkpointing)
+            feats, cmap, index = self._encode_unique(images, batch.get("key"),
+                                                     encoder_checkpointing, want_concepts)
             tokens = self.emotion_tokens(emotions)
             logits, iou_pred, mask_token = self.decode(feats, tokens, index)
             emb = feats[index]
@@ -383,7 +415,7 @@ class EmoSEM(nn.Module):
                 total = total + cfg.emotion_dist * losses["emotion_dist"]
 
         has_text = torch.as_tensor(batch["has_text"], device=self.device, dtype=torch.bool)
-        if self.stage in ("all", "language") and has_text.any() and cfg.lm > 0:
+        if lang and has_text.any() and cfg.lm > 0:
             idx = has_text.nonzero()[:, 0]
             mask_prob = logits[idx].sigmoid()
             if self.config.adapter_mask == "gt":
@@ -396,8 +428,9 @@ class EmoSEM(nn.Module):
                 t_logits = self.tag_logits(emb[idx], mask_prob, mask_token[idx], tokens[idx])
             prefix = self.prefix(emb[idx], mask_prob, mask_token[idx], tokens[idx], t_logits)
             texts = [batch["utterance"][i] for i in idx.tolist()]
+            cue_texts = self._training_cues(batch, idx, cmap, index) if self.config.cues else None
             losses["lm"] = self.lm.loss(prefix, [emotions[i] for i in idx.tolist()], texts,
-                                        max_tokens=max_text_tokens)
+                                        max_tokens=max_text_tokens, cues=cue_texts)
             total = total + cfg.lm * losses["lm"]
             if t_logits is not None and cfg.tags > 0:
                 losses["tags"] = self.tag_head.loss(t_logits, self.lm.target_ids(texts))
@@ -405,6 +438,18 @@ class EmoSEM(nn.Module):
             metrics["num_texts"] = int(has_text.sum())
 
         return EmoSEMOutput(logits, iou_pred, emo_logits, total, losses, metrics)
+
+    def _training_cues(self, batch, idx, cmap, index) -> list[str]:
+        """Cue phrases of the rows ``idx``: the dataset's cues of the ground-truth mask (""
+        where a sample has none), with the concepts of the region under that mask."""
+        cues = [batch["cues"][i] if "cues" in batch else None for i in idx.tolist()]
+        rows = [j for j, c in enumerate(cues) if c is not None]
+        if cmap is not None and rows:
+            sel = idx[rows]
+            gt = batch["mask"].to(self.device)[sel].float()[:, None]
+            for j, words in zip(rows, self.concept_words(cmap[index[sel]], gt)):
+                cues[j] = cues[j].with_concepts(words)
+        return [c.text if c is not None else "" for c in cues]
 
     # ------------------------------------------------------------------ save / load
     def trained_state_dict(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:

@@ -239,9 +239,9 @@ class EfficientNetLiteEncoder(nn.Module):
         emb, hq = self.neck(*self.backbone_features(x, keys))
         return torch.cat([emb, F.pixel_unshuffle(hq, 2)], dim=1)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, x: torch.Tensor, keys: list[str] | None = None):
         """One backbone pass → (packed features [B,512,h,w], concept map [B,1280,h/2,w/2])."""
-        c3, c4, c5 = self.backbone_features(x)
+        c3, c4, c5 = self.backbone_features(x, keys)
         emb, hq = self.neck(c3, c4, c5)
         with torch.no_grad():
             head = self.concept_map(c5)

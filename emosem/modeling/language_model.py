@@ -120,6 +120,14 @@ class ExplanationLM(nn.Module):
             self.model.unmerge_adapter()
             self.merged = False
 
+    def instructions(self, emotions: list[str], cues: list[str] | None = None) -> list[str]:
+        """The instruction per row; with region cues (see :mod:`emosem.data.cues`) first:
+        "The region: in the upper left, small (4% of the canvas); dark blue. Explain why …"."""
+        texts = [self.instruction.format(e=e) for e in emotions]
+        if cues is None:
+            return texts
+        return [f"The region: {c}. {t}" if c else t for c, t in zip(cues, texts)]
+
     def _ids(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
@@ -151,14 +159,15 @@ class ExplanationLM(nn.Module):
         emotions: list[str],
         targets: list[str],
         max_tokens: int = 48,
+        cues: list[str] | None = None,
     ) -> torch.Tensor:
         """Token cross-entropy of the explanations given prefix + instruction.
 
-        prefix: [B, L, D]; emotions, targets: B strings → scalar (mean over target tokens).
+        prefix: [B, L, D]; emotions, targets, cues: B strings → scalar (mean over target tokens).
         """
         b, plen, _ = prefix.shape
         eos = self.tokenizer.eos_token_id
-        instr = self._ids([self.instruction.format(e=e) for e in emotions])
+        instr = self._ids(self.instructions(emotions, cues))
         tgt = [ids[:max_tokens] + [eos] for ids in self.target_ids(targets)]
         lengths = [len(i) + len(t) for i, t in zip(instr, tgt)]
         t_max = max(lengths)
@@ -188,11 +197,12 @@ class ExplanationLM(nn.Module):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        cues: list[str] | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        """Explain each row: prefix [B, L, D] + instruction → B strings (KV-cached generate)."""
+        """Explain each row: prefix [B, L, D] + (cues +) instruction → B strings (KV-cached)."""
         b, plen, d = prefix.shape
-        instr = self._ids([self.instruction.format(e=e) for e in emotions])
+        instr = self._ids(self.instructions(emotions, cues))
         t_max = max(len(i) for i in instr)
         dev = prefix.device
         ids = torch.full((b, t_max), self.tokenizer.pad_token_id, dtype=torch.long)

@@ -266,6 +266,7 @@ def decode_masks_shared(
     dense: torch.Tensor,
     index: torch.Tensor,
     hq: torch.Tensor | None = None,
+    condition=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Decode many prompts per image with the image-side work done once per image.
 
@@ -275,7 +276,10 @@ def decode_masks_shared(
     by layer, reading the image (self-attention, token→image attention, MLP) but never writing
     to it. A prompt's mask therefore does not depend on which other prompts share the call, and
     nine emotions cost one image pass plus nine small token streams. The weights are SAM's own
-    (``TwoWayTransformer`` layers, hypernetwork, IoU head): nothing is added.
+    (``TwoWayTransformer`` layers, hypernetwork, IoU head). ``condition(src, sparse)`` (e.g. the
+    emotion FiLM) then modulates each prompt's copy of the transformed image [B, 256, h, w]
+    before SAM's upscaling, so the pixel features too are the prompt's own; without it the
+    upscaled map is shared and only the hypernetwork differs per prompt.
 
     image_embeddings: [M, 256, h, w] for M images; image_pe: [1, 256, h, w]; sparse: [B, K, 256];
     dense: [1 or M, 256, h, w]; index: [B] image row of each prompt; hq: [M, 64, 2h, 2w] or None.
@@ -305,6 +309,10 @@ def decode_masks_shared(
         shared, keys = layer(shared, keys, query_pe=shared_pe, key_pe=key_pe)
     queries = tf.norm_final_attn(queries + _attend(tf.final_attn_token_to_image, queries + query_pe,
                                                    keys + key_pe, keys, index))
-    upscaled = _upscale(decoder, keys.transpose(1, 2).reshape(m, c, h, w), hq)  # [M, 32, 4h, 4w]
-    masks, iou = _masks_from_tokens(decoder, queries[:, 0], queries[:, 1], upscaled[index])
+    src = keys.transpose(1, 2).reshape(m, c, h, w)
+    if condition is None:
+        upscaled = _upscale(decoder, src, hq)[index]  # [B, 32, 4h, 4w], shared per image
+    else:
+        upscaled = _upscale(decoder, condition(src[index], sparse), None if hq is None else hq[index])
+    masks, iou = _masks_from_tokens(decoder, queries[:, 0], queries[:, 1], upscaled)
     return masks, iou, queries[:, 1]

@@ -114,7 +114,10 @@ def build_model(cfg: EmoSEMConfig) -> EmoSEM:
     """Fresh model from ``cfg.model``, or continue from ``cfg.train.init_from`` (a saved model)."""
     if cfg.train.init_from:
         model = EmoSEM.from_pretrained(cfg.train.init_from, trainable=True)
+        # what the language side reads is the run's choice, not the initialising checkpoint's
         model.config.adapter_mask = cfg.model.adapter_mask
+        model.config.cues = cfg.model.cues
+        model.config.num_concepts = cfg.model.num_concepts
         logger.info("Initialised from %s", cfg.train.init_from)
     else:  # a tag head is added and fitted on the data by train() (see fit_tag_head)
         model = EmoSEM.build(dataclasses.replace(cfg.model, num_tags=0))
@@ -195,7 +198,9 @@ def validate(accelerator, model, loader, cfg: EmoSEMConfig, num_explanations: in
             emb = unwrapped.encode(batch["image"][:n].to(unwrapped.device))
             tokens = unwrapped.emotion_tokens(batch["emotion"][:n])
             logits, _, mtok = unwrapped.decode(emb, tokens)
-            texts = unwrapped.explain(emb, logits, mtok, tokens, batch["emotion"][:n], max_new_tokens=40)
+            cues = [c.text if c is not None else "" for c in batch.get("cues", [None] * n)[:n]]
+            texts = unwrapped.explain(emb, logits, mtok, tokens, batch["emotion"][:n],
+                                      cues=cues, max_new_tokens=40)
             for i in range(n):
                 samples.append({"key": batch["key"][i], "emotion": batch["emotion"][i],
                                 "generated": texts[i], "reference": batch["utterance"][i]})
@@ -242,6 +247,8 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
     if accelerator.is_main_process:
         logger.info("Data report:\n%s", splits.data.report.summary())
     model = build_model(cfg)
+    for part in (splits.train, splits.val):
+        part.with_cues = model.config.cues
     if cfg.model.num_tags > 0 and model.tag_head is None:
         fit_tag_head(model, splits.train, cfg.model.num_tags)
     drop_last = len(splits.train) >= tcfg.batch_size

@@ -1,0 +1,119 @@
+"""Region cues: hand-computed words and numbers on painted images; the LM reads them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.colors import XKCD_COLORS, to_rgb
+
+from emosem.data.cues import colour_lexicon, extract_cues, name_colour, rgb_to_lab
+
+
+def _red_blue_canvas() -> np.ndarray:
+    """100×100: left half pure red, right half pure blue."""
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, :50] = (255, 0, 0)
+    img[:, 50:] = (0, 0, 255)
+    return img
+
+
+def test_white_square_in_the_upper_left_by_hand():
+    """A 30×30 white square at the top left of a red | blue canvas.
+
+    By hand (CIELAB, D65): L*(white) = 100, L*(red) = 53.24, L*(blue) = 32.30; the rest holds
+    4,100 red and 5,000 blue pixels, so its mean L* = (4100·53.24 + 5000·32.30) / 9100 = 41.73.
+    Warmth b* + a*/2: white 0; red 67.20 + 80.09/2 = 107.25; blue −107.86 + 79.19/2 = −68.26;
+    rest (4100·107.25 − 5000·68.26) / 9100 = 10.81 → the square is cooler (by 10.8 ≥ 6).
+    Chroma: white 0, the rest ≈ 100+ → more muted. Area 900 / 10,000 = 0.09 → medium.
+    """
+    img = _red_blue_canvas()
+    img[:30, :30] = 255
+    mask = np.zeros((100, 100), bool)
+    mask[:30, :30] = True
+    cues = extract_cues(img, mask)
+    assert cues.place == "in the upper left" and cues.extent is None
+    assert cues.centroid == [0.15, 0.15] and cues.bbox == [0.0, 0.0, 0.3, 0.3]
+    assert cues.area_fraction == 0.09 and cues.size == "medium"
+    assert [(c.name, c.share) for c in cues.colours] == [("white", 1.0)]
+    assert cues.lightness == pytest.approx(100.0, abs=0.5)
+    assert cues.lightness_rest == pytest.approx(41.73, abs=0.3)
+    assert cues.warmth == pytest.approx(0.0, abs=0.5)
+    assert cues.warmth_rest == pytest.approx(10.81, abs=0.5)
+    assert cues.light_words == ["the brightest part of the canvas", "more muted", "cooler"]
+    assert cues.text == ("in the upper left, medium (9% of the canvas); white; "
+                         "the brightest part of the canvas, more muted, cooler")
+
+
+def test_two_colour_region_shares_and_extent():
+    """A band across the top 20 rows: 50 % red, 50 % blue; it spans the width."""
+    img = _red_blue_canvas()
+    mask = np.zeros((100, 100), np.float32)
+    mask[:20] = 1.0
+    cues = extract_cues(img, mask)
+    assert cues.place == "at the top" and cues.extent == "across the top"
+    assert sorted((c.name, c.share) for c in cues.colours) == [("blue", 0.5), ("red", 0.5)]
+    assert cues.area_fraction == 0.2 and cues.size == "large"
+    assert cues.text.startswith("across the top, ")
+    assert cues.light_words == []  # same colours inside and out: nothing to say
+
+
+def test_dark_region_on_the_right_and_empty_mask():
+    img = np.full((60, 90, 3), 200, np.uint8)
+    img[25:35, 75:90] = (10, 10, 10)
+    mask = np.zeros((60, 90), bool)
+    mask[25:35, 75:90] = True  # 150 / 5,400 = 2.8 % of the canvas
+    cues = extract_cues(img, mask)
+    assert cues.place == "on the right" and cues.size == "small"
+    assert cues.colour_names == ["black"]
+    assert cues.light_words[0] == "the darkest part of the canvas"
+    empty = extract_cues(img, np.zeros((60, 90), bool))
+    assert empty.area_fraction == 0 and empty.colours == [] and empty.place == "in the center"
+    with pytest.raises(ValueError, match="must be HxWx3 and HxW"):
+        extract_cues(img, np.zeros((10, 10), bool))
+
+
+def test_the_lexicon_is_the_xkcd_survey_and_names_its_own_colours():
+    names, rgb, lab = colour_lexicon()
+    assert "dark blue" in names and "pale pink" in names and len(names) == len(lab)
+    for name in ("dark blue", "pale pink", "orange", "grey"):
+        own = np.array([round(255 * c) for c in to_rgb(XKCD_COLORS[f"xkcd:{name}"])], np.uint8)
+        assert name_colour(rgb_to_lab(own)) == name
+    assert name_colour(rgb_to_lab(np.array([250, 250, 250], np.uint8))) == "white"
+
+
+def test_record_is_json_ready_with_concepts():
+    import json
+
+    img = _red_blue_canvas()
+    mask = np.zeros((100, 100), bool)
+    mask[60:, 60:] = True
+    cues = extract_cues(img, mask).with_concepts([{"name": "wreck", "score": 0.3}])
+    rec = json.loads(json.dumps(cues.record()))
+    assert rec["place"] == "in the lower right" and rec["colours"][0]["name"] == "blue"
+    assert rec["concepts"] == [{"name": "wreck", "score": 0.3}]
+    assert rec["text"].endswith("; shows: wreck")
+
+
+def test_language_model_reads_the_cues(tiny_llama_dir):
+    """Round trip: the cue phrase is in the instruction the LM is given, token for token; it
+    changes the loss (it is context) and generation accepts it."""
+    from emosem.modeling.language_model import ExplanationLM, load_causal_lm
+
+    torch.manual_seed(0)
+    base, tok = load_causal_lm(str(tiny_llama_dir))
+    lm = ExplanationLM(base, tok, "Explain why the painting makes you feel {e}.")
+    cue = "in the upper left, small (3% of the canvas); dark blue; darker than its surroundings"
+    texts = lm.instructions(["fear", "awe"], [cue, ""])
+    assert texts == [f"The region: {cue}. Explain why the painting makes you feel fear.",
+                     "Explain why the painting makes you feel awe."]
+    ids = lm._ids(texts[:1])[0]
+    assert tok.decode(ids) == texts[0]
+    prefix = torch.randn(2, 3, lm.hidden_size)
+    target = ["the dark wave scares me", "the sky is vast"]
+    with torch.no_grad():
+        plain = lm.loss(prefix, ["fear", "awe"], target)
+        with_cue = lm.loss(prefix, ["fear", "awe"], target, cues=[cue, ""])
+    assert not torch.isclose(plain, with_cue)
+    out = lm.generate(prefix, ["fear", "awe"], max_new_tokens=3, cues=[cue, ""])
+    assert len(out) == 2
