@@ -80,11 +80,12 @@ def test_packed_language_model_generates_the_same_text(tiny_llama_dir):
 
 
 def test_predictor_packs_only_what_it_only_runs(tiny_checkpoint, sample_paintings):
-    """The predictor packs its LM by default; the results equal those of an unpacked one."""
+    """A float32 predictor packs its LM by default; the results equal those of an unpacked one."""
     from emosem.inference.predictor import EmoSEMPredictor
 
-    packed = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
-    plain = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", pack_weights=False)
+    packed = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_int8=False)
+    plain = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", pack_weights=False,
+                                            lm_int8=False)
     assert packed.packed_layers == 2 * 7 + 1 and plain.packed_layers == 0  # LoRA unloaded first
     assert not any(isinstance(m, PackedLinear) for m in packed.model.sam.modules())
     emotions = ["awe", "fear", "melancholy"]

@@ -28,6 +28,7 @@ from emosem.data.image_io import load_image
 from emosem.data.transforms import SamTransform
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
 from emosem.inference.packed_linear import pack_linears, packing_supported
+from emosem.inference.quantize import int8_supported, quantize_linears
 from emosem.modeling.emosem import EmoSEM
 from emosem.modeling.lm_weights import repo_root
 
@@ -139,7 +140,8 @@ class EmoSEMPredictor:
     """Cached-embedding predictor (``set_image`` once, ``predict`` many times)."""
 
     def __init__(self, model: EmoSEM, device: str | torch.device = "cpu", max_side: int = 4096,
-                 merge_lora: bool = True, pack_weights: bool = True) -> None:
+                 merge_lora: bool = True, pack_weights: bool = True,
+                 lm_int8: bool | None = None) -> None:
         self.device = resolve_device(device)
         self.max_side = max_side  # larger images are downscaled (with a warning) before encoding
         self.model = model.to(self.device).eval()
@@ -148,8 +150,18 @@ class EmoSEMPredictor:
         # packed_linear). Either makes the model unsaveable: pass False for a model to save.
         if merge_lora:
             self.model.lm.merge_lora(unload=True)
-        self.packed_layers = 0
-        if pack_weights and packing_supported(self.device, next(model.lm.model.parameters()).dtype):
+        # Then, on a CPU, int8 linears for the LM (lm_int8=None: where int8_supported says they
+        # work; see quantize.py) or else its float32 weights prepacked for oneDNN.
+        self.packed_layers = self.int8_layers = 0
+        lm_dtype = next(model.lm.model.parameters()).dtype
+        if lm_int8 is None:
+            lm_int8 = merge_lora and int8_supported(self.device, lm_dtype)
+        elif lm_int8 and not int8_supported(self.device, lm_dtype):
+            raise ValueError("int8 LM weights need a CPU, a float32 model and working quantized "
+                             f"kernels (device {self.device}, {lm_dtype}); use float32")
+        if lm_int8:
+            self.int8_layers = quantize_linears(self.model.lm.model)
+        elif pack_weights and packing_supported(self.device, lm_dtype):
             self.packed_layers = pack_linears(self.model.lm.model)
         self.transform = SamTransform(model.image_size)
         self.lock = threading.RLock()
@@ -158,13 +170,13 @@ class EmoSEMPredictor:
     @classmethod
     def from_pretrained(
         cls, checkpoint: str | Path | None = None, device: str = "auto", merge_lora: bool = True,
-        pack_weights: bool = True, **kwargs: Any,
+        pack_weights: bool = True, lm_int8: bool | None = None, **kwargs: Any,
     ) -> EmoSEMPredictor:
-        """Load a checkpoint folder (default: the bundled ``checkpoints/emosem-tiny``)."""
+        """Load a checkpoint folder (default: the bundled one, :func:`default_checkpoint`)."""
         ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
         dev = resolve_device(device)
         return cls(EmoSEM.from_pretrained(ckpt, device=dev, **kwargs), dev, merge_lora=merge_lora,
-                   pack_weights=pack_weights)
+                   pack_weights=pack_weights, lm_int8=lm_int8)
 
     # ------------------------------------------------------------------ image
     @torch.no_grad()

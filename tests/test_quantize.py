@@ -1,0 +1,66 @@
+"""Int8 LM linears in the predictor: same masks, near-identical explanations, clean fallback."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from emosem.inference import quantize
+from emosem.inference.predictor import EmoSEMPredictor
+
+
+def test_self_check_and_layer_error():
+    assert quantize.int8_supported("cpu", torch.float32)
+    assert not quantize.int8_supported("cpu", torch.bfloat16)
+    assert not quantize.int8_supported("meta", torch.float32)
+    g = torch.Generator().manual_seed(1)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32))
+    x = torch.randn(5, 64, generator=g)
+    with torch.no_grad():
+        ref = model(x)
+        assert quantize.quantize_linears(model) == 2
+        out = model(x)
+    assert not any(type(m) is nn.Linear for m in model.modules())
+    # int8 weights and activations: within 5 % of the output scale on a random two-layer MLP
+    assert float((out - ref).abs().max() / ref.abs().max()) < 0.05
+
+
+def test_int8_predictor_same_masks_near_identical_logits(tiny_checkpoint, sample_paintings):
+    """Masks do not pass through the LM: identical. Explanations: "near" means the first
+    generated token's log-probabilities differ by < 0.1 nats at every position of the
+    vocabulary's top 5, and the greedy texts are strings of the requested length or shorter."""
+    fp32 = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_int8=False)
+    int8 = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_int8=True)
+    assert int8.int8_layers == 2 * 7 + 1 and int8.packed_layers == 0 and fp32.int8_layers == 0
+    emotions = ["awe", "fear", "melancholy"]
+    a = fp32(sample_paintings[0], emotions, max_new_tokens=6)
+    b = int8(sample_paintings[0], emotions, max_new_tokens=6)
+    for ra, rb in zip(a, b):
+        assert (ra.mask == rb.mask).all() and ra.predicted_iou == rb.predicted_iou
+        assert isinstance(rb.explanation, str)
+    # next-token distributions given the same prefix and instruction
+    st = fp32.encode(sample_paintings[0])
+    with torch.no_grad():
+        outs = []
+        for p in (fp32, int8):
+            tokens = p.model.emotion_tokens(["fear"])
+            logits, _, mtok = p.model.decode(st.embedding, tokens)
+            prefix = p.model.prefix(st.embedding, logits.sigmoid(), mtok, tokens)
+            ids = p.model.lm._ids(p.model.lm.instructions(["fear"]))[0]
+            emb = torch.cat([prefix, p.model.lm.embed_ids(torch.tensor([ids]))], 1)
+            outs.append(p.model.lm.model(inputs_embeds=emb).logits[0, -1].log_softmax(-1))
+    top = outs[0].topk(5).indices
+    assert float((outs[0][top] - outs[1][top]).abs().max()) < 0.1
+
+
+def test_fallback_when_kernels_are_missing(tiny_checkpoint, monkeypatch):
+    """No working int8 kernels: the default quietly stays float32 (packed), an explicit
+    request is a clear error."""
+    monkeypatch.setattr(quantize, "_kernels_work", lambda: False)
+    monkeypatch.setattr("emosem.inference.predictor.int8_supported",
+                        lambda d, t: quantize.int8_supported(d, t))
+    p = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
+    assert p.int8_layers == 0 and p.packed_layers > 0
+    with pytest.raises(ValueError, match="int8 LM weights need a CPU"):
+        EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_int8=True)
