@@ -2,6 +2,11 @@
 
 ``metrics`` (numpy only) is imported eagerly; ``text_metrics`` (pycocoevalcap, Java) and
 ``emotion_classifier`` (torch) load on first use of their names.
+
+``emosem evaluate`` is :func:`emosem.evaluation.evaluate.evaluate`, a driver over
+:mod:`.data` (what is scored), :mod:`.predict` (the sharded prediction run → the typed rows of
+:mod:`.rows`), :mod:`.sections` (one module per report section and its baselines),
+:mod:`.report` (JSON, Markdown, figures) and :mod:`.classifier_cache` (the alignment judge).
 """
 
 from __future__ import annotations
