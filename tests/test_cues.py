@@ -68,7 +68,7 @@ def test_dark_region_on_the_right_and_empty_mask():
     assert cues.colour_names == ["black"]
     assert cues.light_words[0] == "the darkest part of the canvas"
     empty = extract_cues(img, np.zeros((60, 90), bool))
-    assert empty.area_fraction == 0 and empty.colours == [] and empty.place == "in the center"
+    assert empty.area_fraction == 0 and empty.colours == [] and empty.text == "no region"
     with pytest.raises(ValueError, match="must be HxWx3 and HxW"):
         extract_cues(img, np.zeros((10, 10), bool))
 

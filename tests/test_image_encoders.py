@@ -204,3 +204,30 @@ def test_region_concepts_of_the_whole_image_are_the_classifier_output(effnet_mod
     torch.testing.assert_close(whole, direct, atol=1e-5, rtol=1e-4)
     assert "wreck" in [imagenet_names()[i] for i in whole[0].topk(5).indices]
     assert not torch.allclose(part, whole)
+
+
+def test_masks_without_the_language_model(effnet_model, tmp_path, monkeypatch):
+    """A checkpoint loaded with load_lm=False never constructs the LM: the nine emotions'
+    prompts come from the saved bank, a free-text emotion from the embedding table read alone,
+    and the masks equal those of the full model."""
+    import emosem.modeling.emosem as emosem_module
+
+    path = effnet_model.save_pretrained(tmp_path / "ckpt")
+    assert (path / "emotion_prompts.safetensors").is_file()
+    full = EmoSEM.from_pretrained(path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the language model was constructed")
+
+    monkeypatch.setattr(emosem_module, "load_causal_lm", refuse)
+    light = EmoSEM.from_pretrained(path, load_lm=False)
+    assert light.lm is None and set(light.prompt_bank) == set(ARTEMIS_EMOTIONS)
+    x = _batch(1)["image"]
+    emotions = ["fear", "awe", "melancholy"]  # two from the bank, one from the table
+    with torch.no_grad():
+        feats = full.encode(x)
+        want = full.decode(feats, full.emotion_tokens(emotions))[0]
+        got = light.decode(light.encode(x), light.emotion_tokens(emotions))[0]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    with pytest.raises(RuntimeError, match="without its language model"):
+        light.save_pretrained(tmp_path / "again")

@@ -77,6 +77,8 @@ class Cues:
     def text(self) -> str:
         """The phrase the language model reads, e.g. "in the upper left, small (4% of the
         canvas); dark blue, grey; darker than its surroundings; shows: wreck, schooner"."""
+        if self.area_fraction == 0:
+            return "no region"
         where = self.extent or self.place
         parts = [f"{where}, {self.size} ({round(100 * self.area_fraction)}% of the canvas)"]
         if self.colours:

@@ -148,11 +148,16 @@ class EmoSEMPredictor:
         # Inference only: LoRA folded into the LM weights and its modules dropped (see
         # ExplanationLM.merge_lora), then the LM weights prepacked for oneDNN (CPU float32; see
         # packed_linear). Either makes the model unsaveable: pass False for a model to save.
+        self.packed_layers = self.int8_layers = 0
+        self.transform = SamTransform(model.image_size)
+        self.lock = threading.RLock()
+        self._state: ImageState | None = None
+        if model.lm is None:  # masks only (from_pretrained(explain=False))
+            return
         if merge_lora:
             self.model.lm.merge_lora(unload=True)
         # Then, on a CPU, int8 linears for the LM (lm_int8=None: where int8_supported says they
         # work; see quantize.py) or else its float32 weights prepacked for oneDNN.
-        self.packed_layers = self.int8_layers = 0
         lm_dtype = next(model.lm.model.parameters()).dtype
         if lm_int8 is None:
             lm_int8 = merge_lora and int8_supported(self.device, lm_dtype)
@@ -163,20 +168,24 @@ class EmoSEMPredictor:
             self.int8_layers = quantize_linears(self.model.lm.model)
         elif pack_weights and packing_supported(self.device, lm_dtype):
             self.packed_layers = pack_linears(self.model.lm.model)
-        self.transform = SamTransform(model.image_size)
-        self.lock = threading.RLock()
-        self._state: ImageState | None = None
 
     @classmethod
     def from_pretrained(
         cls, checkpoint: str | Path | None = None, device: str = "auto", merge_lora: bool = True,
-        pack_weights: bool = True, lm_int8: bool | None = None, **kwargs: Any,
+        pack_weights: bool = True, lm_int8: bool | None = None, explain: bool = True,
+        **kwargs: Any,
     ) -> EmoSEMPredictor:
-        """Load a checkpoint folder (default: the bundled one, :func:`default_checkpoint`)."""
+        """Load a checkpoint folder (default: the bundled one, :func:`default_checkpoint`).
+        ``explain=False``: masks, cues and emotion distributions only; the language model is
+        not loaded (a fraction of the start-up time and memory)."""
         ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
         dev = resolve_device(device)
-        return cls(EmoSEM.from_pretrained(ckpt, device=dev, **kwargs), dev, merge_lora=merge_lora,
-                   pack_weights=pack_weights, lm_int8=lm_int8)
+        model = EmoSEM.from_pretrained(ckpt, device=dev, load_lm=explain, **kwargs)
+        return cls(model, dev, merge_lora=merge_lora, pack_weights=pack_weights, lm_int8=lm_int8)
+
+    @property
+    def can_explain(self) -> bool:
+        return self.model.lm is not None
 
     # ------------------------------------------------------------------ image
     @torch.no_grad()
@@ -249,6 +258,9 @@ class EmoSEMPredictor:
             raise ValueError("No emotion given")
         names = [p[0] for p in parsed]
         n = len(names)
+        if explain and not self.can_explain:
+            raise ValueError("This predictor was loaded without its language model "
+                             "(explain=False): it gives masks only; predict(..., explain=False)")
         if seed is not None:
             torch.manual_seed(seed)
         t0 = time.perf_counter()
@@ -262,7 +274,8 @@ class EmoSEMPredictor:
         t_decode = time.perf_counter() - t0
         t1 = time.perf_counter()
         with_cues = with_cues or (explain and self.model.config.cues)
-        cues = self.region_cues(st, soft, logits) if with_cues else [None] * n
+        cues = self.region_cues(st, masks, logits.float().sigmoid() > threshold) \
+            if with_cues else [None] * n
         t_cues = time.perf_counter() - t1
         texts: list[str | None] = [None] * n
         t_explain = 0.0
@@ -283,12 +296,14 @@ class EmoSEMPredictor:
             for i in range(n)
         ]
 
-    def region_cues(self, st: ImageState, soft: np.ndarray, logits: torch.Tensor) -> list[Cues]:
-        """Measured cues of each predicted region (soft masks [n, H, W] at the original size),
-        with the encoder's concepts under the low-res mask probabilities ``logits`` [n,1,·,·]."""
-        cmap = None if st.concept_map is None else st.concept_map.expand(len(soft), -1, -1, -1)
-        words = self.model.concept_words(cmap, logits.float().sigmoid())
-        return [extract_cues(st.image, s).with_concepts(w) for s, w in zip(soft, words)]
+    def region_cues(self, st: ImageState, masks: np.ndarray, low: torch.Tensor) -> list[Cues]:
+        """Measured cues of each region as shown (masks [n, H, W] bool at the original size),
+        with the encoder's concepts pooled under the same masks at low resolution ``low``
+        [n, 1, 4h, 4w] bool (none for an empty mask)."""
+        cmap = None if st.concept_map is None else st.concept_map.expand(len(masks), -1, -1, -1)
+        words = self.model.concept_words(cmap, low.float())
+        return [extract_cues(st.image, m).with_concepts(w if m.any() else [])
+                for m, w in zip(masks, words)]
 
     def __call__(self, image: Any, emotions: list[str] | str, **kwargs: Any) -> list[StimulusResult]:
         """Stateless one-shot: encode ``image`` and predict, without touching the cache."""

@@ -33,7 +33,13 @@ from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.modeling.emotion_head import EmotionHead, distribution_loss
 from emosem.modeling.emotion_prompt import EmotionProjector
 from emosem.modeling.image_encoders import WHEELS, imagenet_names, split_image_features
-from emosem.modeling.language_model import ExplanationLM, add_lora, load_causal_lm
+from emosem.modeling.language_model import (
+    EmbeddingTable,
+    ExplanationLM,
+    add_lora,
+    lm_hidden_size,
+    load_causal_lm,
+)
 from emosem.modeling.losses import batch_iou, bce_loss, dice_loss, focal_loss
 from emosem.modeling.prefix_adapter import PrefixAdapter
 from emosem.modeling.segmenter import (
@@ -52,6 +58,7 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "lm_adapter"
+PROMPTS_NAME = "emotion_prompts.safetensors"  # the nine emotions' prompt tokens, for LM-free masks
 STAGES = ("all", "segmenter", "language")
 DECODERS = ("film", "shared")
 
@@ -85,16 +92,22 @@ class EmoSEM(nn.Module):
     Build with :meth:`build` (fresh) or :meth:`from_pretrained` (a saved checkpoint).
     """
 
-    def __init__(self, config: ModelConfig, sam: nn.Module, lm: ExplanationLM) -> None:
+    def __init__(self, config: ModelConfig, sam: nn.Module, lm: ExplanationLM | None,
+                 hidden_size: int | None = None) -> None:
         super().__init__()
         self.config = config
         self.sam = sam
+        # lm=None: a model for masks only (EmoSEM.from_pretrained(load_lm=False)); the emotion
+        # prompts then come from the checkpoint's bank or the LM's embedding table alone.
         self.lm = lm
+        hidden = lm.hidden_size if lm is not None else hidden_size
+        self.prompt_bank: dict[str, torch.Tensor] = {}
+        self._table: EmbeddingTable | None = None
         self.projector = EmotionProjector(
-            lm.hidden_size, num_tokens=config.num_emotion_tokens, film=config.film
+            hidden, num_tokens=config.num_emotion_tokens, film=config.film
         )
         self.adapter = PrefixAdapter(
-            lm.hidden_size,
+            hidden,
             prefix_length=config.prefix_length,
             num_layers=config.prefix_layers,
             num_heads=config.prefix_heads,
@@ -172,7 +185,7 @@ class EmoSEM(nn.Module):
         self.adapter.requires_grad_(lang)
         if self.tag_head is not None:
             self.tag_head.requires_grad_(lang)
-        for name, p in self.lm.model.named_parameters():
+        for name, p in (self.lm.model.named_parameters() if self.lm is not None else ()):
             p.requires_grad_(lang and "lora_" in name)
 
     def saved_prefixes(self) -> tuple[str, ...]:
@@ -293,9 +306,27 @@ class EmoSEM(nn.Module):
         return [self.config.prompt_template.format(e=e) for e in emotions]
 
     def emotion_tokens(self, emotions: list[str]) -> torch.Tensor:
-        """Emotion words → prompt tokens [B, K, 256] (template → frozen LM table → projector)."""
-        emb, mask = self.lm.text_embeddings(self.prompt_texts(emotions))
-        return self.projector(emb.to(self.projector.queries.dtype), mask)
+        """Emotion words → prompt tokens [B, K, 256] (template → frozen LM table → projector).
+
+        Without a loaded LM, the nine ArtEmis emotions come from the checkpoint's prompt bank
+        (what this computation gave when it was saved) and other words from the LM's embedding
+        table, read alone."""
+        if self.lm is None and emotions and all(e in self.prompt_bank for e in emotions):
+            return torch.stack([self.prompt_bank[e] for e in emotions]).to(self.device)
+        if self.lm is not None:
+            emb, mask = self.lm.text_embeddings(self.prompt_texts(emotions))
+        else:
+            if self._table is None:
+                self._table = EmbeddingTable(self.config.lm)
+            emb, mask = self._table.text_embeddings(self.prompt_texts(emotions))
+        return self.projector(emb.to(self.device, self.projector.queries.dtype), mask.to(self.device))
+
+    @torch.no_grad()
+    def prompt_bank_state(self) -> dict[str, torch.Tensor]:
+        """The nine ArtEmis emotions' prompt tokens {emotion: [K, 256]} as this model computes
+        them (written beside the weights so that masks need no LM)."""
+        tokens = self.emotion_tokens(list(ARTEMIS_EMOTIONS)).float().cpu()
+        return {e: t.contiguous() for e, t in zip(ARTEMIS_EMOTIONS, tokens)}
 
     def decode(self, embeddings: torch.Tensor, tokens: torch.Tensor,
                index: torch.Tensor | None = None):
@@ -469,6 +500,9 @@ class EmoSEM(nn.Module):
         """Write ``config.json``, ``model.safetensors`` and ``lm_adapter/`` atomically."""
         from safetensors.torch import save_file
 
+        if self.lm is None:
+            raise RuntimeError("This model was loaded without its language model (masks only): "
+                               "load the checkpoint with load_lm=True to save it")
         if self.lm.unloaded:
             raise RuntimeError("This model's LoRA was merged and unloaded for inference "
                                "(EmoSEMPredictor does that): load the checkpoint again to save it")
@@ -486,6 +520,7 @@ class EmoSEM(nn.Module):
                 "sam_checkpoint": self.config.sam_checkpoint,
                 "freeze_image_encoder": self.freeze_encoder,
                 "saved_parts": list(self.saved_prefixes()),
+                "lm_hidden_size": self.lm.hidden_size,
                 "weights_dtype": str(dtype or "float32").replace("torch.", ""),
                 "emotions": list(ARTEMIS_EMOTIONS),
             }
@@ -496,6 +531,10 @@ class EmoSEM(nn.Module):
                       metadata={"format": "pt"})
             if self.lm.is_lora:
                 self.lm.model.save_pretrained(str(tmp / ADAPTER_DIR))
+            was_training = self.training
+            self.eval()
+            save_file(self.prompt_bank_state(), str(tmp / PROMPTS_NAME), metadata={"format": "pt"})
+            self.train(was_training)
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
             if save_dir.exists():
                 old = save_dir.with_name(save_dir.name + ".old")
@@ -542,12 +581,14 @@ class EmoSEM(nn.Module):
         lm: str | None = None,
         sam_checkpoint: str | None = None,
         trainable: bool = False,
+        load_lm: bool = True,
     ) -> EmoSEM:
         """Load a checkpoint written by :meth:`save_pretrained`.
 
         ``lm`` / ``sam_checkpoint`` override the referenced base LM folder and SAM file.
+        ``load_lm=False`` builds a model for masks only: the language model is not constructed
+        (see :meth:`emotion_tokens`); it cannot explain, train or be saved.
         """
-        from peft import PeftModel
         from safetensors.torch import load_file
 
         ckpt_dir = Path(ckpt_dir)
@@ -566,11 +607,19 @@ class EmoSEM(nn.Module):
                 f"{ckpt_dir} uses a frozen official image encoder; pass the SAM file "
                 "(sam_checkpoint=... / --sam-checkpoint)"
             )
-        base, tokenizer = load_causal_lm(config.lm, dtype=getattr(torch, config.dtype))
-        adapter = ckpt_dir / ADAPTER_DIR
-        if adapter.is_dir():
-            base = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
-        model = cls(config, sam, ExplanationLM(base, tokenizer, config.instruction))
+        if load_lm or trainable:
+            from peft import PeftModel
+
+            base, tokenizer = load_causal_lm(config.lm, dtype=getattr(torch, config.dtype))
+            adapter = ckpt_dir / ADAPTER_DIR
+            if adapter.is_dir():
+                base = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
+            model = cls(config, sam, ExplanationLM(base, tokenizer, config.instruction))
+        else:
+            hidden = meta.get("lm_hidden_size") or lm_hidden_size(config.lm)
+            model = cls(config, sam, None, hidden_size=hidden)
+            if (ckpt_dir / PROMPTS_NAME).is_file():
+                model.prompt_bank = load_file(str(ckpt_dir / PROMPTS_NAME))
         state = load_file(str(ckpt_dir / WEIGHTS_NAME))
         own = model.state_dict()
         bad = [k for k in state if k not in own]

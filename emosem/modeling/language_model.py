@@ -11,6 +11,7 @@ Only explanation and eos tokens carry labels; the prefix and instruction are con
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,6 +57,59 @@ def load_causal_lm(name_or_path: str, dtype: torch.dtype = torch.float32):
         tokenizer.pad_token = tokenizer.eos_token
     model.requires_grad_(False)
     return model, tokenizer
+
+
+def lm_hidden_size(name_or_path: str) -> int:
+    """The LM's embedding width, from its ``config.json`` alone (no weights read)."""
+    import json
+
+    from emosem.modeling.lm_weights import resolve_lm_path
+
+    cfg = json.loads((Path(resolve_lm_path(name_or_path)) / "config.json").read_text())
+    for key in ("hidden_size", "n_embd", "d_model"):
+        if key in cfg:
+            return int(cfg[key])
+    raise ValueError(f"{name_or_path}: config.json names no hidden size")
+
+
+class EmbeddingTable:
+    """The LM's input-embedding table and tokenizer without the LM: one tensor read from the
+    folder's safetensors and ``tokenizer.json`` through the ``tokenizers`` library. What the
+    emotion projector needs for a free-text emotion when no explanation is asked for.
+    """
+
+    def __init__(self, name_or_path: str) -> None:
+        from safetensors import safe_open
+        from tokenizers import Tokenizer
+
+        from emosem.modeling.lm_weights import resolve_lm_path
+
+        folder = Path(resolve_lm_path(name_or_path))
+        hidden = lm_hidden_size(name_or_path)
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        files = sorted(folder.glob("*.safetensors"))
+        for f in files:
+            with safe_open(str(f), "pt") as st:
+                names = [k for k in st.keys() if k.endswith(("embed_tokens.weight", "wte.weight",
+                                                              "embed_in.weight"))]
+                if names:
+                    self.weight = st.get_tensor(names[0])
+                    break
+        else:
+            raise ValueError(f"No input-embedding tensor in {folder} ({len(files)} safetensors files)")
+        if self.weight.shape[1] != hidden:
+            raise ValueError(f"{folder}: embedding width {self.weight.shape[1]} vs hidden size {hidden}")
+
+    def text_embeddings(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`ExplanationLM.text_embeddings`: ([B, T, D], mask [B, T]), right padded."""
+        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        t = max(1, max(len(i) for i in ids))
+        out = torch.zeros(len(ids), t, self.weight.shape[1], dtype=self.weight.dtype)
+        mask = torch.zeros(len(ids), t, dtype=torch.long)
+        for row, seq in enumerate(ids):
+            out[row, : len(seq)] = self.weight[torch.tensor(seq, dtype=torch.long)]
+            mask[row, : len(seq)] = 1
+        return out, mask
 
 
 def add_lora(model, r: int, alpha: int, dropout: float, target_modules: list[str] | None):
