@@ -140,7 +140,8 @@ class _Run:
         if self.predictor is None:
             t0 = time.perf_counter()
             try:
-                self.predictor = EmoSEMPredictor.from_pretrained(self.args.checkpoint, device=self.device)
+                self.predictor = EmoSEMPredictor.from_pretrained(
+                    self.args.checkpoint, device=self.device, explain=not self.args.no_explain)
             except (CheckpointError, ValueError, OSError) as e:
                 raise _LoadError(str(e)) from None
             self.load_s = time.perf_counter() - t0
