@@ -28,7 +28,7 @@ weights: $(STAMP) $(LM_DIR)/config.json
 
 demo: weights
 	$(PY) tools/infer.py demo/assets/starry_night.jpg --emotion awe --emotion fear --emotion contentment --out outputs/demo
-	@echo "Open outputs/demo/index.html, or the PNGs in outputs/demo/starry_night/"
+	@echo "Open outputs/demo/index.html, or the PNGs in outputs/demo/starry_night.jpg/"
 
 # Chromium for the web demo's browser test (Debian package; skipped with a reason where absent).
 browser:
