@@ -176,7 +176,8 @@ def write_image_results(
             }
             fig = panel_figure(image, overlay, r.emotion, r.explanation, r.confidence,
                                distribution=distribution, title=image_name,
-                               out_path=out_dir / f"{stem}_panel.png")
+                               out_path=out_dir / f"{stem}_panel.png",
+                               cues=r.cues.record() if r.cues is not None else None)
             close_figure(fig)
             paths["panel"] = out_dir / f"{stem}_panel.png"
             tiles.append({"emotion": r.emotion, "overlay": overlay, "explanation": r.explanation,

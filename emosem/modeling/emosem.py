@@ -265,7 +265,7 @@ class EmoSEM(nn.Module):
 
     @torch.no_grad()
     def concept_words(self, concept_map: torch.Tensor | None, mask_prob: torch.Tensor,
-                      min_score: float = 0.05) -> list[list[dict]]:
+                      min_score: float = 0.1) -> list[list[dict]]:
         """The region's top ``model.num_concepts`` ImageNet concepts with probability ≥
         ``min_score``, per row: [[{"name": "wreck", "score": 0.31}, …], …] ([] without a head)."""
         if concept_map is None or not self.has_concepts or self.config.num_concepts <= 0:

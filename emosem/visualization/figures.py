@@ -265,14 +265,36 @@ def _normalize_distribution(distribution: Mapping[str, float]) -> list[tuple[str
     return [(e, known[e]) for e in ARTEMIS_EMOTIONS if e in known] + other
 
 
+def _cue_items(cues: Mapping | None, scale: float = 1.0) -> list[dict]:
+    """The "what the region shows" block: measured place, size, colours, light and concepts
+    (a ``cues`` record, see ``emosem.data.cues.Cues.record``), one short line each."""
+    if not cues or not cues.get("area_fraction"):
+        return []
+    lines = [f"{cues.get('extent') or cues['place']}, {cues['size']} "
+             f"({100 * cues['area_fraction']:.0f}% of the canvas)"]
+    if cues.get("colours"):
+        lines.append("colours: " + ", ".join(f"{c['name']} {100 * c['share']:.0f}%"
+                                             for c in cues["colours"]))
+    if cues.get("light_words"):
+        lines.append("light: " + ", ".join(cues["light_words"]))
+    if cues.get("concepts"):
+        lines.append("shows: " + ", ".join(f"{c['name']} {c['score']:.2f}" for c in cues["concepts"]))
+    items = [dict(text="what the region shows", size=10 * scale, weight="bold", color=_MUTED,
+                  gap=2 * scale)]
+    items += [dict(text=line, size=9.5 * scale, color=_MUTED, gap=1 * scale, shrink=True)
+              for line in lines]
+    return items
+
+
 def _emotion_items(
     emotion: str,
     confidence: float | None,
     explanation: str | None,
     scale: float = 1.0,
     title: bool = True,
+    cues: Mapping | None = None,
 ) -> list[dict]:
-    """Text blocks for one result: name, confidence, free-text note, explanation."""
+    """Text blocks for one result: name, confidence, free-text note, explanation, cues."""
     name, trained = _display_name(emotion)
     items: list[dict] = []
     if title:
@@ -306,7 +328,10 @@ def _emotion_items(
                 text="(no explanation)", size=11 * scale, style="italic", color=_MUTED, shrink=True
             )
         )
-    return items
+    block = _cue_items(cues, scale)
+    if block:
+        items[-1]["gap"] = items[-1].get("gap", 0.0) + 10 * scale
+    return items + block
 
 
 # ------------------------------------------------------------------------------ distribution
@@ -425,6 +450,7 @@ def panel_figure(
     title: str | None = None,
     out_path: PathLike | None = None,
     dpi: float = 110,
+    cues: Mapping | None = None,
 ) -> Figure:
     """One result as a wide figure: painting | overlay | text (and distribution bars).
 
@@ -437,6 +463,7 @@ def panel_figure(
         distribution: optional ``{emotion: probability}`` over the nine ArtEmis emotions.
         title: optional figure title (e.g. the painting's name).
         out_path: PNG to write, parent folders created.
+        cues: the region's measured cues record (shown as "what the region shows").
     """
     img = to_rgb_uint8(image)
     ovl = to_rgb_uint8(overlay)
@@ -444,7 +471,7 @@ def panel_figure(
     r = w / h
     n_dist = len(distribution) if distribution else 0
     name, _ = _display_name(emotion)
-    items = _emotion_items(emotion, confidence, explanation)
+    items = _emotion_items(emotion, confidence, explanation, cues=cues)
 
     # Sizes in inches: images keep the painting's aspect; the text column's height is measured.
     margin, gap, text_w, max_img_w = 0.3, 0.3, 4.8, 6.2
@@ -516,6 +543,7 @@ def grid_figure(
         distribution: optional ``{emotion: probability}``, drawn under the painting.
         title: optional figure title.
         out_path: PNG to write, parent folders created.
+        cues: the region's measured cues record (shown as "what the region shows").
     """
     img = to_rgb_uint8(image)
     results = list(results)
