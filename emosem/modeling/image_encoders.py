@@ -131,6 +131,17 @@ def build_efficientnet_lite(variant: str, pretrained: bool = True) -> nn.Module:
     return model.eval()
 
 
+def imagenet_input(rgb, size: int) -> torch.Tensor:
+    """An RGB image (HxWx3 uint8 array or PIL image) squashed to size² in EfficientNet-Lite's
+    own input scale ``(rgb − 127) / 128`` → [1, 3, size, size] (ImageNet classification)."""
+    import numpy as np
+    from PIL import Image
+
+    img = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+    arr = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32)
+    return torch.from_numpy((arr - 127) / 128).permute(2, 0, 1)[None]
+
+
 @lru_cache(maxsize=1)
 def imagenet_names() -> tuple[str, ...]:
     """Readable names of the 1,000 ImageNet classes ("wreck", "schooner", "cliff"): the first
