@@ -1,0 +1,52 @@
+"""The faithfulness rule, computed by hand."""
+
+from __future__ import annotations
+
+from emosem.evaluation.faithfulness import (
+    colour_agrees,
+    colour_terms,
+    faithfulness,
+    position_agrees,
+    position_phrases,
+)
+
+# a region in the upper left (centroid x 0.2, y 0.1 → cell (0, 0)), dark blue and grey
+UPPER_LEFT = {"centroid": [0.2, 0.1], "area_fraction": 0.05,
+              "colours": [{"name": "dark blue", "share": 0.6}, {"name": "grey", "share": 0.3}]}
+# a region in the centre (cell (1, 1)), yellow
+CENTRE = {"centroid": [0.5, 0.45], "area_fraction": 0.1,
+          "colours": [{"name": "pale yellow", "share": 0.9}]}
+
+
+def test_words_found():
+    assert colour_terms("The dark gray sea and a golden sun") == {"grey", "yellow"}
+    assert colour_terms("a stormy night") == set()
+    assert position_phrases("the boat in the upper left, near the top") == ["upper left", "near the top"]
+
+
+def test_agreement_by_hand():
+    assert colour_agrees("the dark blue wave", UPPER_LEFT) is True
+    assert colour_agrees("the blue and gray sky", UPPER_LEFT) is True
+    assert colour_agrees("the red sun", UPPER_LEFT) is False
+    assert colour_agrees("the blue wave and the yellow moon", UPPER_LEFT) is False  # one wrong
+    assert colour_agrees("a lonely figure", UPPER_LEFT) is None
+    assert position_agrees("the wave in the upper left", UPPER_LEFT) is True
+    assert position_agrees("the wave at the top", UPPER_LEFT) is True  # row 0
+    assert position_agrees("the wave on the left side", UPPER_LEFT) is True  # column 0
+    assert position_agrees("the wave in the center", UPPER_LEFT) is False
+    assert position_agrees("the sun in the middle", CENTRE) is True
+    assert position_agrees("the sun at the bottom", CENTRE) is False
+    assert position_agrees("the sun", CENTRE) is None
+
+
+def test_shares_count_only_scored_explanations():
+    pairs = [
+        ("the dark blue wave in the upper left", UPPER_LEFT),  # colour ✓ position ✓
+        ("the red wave on the right", UPPER_LEFT),             # colour ✗ position ✗
+        ("the yellow sun", CENTRE),                            # colour ✓, no position
+        ("it makes me calm", CENTRE),                          # neither
+        ("the blue sky at the top", {"centroid": [0.5, 0.5], "area_fraction": 0.0}),  # empty
+    ]
+    scores = faithfulness(pairs)
+    assert scores == {"colour": 2 / 3, "colour_scored": 3, "position": 1 / 2, "position_scored": 2}
+    assert faithfulness([])["colour"] is None
