@@ -117,3 +117,15 @@ def test_language_model_reads_the_cues(tiny_llama_dir):
     assert not torch.isclose(plain, with_cue)
     out = lm.generate(prefix, ["fear", "awe"], max_new_tokens=3, cues=[cue, ""])
     assert len(out) == 2
+
+
+def test_tiny_regions_do_not_break_the_extractor():
+    """A region of a few pixels after the working-size reduction (OpenCV would read a 1×3
+    sample matrix as three 1-d samples): one colour, no error, at every size."""
+    rng = np.random.default_rng(0)
+    img = (rng.random((256, 256, 3)) * 255).astype(np.uint8)
+    for side in range(1, 12):
+        mask = np.zeros((256, 256), bool)
+        mask[100 : 100 + side, 100 : 100 + side] = True
+        cues = extract_cues(img, mask)
+        assert len(cues.colours) <= 3 and cues.text

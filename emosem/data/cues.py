@@ -172,14 +172,16 @@ def _dominant_colours(lab: np.ndarray, rgb: np.ndarray, weights: np.ndarray, k: 
     if len(lab) > max_pixels:  # an even, deterministic subsample
         idx = np.linspace(0, len(lab) - 1, max_pixels).astype(int)
         lab, rgb, weights = lab[idx], rgb[idx], weights[idx]
-    k = min(k, len(lab))
-    if k == 0:
+    if len(lab) == 0:
         return []
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-    cv2.setRNGSeed(0)
-    _, labels, centres = cv2.kmeans(lab.astype(np.float32), k, None, criteria, 2,
-                                    cv2.KMEANS_PP_CENTERS)
-    labels = labels[:, 0]
+    if len(lab) < 4 * k:  # too few pixels to cluster: one colour, their mean
+        k, labels, centres = 1, np.zeros(len(lab), int), lab.mean(0, keepdims=True)
+    else:
+        criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+        cv2.setRNGSeed(0)
+        _, labels, centres = cv2.kmeans(np.ascontiguousarray(lab, np.float32).reshape(-1, 3), k,
+                                        None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+        labels = labels[:, 0]
     out: dict[str, Colour] = {}
     for j in range(k):
         share = float(weights[labels == j].sum() / weights.sum())
