@@ -535,6 +535,8 @@ class EmoSEM(nn.Module):
             self.eval()
             save_file(self.prompt_bank_state(), str(tmp / PROMPTS_NAME), metadata={"format": "pt"})
             self.train(was_training)
+            # what a complete copy holds: from_pretrained refuses one that lacks or changed a file
+            meta["files"] = _file_record(tmp)
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
             if save_dir.exists():
                 old = save_dir.with_name(save_dir.name + ".old")
@@ -562,15 +564,18 @@ class EmoSEM(nn.Module):
                 "a training run keeps them in its best/ and last/ folders)"
             )
         try:
-            meta = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
+            meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CheckpointError(f"{cfg_path} is not valid JSON: {e}") from None
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{cfg_path} is not an EmoSEM checkpoint config (not a JSON object)")
         if meta.get("architecture") != "EmoSEM" or meta.get("format_version") != FORMAT_VERSION:
             raise CheckpointError(
                 f"{ckpt_dir} was written by an incompatible version (format "
                 f"{meta.get('format_version')!r}, this toolkit reads {FORMAT_VERSION}); "
                 "re-export it with a matching emosem version"
             )
+        _check_files(ckpt_dir, meta, checksums=False)
         return meta
 
     @classmethod
@@ -589,11 +594,10 @@ class EmoSEM(nn.Module):
         ``load_lm=False`` builds a model for masks only: the language model is not constructed
         (see :meth:`emotion_tokens`); it cannot explain, train or be saved.
         """
-        from safetensors.torch import load_file
-
         ckpt_dir = Path(ckpt_dir)
         meta = cls.read_config(ckpt_dir)
-        config = _from_dict(ModelConfig, meta["model"], "model.")
+        config = _checked_model_config(ckpt_dir, meta)
+        _check_files(ckpt_dir, meta, checksums=True)
         if lm is not None:
             config.lm = lm
         if sam_checkpoint is not None:
@@ -613,14 +617,20 @@ class EmoSEM(nn.Module):
             base, tokenizer = load_causal_lm(config.lm, dtype=getattr(torch, config.dtype))
             adapter = ckpt_dir / ADAPTER_DIR
             if adapter.is_dir():
-                base = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
+                try:
+                    base = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
+                except Exception as e:  # a damaged adapter: peft/safetensors/json errors of any kind
+                    raise CheckpointError(f"{adapter} cannot be loaded: {_one_line(e)}") from None
+            elif "files" not in meta:  # written before checkpoints recorded their files
+                logger.warning("%s has no %s/: explanations come from the base language model "
+                               "without its LoRA adapter", ckpt_dir, ADAPTER_DIR)
             model = cls(config, sam, ExplanationLM(base, tokenizer, config.instruction))
         else:
             hidden = meta.get("lm_hidden_size") or lm_hidden_size(config.lm)
             model = cls(config, sam, None, hidden_size=hidden)
             if (ckpt_dir / PROMPTS_NAME).is_file():
-                model.prompt_bank = load_file(str(ckpt_dir / PROMPTS_NAME))
-        state = load_file(str(ckpt_dir / WEIGHTS_NAME))
+                model.prompt_bank = _load_tensors(ckpt_dir / PROMPTS_NAME)
+        state = _load_tensors(ckpt_dir / WEIGHTS_NAME)
         own = model.state_dict()
         bad = [k for k in state if k not in own]
         missing = [k for k in own if k.startswith(model.saved_prefixes()) and k not in state]
@@ -628,6 +638,10 @@ class EmoSEM(nn.Module):
             raise CheckpointError(
                 f"{ckpt_dir} does not match this model: unexpected {bad[:3]}, missing {missing[:3]}"
             )
+        shapes = [f"{k} {tuple(v.shape)} (the config builds {tuple(own[k].shape)})"
+                  for k, v in state.items() if v.shape != own[k].shape]
+        if shapes:
+            raise CheckpointError(f"{ckpt_dir} does not match its config.json: {', '.join(shapes[:3])}")
         model.load_state_dict(
             {k: v.to(own[k].dtype) for k, v in state.items()}, strict=False
         )
@@ -637,3 +651,116 @@ class EmoSEM(nn.Module):
             model.requires_grad_(False)
             model.eval()
         return model.to(device)
+
+
+# ---------------------------------------------------------------------- checkpoint checks
+# Ranges of the config.json values that size tensors or index into them: a damaged or edited
+# file gets a one-line CheckpointError, not a huge allocation or a shape error inside torch.
+_MODEL_RANGES: dict[str, tuple[float, float]] = {
+    "lora_r": (1, 1024),
+    "lora_alpha": (0, 1e6),
+    "lora_dropout": (0.0, 0.99),
+    "num_emotion_tokens": (1, 256),
+    "prefix_length": (1, 1024),
+    "prefix_layers": (0, 64),
+    "prefix_heads": (1, 256),
+    "global_grid": (1, 64),
+    "mask_threshold": (0.0, 1.0),
+    "num_tags": (0, 65536),
+    "tag_k": (0, 1024),
+    "num_concepts": (0, 1000),
+}
+_MODEL_CHOICES: dict[str, tuple[str, ...]] = {
+    "decoder": DECODERS,
+    "adapter_mask": ("pred", "gt"),
+    "dtype": ("float32", "float16", "bfloat16"),
+}
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())[:300]
+
+
+def _checked_model_config(ckpt_dir: Path, meta: dict[str, Any]) -> ModelConfig:
+    """``meta["model"]`` as a :class:`ModelConfig`, every value typed and in range."""
+    where = ckpt_dir / CONFIG_NAME
+    try:
+        config = _from_dict(ModelConfig, meta.get("model"), "model.")
+    except (ValueError, TypeError) as e:  # ConfigError is a ValueError
+        raise CheckpointError(f"{where}: {_one_line(e)}") from None
+    problems = []
+    for name, (lo, hi) in _MODEL_RANGES.items():
+        value = getattr(config, name)
+        if not lo <= value <= hi:  # also false for NaN
+            problems.append(f"model.{name} = {value!r} (valid: {lo} to {hi})")
+    for name, choices in _MODEL_CHOICES.items():
+        if getattr(config, name) not in choices:
+            problems.append(f"model.{name} = {getattr(config, name)!r} (valid: {', '.join(choices)})")
+    try:
+        segmenter_entry(config.segmenter)
+    except ValueError:
+        problems.append(f"model.segmenter = {config.segmenter!r} is unknown")
+    if 1 <= config.prefix_heads <= 256 and 256 % config.prefix_heads:
+        problems.append(f"model.prefix_heads = {config.prefix_heads} does not divide 256")
+    if config.num_tags > 0 and config.tag_k > config.num_tags:
+        problems.append(f"model.tag_k = {config.tag_k} exceeds model.num_tags = {config.num_tags}")
+    if "freeze_image_encoder" not in meta or not isinstance(meta["freeze_image_encoder"], (bool, type(None))):
+        problems.append("freeze_image_encoder must be true, false or null")
+    parts = meta.get("saved_parts")
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        problems.append("saved_parts must be a list of state-dict prefixes")
+    if problems:
+        raise CheckpointError(f"{where} is damaged or was edited by hand: {'; '.join(problems[:4])}")
+    return config
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _file_record(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"size", "sha256"}}`` of every file of a checkpoint but config.json."""
+    return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != CONFIG_NAME}
+
+
+def _check_files(ckpt_dir: Path, meta: dict[str, Any], checksums: bool) -> None:
+    """Refuse a checkpoint that lacks a file its config.json records, or holds another one
+    (size, and with ``checksums`` the SHA-256). Checkpoints without the record pass."""
+    files = meta.get("files")
+    if files is None:
+        return
+    if not isinstance(files, dict):
+        raise CheckpointError(f"{ckpt_dir / CONFIG_NAME}: \"files\" must map file names to records")
+    problems = []
+    for name, rec in files.items():
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or not isinstance(rec, dict):
+            problems.append(f"bad record {name!r}")
+        elif not (ckpt_dir / rel).is_file():
+            problems.append(f"{name} is missing")
+        elif (ckpt_dir / rel).stat().st_size != rec.get("size"):
+            problems.append(f"{name} has {(ckpt_dir / rel).stat().st_size} bytes, not {rec.get('size')}")
+        elif checksums and rec.get("sha256") and _sha256(ckpt_dir / rel) != rec["sha256"]:
+            problems.append(f"{name} does not match its SHA-256")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(f"{ckpt_dir} is damaged: {'; '.join(problems[:3])}{more}; "
+                              "copy the whole checkpoint folder again or re-export it")
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file, or a CheckpointError naming it when it is truncated or corrupt."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:  # SafetensorError, OSError, ...: one line for the user
+        raise CheckpointError(f"{path} is damaged ({_one_line(e)}); copy the checkpoint again "
+                              "or re-export it") from None
