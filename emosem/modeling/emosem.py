@@ -281,7 +281,7 @@ class EmoSEM(nn.Module):
         """Emotion head: image features [B, C, h, w] → [B, 9] logits."""
         return self.emotion_head(split_image_features(embeddings)[0])
 
-    def _encode_unique(self, images: torch.Tensor, keys: list[str] | None, ckpt: bool,
+    def encode_unique(self, images: torch.Tensor, keys: list[str] | None, ckpt: bool,
                        concepts: bool = False):
         """Encode each distinct image (by ``keys``) once: [B, 3, S, S] → (features [M, C, h, w],
         concept map [M, 1280, ·] or None, index [B] of each row's image)."""
@@ -408,7 +408,7 @@ class EmoSEM(nn.Module):
         lang = self.stage in ("all", "language")
         want_concepts = lang and self.config.cues and self.has_concepts and "cues" in batch
         with torch.set_grad_enabled(seg_grad and torch.is_grad_enabled()):
-            feats, cmap, index = self._encode_unique(images, batch.get("key"),
+            feats, cmap, index = self.encode_unique(images, batch.get("key"),
                                                      encoder_checkpointing, want_concepts)
             tokens = self.emotion_tokens(emotions)
             logits, iou_pred, mask_token = self.decode(feats, tokens, index)

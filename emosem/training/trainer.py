@@ -156,10 +156,11 @@ def fit_tag_head(model: EmoSEM, train_set: Any, max_tags: int, batch_size: int =
     model.eval()
     for i in range(0, len(rows), batch_size):
         batch = collate_samples([train_set[j] for j in rows[i : i + batch_size]])
-        emb = model.encode(batch["image"].to(model.device))
+        # each painting encoded once; a frozen backbone's features land in the training cache
+        emb, _, index = model.encode_unique(batch["image"].to(model.device), list(batch["key"]), False)
         tokens = model.emotion_tokens(list(batch["emotion"]))
-        logits, _, mtok = model.decode(emb, tokens)
-        feats.append(model.tag_features(emb, logits.sigmoid(), mtok, tokens).float().cpu())
+        logits, _, mtok = model.decode(emb, tokens, index)
+        feats.append(model.tag_features(emb[index], logits.sigmoid(), mtok, tokens).float().cpu())
     model.train(was_training)
     features = torch.cat(feats).to(model.device)
     bce = head.fit(features, [[t for ids in us for t in ids] for us in per_utt])
