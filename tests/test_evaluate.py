@@ -519,6 +519,16 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     assert r["settings"]["num_beams"] == 2 and r["settings"]["decoding"] == "beam search, 2 beams"
     assert "beam search, 2 beams decoding" in md
     assert len((out / "samples.jsonl").read_text().splitlines()) == 12
+    # faithfulness recomputed from samples.jsonl: each explanation against its region's cues
+    from emosem.evaluation.faithfulness import faithfulness
+
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert all(row.get("cues") for row in rows if row.get("explanation") is not None)
+    again = faithfulness([(row["explanation"], row["cues"]) for row in rows
+                          if row.get("explanation") is not None])
+    fa = r["explanations"]["faithfulness"]
+    assert {k: fa[k] for k in again} == again
+    assert "colour faithfulness" in proc.stdout or "faithfulness" in md
     # one record per painting: the grounded explanation, the baselines' and the judge's labels
     recs = [json.loads(line) for line in (out / "paintings.jsonl").read_text().splitlines()]
     assert len(recs) == r["n_paintings"]

@@ -50,3 +50,22 @@ def test_shares_count_only_scored_explanations():
     scores = faithfulness(pairs)
     assert scores == {"colour": 2 / 3, "colour_scored": 3, "position": 1 / 2, "position_scored": 2}
     assert faithfulness([])["colour"] is None
+
+
+def test_section_scores_every_method_against_the_models_region():
+    """The explanations section checks the model's and a baseline's texts against the same
+    measured region, overall and per emotion."""
+    from emosem.evaluation.rows import SampleRow
+    from emosem.evaluation.sections.explanations import faithfulness_scores
+
+    def row(emotion, cues):
+        return SampleRow(key="k", emotion=emotion, image="x.png", has_mask=True, has_text=True,
+                         predicted_iou=0.5, explanation="", cues=cues)
+
+    rows = [row("fear", UPPER_LEFT), row("awe", CENTRE)]
+    model = faithfulness_scores(rows, ["the dark blue wave at the top", "the yellow sun"])
+    baseline = faithfulness_scores(rows, ["the red wave at the bottom", "the yellow sun"])
+    assert (model["colour"], model["position"]) == (1.0, 1.0)
+    assert (baseline["colour"], baseline["position"]) == (0.5, 0.0)
+    assert baseline["per_emotion"]["fear"]["colour"] == 0.0
+    assert baseline["per_emotion"]["awe"]["colour"] == 1.0

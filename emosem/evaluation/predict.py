@@ -26,6 +26,7 @@ from emosem.evaluation.rows import (
     SampleRow,
     dedupe,
 )
+from emosem.modeling.image_encoders import split_image_features
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +130,14 @@ class PaintingScorer:
             painting.grounded = GroundedExplanation(
                 grounded, results[ask.index(grounded)].explanation)
         if o.explain:  # for the nearest-neighbour retrieval baseline
-            painting.feature = painting_feature(state.embedding).tolist()
+            painting.feature = painting_feature(split_image_features(state.embedding)[0]).tolist()
         return rows, painting
 
     def _row(self, key: str, s: Any, r: Any, neutral: Any, motifs: _Motifs) -> SampleRow:
         row = SampleRow(key=key, emotion=s.emotion, image=str(s.image_path), has_mask=s.has_mask,
                         has_text=s.has_text, predicted_iou=float(r.predicted_iou),
-                        explanation=r.explanation)
+                        explanation=r.explanation,
+                        cues=r.cues.record() if getattr(r, "cues", None) is not None else None)
         if s.has_mask:
             self._score_masks(row, s, r, neutral, motifs)
         names = motifs.names(s.emotion)

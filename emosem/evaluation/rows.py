@@ -37,7 +37,8 @@ class SampleRow:
     emotion's motif, and whether the painting holds motifs of two or more emotions (synthetic
     set). ``motifs``: the asked emotion's motif names; ``names_motif``: whether the explanation
     names one. ``caption_scores``: the explanation's sentence-level scores (set by the
-    explanations section). ``None`` means "does not apply" and is left out of ``samples.jsonl``.
+    explanations section). ``cues``: the region cues record of the model's mask (what the
+    faithfulness of every method's explanation is checked against). ``None`` means "does not apply" and is left out of ``samples.jsonl``.
     """
 
     key: str
@@ -53,6 +54,7 @@ class SampleRow:
     correct_motif: dict[str, bool] | None = None
     multi_emotion: bool | None = None
     caption_scores: dict[str, Any] | None = None
+    cues: dict[str, Any] | None = None  # the cues measured on the model's own region
 
     @property
     def id(self) -> str:
@@ -68,7 +70,8 @@ class SampleRow:
             "predicted_iou": self.predicted_iou,
             "explanation": self.explanation,
         }
-        for name in ("motifs", "names_motif", "correct_motif", "multi_emotion", "caption_scores"):
+        for name in ("motifs", "names_motif", "correct_motif", "multi_emotion", "caption_scores",
+                     "cues"):
             value = getattr(self, name)
             if value is not None:
                 rec[name] = value

@@ -127,6 +127,9 @@ def _explanations_md(report: dict) -> list[str]:
                                                     for b in bls]
     for k in ("accuracy_dominant", "accuracy_asked", "cross_entropy", "kl"):
         rows.append([f"alignment {k}", *[a.get(k) for a in als]])
+    fas = [ex.get("faithfulness") or {}] + [b.get("faithfulness") or {} for b in bls]
+    for k in ("colour", "position"):
+        rows.append([f"faithfulness: {k} words agree with the region", *[f.get(k) for f in fas]])
     L += _table(["metric", "model", *[f"{n.replace('_', ' ')} baseline" for n in TEXT_BASELINES]],
                 rows)
     al = ex.get("emotional_alignment") or {}
@@ -255,6 +258,9 @@ def _explanations_summary(report: dict) -> list[str]:
     als = [s.get("emotional_alignment") or {} for s in secs]
     rows.append(("alignment acc. (dominant)", [a.get("accuracy_dominant") for a in als]))
     rows.append(("alignment cross-entropy", [a.get("cross_entropy") for a in als]))
+    fas = [s.get("faithfulness") or {} for s in secs]
+    rows.append(("colour faithfulness", [f.get("colour") for f in fas]))
+    rows.append(("position faithfulness", [f.get("position") for f in fas]))
     return _block(f"explanations (n={ex.get('n')})",
                   ["model", "retrieval (NN)", "typical utt."], rows)
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.evaluation.baselines import NearestNeighbourRetrieval, RetrievalBaseline
+from emosem.evaluation.faithfulness import faithfulness
 from emosem.evaluation.predict import mentions
 from emosem.evaluation.rows import PaintingRow, SampleRow
 from emosem.evaluation.sections.alignment import (
@@ -40,6 +41,8 @@ TEXT_BASELINES = ("retrieval", "typical_utterance")
 TEXT_COMPARE = tuple((k, True) for k in CAPTION_KEYS) + (
     ("alignment_accuracy_dominant", True),
     ("alignment_cross_entropy", False),
+    ("faithfulness_colour", True),
+    ("faithfulness_position", True),
 )
 RETRIEVAL_DESCRIPTION = (
     "nearest-neighbour retrieval: the consensus utterance of the asked emotion among the {k} "
@@ -157,12 +160,27 @@ def _flat(ex: dict | None) -> dict:
     al = ex.get("emotional_alignment") or {}
     out["alignment_accuracy_dominant"] = al.get("accuracy_dominant")
     out["alignment_cross_entropy"] = al.get("cross_entropy")
+    fa = ex.get("faithfulness") or {}
+    out["faithfulness_colour"] = fa.get("colour")
+    out["faithfulness_position"] = fa.get("position")
     return out
 
 
 def _names_motif_rate(rows: list[SampleRow], texts: list[str]) -> float | None:
     return rate([any(mentions(t, m) for m in r.motifs)
                  for r, t in zip(rows, texts) if r.motifs is not None])
+
+
+def faithfulness_scores(rows: list[SampleRow], texts: list[str]) -> dict[str, Any]:
+    """Colour- and position-word faithfulness of ``texts`` (one per row) to the cues measured on
+    the model's region of each row (:mod:`emosem.evaluation.faithfulness`): overall and per
+    emotion."""
+    pairs = [(t, r.cues) for r, t in zip(rows, texts) if r.cues is not None]
+    out = faithfulness(pairs)
+    by = {e: [(t, r.cues) for r, t in zip(rows, texts) if r.cues is not None and r.emotion == e]
+          for e in ARTEMIS_EMOTIONS}
+    out["per_emotion"] = {e: faithfulness(p) for e, p in by.items() if p}
+    return out
 
 
 def explanations(rows: list[SampleRow], paintings: list[PaintingRow], data: Any,
@@ -189,6 +207,7 @@ def explanations(rows: list[SampleRow], paintings: list[PaintingRow], data: Any,
     section["n_names_motif"] = len(named)
     counts = [data.emotion_counts(p.key) for p in grounded]
     section["emotional_alignment"] = model_alignment(clf, clf_info, grounded, counts, with_expl)
+    section["faithfulness"] = faithfulness_scores(with_expl, [r.explanation for r in with_expl])
     result = ExplanationResult(section)
     said = {name: b.ungrounded for name, b in baselines.items()}
     result.paintings = painting_records(grounded, said, clf)
@@ -197,6 +216,7 @@ def explanations(rows: list[SampleRow], paintings: list[PaintingRow], data: Any,
         sc = text_scores.setdefault(name, {k: None for k in CAPTION_KEYS})
         texts = [b.said[r.id] for r in with_expl]
         sc["names_motif_rate"] = _names_motif_rate(with_expl, texts)
+        sc["faithfulness"] = faithfulness_scores(with_expl, texts)
         sc["emotional_alignment"] = baseline_alignment(
             clf, [b.ungrounded[p.key] for p in grounded], counts, texts, asked)
     for name, b in baselines.items():
