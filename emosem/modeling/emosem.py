@@ -715,13 +715,9 @@ def _checked_model_config(ckpt_dir: Path, meta: dict[str, Any]) -> ModelConfig:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
+    from emosem.modeling import image_encoders
 
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return image_encoders._sha256.__wrapped__(path)  # uncached: a checkpoint's files can change
 
 
 def _file_record(folder: Path) -> dict[str, dict[str, Any]]:
