@@ -18,15 +18,16 @@ import emosem.benchmark as bench
 from emosem.inference.packed_linear import packing_supported
 
 STAGES = {
-    "cold_start", "cold_start_first_result", "cold_start_reported", "encode", "decode", "explain",
+    "cold_start", "cold_start_first_result", "cold_start_reported", "cold_start_masks",
+    "cold_start_masks_first_result", "cold_start_masks_reported", "encode", "decode", "explain",
     "plain_generate", "end_to_end", "emosem_mask", "sam_point_mask", "emosem_decode_only",
-    "sam_point_decode_only",
+    "sam_point_decode_only", "sam_tiny_point_mask",
 }
 RATIOS = {
     "nine_vs_one_decode", "nine_vs_one_decoder_only", "nine_vs_one_explain",
     "nine_vs_one_with_encode", "explain_vs_plain_generate", "mask_path_vs_sam",
     "mask_decode_vs_sam_decode", "nine_vs_one_sam_points", "packing_speedup_1", "packing_speedup_9",
-    "nine_vs_one_explain_plain_linear",
+    "nine_vs_one_explain_plain_linear", "mask_path_vs_sam_tiny", "int8_speedup",
 }
 
 
@@ -65,13 +66,14 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     method = report["memory"]["method"]
     assert method in bench.MEMORY_METHODS
     for name, entry in stages.items():
-        runs = 4 * s["repeats"] if name.startswith(("emosem_", "sam_point")) else s["repeats"]
+        runs = 4 * s["repeats"] if name.startswith(("emosem_", "sam_point", "sam_tiny")) else s["repeats"]
         _check_stats(entry, name, None if name.startswith("cold_start") else runs)
         assert entry["description"]
         if method != "none" and not name.startswith("cold_start"):
             assert entry["rss_peak_increase_mb"] >= 0, name
     assert stages["explain"]["new_tokens"] == stages["plain_generate"]["new_tokens"] == 8
     assert stages["cold_start"]["child_peak_rss_mb"] > 0
+    assert stages["cold_start_masks"]["child_peak_rss_mb"] > 0
 
     tp = report["throughput"]
     for key in ("images_per_s", "tokens_per_s", "plain_generate_tokens_per_s",
@@ -81,7 +83,8 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     wp = report["scaling"].get("weight_packing")  # the tiny Llama's linears, packed and plain
     ratios = report["ratios"]
     packing = {k for k in RATIOS if "packing" in k or "plain_linear" in k}
-    assert set(ratios) == (RATIOS if wp else RATIOS - packing)
+    int8 = {"int8_speedup"} if report["scaling"].get("lm_precision") else set()
+    assert set(ratios) == (RATIOS - {"int8_speedup"}) - (set() if wp else packing) | int8
     for key, r in ratios.items():
         assert r["value"] > 0 and r["description"], key
         assert r["numerator"]["median_s"] > 0 and r["denominator"]["median_s"] > 0, key
@@ -96,7 +99,14 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     for row in sc["emotions"]:
         for part in ("decoder_only", "sam_point_prompts", "decode", "decode_explain"):
             _check_stats(row[part], f"emotions {row['num_emotions']} {part}", s["repeats"])
-    assert (wp is not None) == packing_supported("cpu")
+    # the predictor runs int8 LM linears where it can (then nothing is packed to compare)
+    assert (wp is not None) == (packing_supported("cpu") and report["model"]["lm_packed_layers"] > 0)
+    lp = sc.get("lm_precision")
+    assert (lp is not None) == (report["model"]["lm_int8_layers"] > 0)
+    if lp:
+        _check_stats(lp["int8"], "lm_precision int8", s["repeats"])
+        _check_stats(lp["float32"], "lm_precision float32", s["repeats"])
+        assert tp["tokens_per_s_int8"] > 0 and tp["tokens_per_s_float32"] > 0
     for side in ("packed", "plain_linear"):
         for k in (1, 9) if wp else ():
             _check_stats(wp[side][f"explain@{k}"], f"packing {side} {k}", s["repeats"])

@@ -29,13 +29,20 @@ class InferenceSections:
 
     # ------------------------------------------------------------------ cold start
     def cold_start(self) -> None:
-        """``tools/infer.py`` in fresh processes: spawn → first result on disk → exit."""
+        """``tools/infer.py`` in fresh processes, masks only and with an explanation."""
+        if self.s.cold_repeats == 0:
+            logger.info("cold start skipped (--cold-repeats 0)")
+            return
+        # masks first: the children's peak RSS (getrusage) only grows, so each reading is its own
+        self._cold_start(masks_only=True)
+        self._cold_start(masks_only=False)
+
+    def _cold_start(self, masks_only: bool) -> None:
+        """Spawn → first result on disk → exit; stage names get ``_masks`` for ``--no-explain``."""
         from emosem.modeling.lm_weights import repo_root
 
         runs = self.s.cold_repeats
-        if runs == 0:
-            logger.info("cold start skipped (--cold-repeats 0)")
-            return
+        tag = "_masks" if masks_only else ""
         warm = 0 if self.s.quick else 1  # one untimed run fills the OS file cache
         infer = repo_root() / "tools" / "infer.py"
         base = [sys.executable, str(infer)] if infer.is_file() else [sys.executable, "-m", "emosem.cli", "infer"]
@@ -46,10 +53,11 @@ class InferenceSections:
         for i in range(warm + runs):
             with tempfile.TemporaryDirectory(prefix="emosem-bench-") as tmp:
                 out = Path(tmp) / "out"
-                first_file = out / self.image.stem / "results.json"
+                first_file = out / self.image.name / "results.json"  # OUT/<relative path>/
                 cmd = base + [str(self.image), "--emotion", self.emotion, "--out", str(out),
                               "--json-only", "--checkpoint", str(self.checkpoint), "--device",
                               self.device.type, "--max-new-tokens", str(self.n_tokens), "--quiet"]
+                cmd += ["--no-explain"] if masks_only else []
                 with open(Path(tmp) / "log.txt", "w+") as log:
                     t0 = time.perf_counter()
                     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -69,20 +77,21 @@ class InferenceSections:
                 continue
             times["exit"].append(wall)
             times["first"].append(first if first is not None else wall)
-            if summary.get("cold_start_to_first_result_s"):
-                times["reported"].append(float(summary["cold_start_to_first_result_s"]))
+            reported = (summary.get("this_run") or {}).get("cold_start_to_first_result_s")
+            if reported:
+                times["reported"].append(float(reported))
         command = (f"python tools/infer.py IMAGE --emotion {self.emotion} --json-only "
-                   f"--max-new-tokens {self.n_tokens}")
-        self._stage("cold_start", {**summarize(times["exit"]), "untimed_calls": warm},
+                   + ("--no-explain" if masks_only else f"--max-new-tokens {self.n_tokens}"))
+        self._stage(f"cold_start{tag}", {**summarize(times["exit"]), "untimed_calls": warm},
                     f"fresh process `{command}`: spawn → exit (interpreter, imports, checkpoint "
                     "load, first result, writing JSON, teardown)",
                     child_peak_rss_mb=round(ru_maxrss_kb("children") / 1024, 1), command=command,
                     threads_env=self.s.threads)
-        self._stage("cold_start_first_result", {**summarize(times["first"]), "untimed_calls": warm},
+        self._stage(f"cold_start{tag}_first_result", {**summarize(times["first"]), "untimed_calls": warm},
                     "the same processes, spawn → their results.json appears (seen from here, 5 ms "
                     "polling): what a user waits for")
         if times["reported"]:
-            self._stage("cold_start_reported", {**summarize(times["reported"]), "untimed_calls": warm},
+            self._stage(f"cold_start{tag}_reported", {**summarize(times["reported"]), "untimed_calls": warm},
                         "the same processes' own cold_start_to_first_result_s (summary.json); its "
                         "clock starts inside the infer command, after its module imports")
 
@@ -106,6 +115,8 @@ class InferenceSections:
             "lm_dtype": model.config.dtype,
             "prefix_length": model.prefix_tokens,
             "lora_merged": model.lm.merged,
+            "lm_int8_layers": self.predictor.int8_layers,
+            "lm_packed_layers": self.predictor.packed_layers,
             "params_m": {
                 "sam": round(count(model.sam) / 1e6, 3),
                 "lm_base": round(count(model.lm.model) / 1e6, 3),  # LoRA merged in
@@ -261,6 +272,48 @@ class InferenceSections:
         self.report["throughput"]["tokens_per_s_9_in_one_call"] = round(
             9 * self.n_tokens / nine["decode_explain"]["median_s"], 2)
 
+    def lm_precision(self) -> None:
+        """Explanation tokens/s with int8 LM linears (the CPU default, see quantize.py) beside
+        float32 (oneDNN-prepacked), one emotion, the same prefix and cues, batch 1."""
+        import torch
+
+        from emosem.inference.predictor import EmoSEMPredictor
+
+        p = self.predictor
+        if self.device.type != "cpu":
+            logger.info("  int8 LM linears are a CPU path: nothing to compare on %s", self.device)
+            return
+        other = EmoSEMPredictor.from_pretrained(self.checkpoint, device="cpu",
+                                                lm_int8=not p.int8_layers)
+        state = self._state()
+        with torch.no_grad():
+            (r,) = p.predict([self.emotion], explain=False, state=state)
+        cues = [r.cues.text if r.cues is not None else ""]
+
+        def explain_with(pred: Any) -> Callable[[], Any]:
+            model = pred.model
+
+            def fn() -> Any:
+                with torch.no_grad():
+                    tokens = model.emotion_tokens([self.emotion])
+                    logits, _, mtok = model.decode(state.embedding, tokens)
+                    return model.explain(state.embedding, logits, mtok, tokens, [self.emotion],
+                                         cues=cues, **self.gen)
+            return fn
+
+        int8, fp32 = (p, other) if p.int8_layers else (other, p)
+        r = self.run_group({"int8": explain_with(int8), "float32": explain_with(fp32)})
+        n = self.n_tokens
+        tp = self.report["throughput"]
+        tp["tokens_per_s_int8"] = round(n / r["int8"]["median_s"], 2)
+        tp["tokens_per_s_float32"] = round(n / r["float32"]["median_s"], 2)
+        self.report["scaling"]["lm_precision"] = {
+            "int8_layers": int8.int8_layers, "float32_packed_layers": fp32.packed_layers, **r,
+            "note": f"{n} new tokens, decode included; the two sides run one after the other"}
+        self._ratio("int8_speedup", r["int8"], r["float32"], "int8 LM linears",
+                    "float32 (prepacked)", "explanation speed-up from int8 LM weights", invert=True)
+        del other
+
     def weight_packing(self) -> None:
         """Explanations with the LM's oneDNN-prepacked linears (as the predictor runs) vs plain ones."""
         from emosem.inference.packed_linear import pack_linears, unpack_linears
@@ -296,6 +349,8 @@ class InferenceSections:
         one-point prompts in one call (SAM's batched prompts; points spread over the image)."""
         import torch
 
+        from emosem.modeling.image_encoders import split_image_features
+
         sam, size = self.predictor.model.sam, self.predictor.model.image_size
         xy = [(.5, .5), (.2, .2), (.8, .2), (.2, .8), (.8, .8), (.35, .35), (.65, .35), (.35, .65),
               (.65, .65)]  # the centre first: the one-point prompt of ratio (c)
@@ -306,7 +361,7 @@ class InferenceSections:
             with torch.no_grad():
                 sparse, dense = sam.prompt_encoder(points=(points[:k], labels[:k]), boxes=None,
                                                    masks=None)
-                return sam.mask_decoder(image_embeddings=emb,
+                return sam.mask_decoder(image_embeddings=split_image_features(emb)[0],
                                         image_pe=sam.prompt_encoder.get_dense_pe(),
                                         sparse_prompt_embeddings=sparse,
                                         dense_prompt_embeddings=dense, multimask_output=False)
@@ -316,6 +371,8 @@ class InferenceSections:
     def mask_vs_sam(self) -> None:
         """Ratio (c): EmoSEM mask path vs the same SAM modules with one point prompt."""
         import torch
+
+        from emosem.modeling.segmenter import build_segmenter
 
         model = self.predictor.model
         sam = model.sam
@@ -337,12 +394,28 @@ class InferenceSections:
                     return fn()
             return wrapped
 
+        # The previous default's segmenter (sam_tiny at 256 px, random weights: the cost is the
+        # same) with a point prompt: the reference of the pretrained encoder's speed target.
+        torch.manual_seed(0)
+        tiny = build_segmenter("sam_tiny").to(self.device).eval()
+        x_tiny = torch.randn(1, 3, 256, 256, device=self.device)
+        tiny_pts = (torch.tensor([[[128.0, 128.0]]], device=self.device),
+                    torch.ones(1, 1, dtype=torch.int64, device=self.device))
+
+        def tiny_mask() -> Any:
+            sparse, dense = tiny.prompt_encoder(points=tiny_pts, boxes=None, masks=None)
+            return tiny.mask_decoder(image_embeddings=tiny.image_encoder(x_tiny),
+                                     image_pe=tiny.prompt_encoder.get_dense_pe(),
+                                     sparse_prompt_embeddings=sparse,
+                                     dense_prompt_embeddings=dense, multimask_output=False)
+
         # ~0.1 s calls, and the ratio has a target near 1: four times the repeats, for a stable median.
         r = self.run_group(repeats=4 * self.s.repeats, fns={
             "emosem_mask": nograd(lambda: emosem_decode(model.encode(x))),
             "sam_point_mask": nograd(lambda: sam_decode(sam.image_encoder(x))),
             "emosem_decode_only": nograd(lambda: emosem_decode(emb)),
             "sam_point_decode_only": nograd(lambda: sam_decode(emb)),
+            "sam_tiny_point_mask": nograd(tiny_mask),
         })
         for name, text in (
             ("emosem_mask", "EmoSEM mask path on a preprocessed image tensor: encoder + emotion "
@@ -352,11 +425,17 @@ class InferenceSections:
             ("emosem_decode_only", "EmoSEM emotion tokens + decoder on a cached embedding"),
             ("sam_point_decode_only", "SAM prompt_encoder(one point) + mask_decoder on a cached "
                                       "embedding"),
+            ("sam_tiny_point_mask", "sam_tiny (the previous default segmenter, 256 px) with a "
+                                    "point prompt: image_encoder + prompt_encoder + mask_decoder"),
         ):
             self.report["stages"][name] = {"description": text, **r[name]}
         self._ratio("mask_path_vs_sam", r["emosem_mask"], r["sam_point_mask"], "EmoSEM mask path",
                     "plain SAM with a point prompt", "EmoSEM (encoder + emotion tokens + decoder) "
                     "÷ SAM (encoder + point prompt + decoder), same SAM modules and input")
+        self._ratio("mask_path_vs_sam_tiny", r["emosem_mask"], r["sam_tiny_point_mask"],
+                    f"EmoSEM mask path ({model.config.segmenter}, {model.image_size} px)",
+                    "sam_tiny mask path (256 px)", "this checkpoint's mask path ÷ the previous "
+                    "default segmenter's, in the same run")
         self._ratio("mask_decode_vs_sam_decode", r["emosem_decode_only"], r["sam_point_decode_only"],
                     "EmoSEM emotion tokens + decoder", "SAM point prompt + decoder",
                     "the same without the (shared) image encoder")
@@ -390,7 +469,11 @@ class InferenceSections:
         """ImageEncoderViT with the checkpoint's hyper-parameters at other input sizes."""
         import torch
 
-        hp = encoder_hparams(self.predictor.model.sam.image_encoder)
+        encoder = self.predictor.model.sam.image_encoder
+        if hasattr(encoder, "backbone"):
+            self._effnet_size_scaling(encoder)
+            return
+        hp = encoder_hparams(encoder)
         rows = []
         for size in self.s.encoder_sizes:
             if size % hp["patch_size"]:
@@ -411,6 +494,31 @@ class InferenceSections:
         self.report["scaling"]["encoder_input_size"] = rows
         self.report["scaling"]["encoder_hparams"] = {k: (list(v) if isinstance(v, tuple) else v)
                                                      for k, v in hp.items()}
+
+    def _effnet_size_scaling(self, encoder: Any) -> None:
+        """The EfficientNet-Lite encoder (backbone + neck) at other square input sizes."""
+        import torch
+
+        rows = []
+        from emosem.modeling.image_encoders import EfficientNetLiteEncoder
+
+        variant = encoder.variant
+        for size in self.s.encoder_sizes:
+            size = size - size % 32
+            enc = EfficientNetLiteEncoder(variant, size, pretrained=False).to(self.device).eval()
+            x = torch.randn(1, 3, size, size, device=self.device)
+
+            def fwd(enc: Any = enc, x: Any = x) -> Any:
+                with torch.no_grad():
+                    return enc(x)
+
+            r = self.run_group({"encode": fwd})["encode"]
+            rows.append({"img_size": size, "tokens": (size // 16) ** 2, "encode": r})
+            logger.info("  encoder @%d: median %s", size, fmt_s(r["median_s"]))
+            del enc, x, fwd
+            gc.collect()
+        self.report["scaling"]["encoder_input_size"] = rows
+        self.report["scaling"]["encoder_hparams"] = {"encoder": f"efficientnet_{variant}+fpn"}
 
     def free_predictor(self) -> None:
         for name in ("predictor", "state"):

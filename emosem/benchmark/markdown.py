@@ -16,6 +16,9 @@ STAGE_LABELS = {
     "cold_start": "cold start: new process → exit",
     "cold_start_first_result": "cold start: new process → first result",
     "cold_start_reported": "cold start as infer reports it (after imports)",
+    "cold_start_masks": "cold start, masks only (--no-explain): new process → exit",
+    "cold_start_masks_first_result": "cold start, masks only: new process → first mask",
+    "cold_start_masks_reported": "cold start, masks only, as infer reports it",
     "encode": "encode (preprocess + image encoder)",
     "decode": "decode, 1 emotion (+ upsampling)",
     "explain": "explain, 1 emotion",
@@ -36,6 +39,7 @@ RATIO_LABELS = {
     "packing_speedup_1": "weight packing: speed-up of 1 emotion with explanation",
     "packing_speedup_9": "weight packing: speed-up of 9 emotions with explanations",
     "explain_vs_plain_generate": "(b) explanation tokens/s ÷ plain generate tokens/s",
+    "int8_speedup": "int8 LM linears: explanation speed-up over float32",
     "mask_path_vs_sam": "(c) EmoSEM mask path ÷ SAM with a point prompt",
     "mask_decode_vs_sam_decode": "(c) the same without the shared encoder",
 }

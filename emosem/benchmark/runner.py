@@ -160,6 +160,7 @@ class Benchmark(InferenceSections, TrainingSection):
                     ("end to end", self.end_to_end),
                     ("emotions per call", self.emotions_scaling),
                     ("weight packing", self.weight_packing),
+                    ("int8 vs float32 LM", self.lm_precision),
                     ("mask path vs SAM", self.mask_vs_sam),
                     ("image size scaling", self.image_size_scaling),
                     ("encoder size scaling", self.encoder_size_scaling),
@@ -176,6 +177,8 @@ class Benchmark(InferenceSections, TrainingSection):
             "process_peak_rss_mb": self.memory.process_peak_rss_mb(),
             "cold_start_child_peak_rss_mb": self.report["stages"].get("cold_start", {}).get(
                 "child_peak_rss_mb"),
+            "cold_start_masks_child_peak_rss_mb": self.report["stages"].get(
+                "cold_start_masks", {}).get("child_peak_rss_mb"),
             "cuda_max_allocated_mb": self.memory.cuda_max_allocated_mb(),
         }
         return self.report

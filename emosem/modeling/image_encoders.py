@@ -203,6 +203,7 @@ class EfficientNetLiteEncoder(nn.Module):
         if img_size % 32:
             raise ValueError(f"img_size must be a multiple of 32, got {img_size}")
         self.img_size = img_size
+        self.variant = variant
         self.backbone = build_efficientnet_lite(variant, pretrained)
         chans = [f["num_chs"] for f in self.backbone.feature_info]
         self.stage_indices = (2, 3, 4)  # strides 8, 16, 32
