@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="mask probability threshold in (0, 1) (default: the checkpoint's calibrated one)")
     p.add_argument("--no-explain", action="store_true", help="masks only, no language model")
+    p.add_argument("--lm-precision", choices=("auto", "int8", "float32"), default="auto",
+                   help="the LM's linear layers: int8 (the default on a CPU where its kernels pass "
+                        "a self-check) or float32")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-beams", type=int, default=1)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
@@ -141,7 +144,8 @@ class _Run:
             t0 = time.perf_counter()
             try:
                 self.predictor = EmoSEMPredictor.from_pretrained(
-                    self.args.checkpoint, device=self.device, explain=not self.args.no_explain)
+                    self.args.checkpoint, device=self.device, explain=not self.args.no_explain,
+                    lm_int8={"auto": None, "int8": True, "float32": False}[self.args.lm_precision])
             except (CheckpointError, ValueError, OSError) as e:
                 raise _LoadError(str(e)) from None
             self.load_s = time.perf_counter() - t0
