@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from emosem.inference import LM_PRECISIONS
+
 logger = logging.getLogger(__name__)
 
 SPLIT_CHOICES = ("train", "val", "test", "all")
@@ -83,6 +85,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-beams", type=int, default=1,
                    help="beam search width for the explanations (default 1: greedy)")
+    p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="auto",
+                   help="the LM's linear layers (auto: int8 on a CPU where it passes its self-check)")
     p.add_argument("--retrieval-k", type=int, default=5,
                    help="train paintings the nearest-neighbour retrieval baseline pools (default 5)")
     p.add_argument("--num-overlays", type=int, default=3, help="best and worst overlays to draw")
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             max_new_tokens=args.max_new_tokens,
             num_beams=args.num_beams,
+            lm_int8=LM_PRECISIONS[args.lm_precision],
             retrieval_k=args.retrieval_k,
             num_overlays=args.num_overlays,
             progress=False if args.quiet else None,

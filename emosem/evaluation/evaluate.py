@@ -309,6 +309,7 @@ def evaluate(
     num_overlays: int = 3,
     progress: bool | None = None,
     cache_dir: str | Path | None = None,
+    lm_int8: bool | None = None,
 ) -> dict:
     """Evaluate ``checkpoint`` on ``split`` of ``data_root`` against the baselines.
 
@@ -341,6 +342,8 @@ def evaluate(
         progress: show a progress bar (default: when stderr is a terminal).
         cache_dir: the user cache for the classifier (default ``$EMOSEM_CACHE_DIR``, else
             ``$XDG_CACHE_HOME/emosem``, else ``~/.cache/emosem``).
+        lm_int8: the LM's linears in int8 (``None``: the predictor's default, int8 on a CPU
+            where the kernels pass their self-check) or float32 (``False``).
 
     Returns:
         The report (also written to ``out_dir/report.json``) on the main process; ``{}`` on
@@ -365,7 +368,8 @@ def evaluate(
 
     dev = _resolve_device(device, peers)
     t_load = time.perf_counter()
-    predictor = EmoSEMPredictor.from_pretrained(ckpt, device=str(dev))
+    predictor = EmoSEMPredictor.from_pretrained(ckpt, device=str(dev), explain=explain,
+                                                lm_int8=lm_int8)
     load_s = time.perf_counter() - t_load
     if threshold is None:
         threshold = predictor.model.config.mask_threshold
@@ -388,8 +392,9 @@ def evaluate(
         "checkpoint": str(ckpt), "out": str(out), "data": edata.data_section(), "split": split,
         "n_samples": len(run.rows), "n_paintings": len({r.key for r in run.rows}),
         "n_failed": len(run.failures), "failed": run.failures,
-        "settings": _settings(explain, meteor, batch_emotions, threshold, max_new_tokens,
-                              num_beams, seed, max_samples),
+        "settings": {**_settings(explain, meteor, batch_emotions, threshold, max_new_tokens,
+                                 num_beams, seed, max_samples),
+                     "lm_linears": "int8" if predictor.int8_layers else "float32"},
         "fit": edata.fit_section(),
     }
     seg, records = _sections(report, run, edata, prior, feats,

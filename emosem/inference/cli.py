@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
+from emosem.inference import LM_PRECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="mask probability threshold in (0, 1) (default: the checkpoint's calibrated one)")
     p.add_argument("--no-explain", action="store_true", help="masks only, no language model")
-    p.add_argument("--lm-precision", choices=("auto", "int8", "float32"), default="auto",
+    p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="auto",
                    help="the LM's linear layers: int8 (the default on a CPU where its kernels pass "
                         "a self-check) or float32")
     p.add_argument("--max-new-tokens", type=int, default=40)
@@ -145,7 +146,7 @@ class _Run:
             try:
                 self.predictor = EmoSEMPredictor.from_pretrained(
                     self.args.checkpoint, device=self.device, explain=not self.args.no_explain,
-                    lm_int8={"auto": None, "int8": True, "float32": False}[self.args.lm_precision])
+                    lm_int8=LM_PRECISIONS[self.args.lm_precision])
             except (CheckpointError, ValueError, OSError) as e:
                 raise _LoadError(str(e)) from None
             self.load_s = time.perf_counter() - t0
