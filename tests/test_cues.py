@@ -129,3 +129,11 @@ def test_tiny_regions_do_not_break_the_extractor():
         mask[100 : 100 + side, 100 : 100 + side] = True
         cues = extract_cues(img, mask)
         assert len(cues.colours) <= 3 and cues.text
+
+
+def test_muted_colours_get_the_surveys_shade_names():
+    """A grey-blue night sky is far from every saturated basic colour of the survey (its nearest
+    is dark grey): it gets a shade name of the same basic term; pure primaries keep theirs."""
+    assert name_colour(rgb_to_lab(np.array([40, 70, 120], np.uint8))).endswith("blue")
+    assert name_colour(rgb_to_lab(np.array([0, 0, 255], np.uint8))) == "blue"
+    assert name_colour(rgb_to_lab(np.array([90, 90, 90], np.uint8))) in ("grey", "dark grey")

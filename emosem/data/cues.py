@@ -10,7 +10,9 @@ mask) and at inference (predicted soft mask). It measures
 * **colour**: k-means (k = 3, OpenCV) of the region's pixels in CIELAB; each cluster holding
   ≥ 15 % of the region is named by its nearest colour in CIELAB from a published name set, the
   XKCD colour survey names that matplotlib ships (``matplotlib.colors.XKCD_COLORS``), restricted
-  to the eleven basic colour terms (Berlin & Kay) with the survey's light/dark/pale variants;
+  to the eleven basic colour terms (Berlin & Kay) with the survey's light/dark/pale variants, or,
+  for muted colours (chroma < 40) far (ΔE*76 > 20) from all of those, the survey's other names
+  of the same terms ("greyish blue", "dull green", "bluish grey");
 * **light**: mean lightness L*, chroma (saturation) and warmth (b*, yellow-blue, plus a*/2)
   of the region against the rest of the painting, and its lightness contrast (std of L*),
   in words when the difference is clear ("darker than its surroundings", "the brightest part
@@ -33,6 +35,14 @@ BASIC_TERMS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "br
 MODIFIERS = ("", "light ", "dark ", "pale ")
 # Survey names whose colour another, plainer name says better: "pale grey" is #fdfdfe.
 EXCLUDED = ("pale grey",)
+# The survey's basic colours are saturated; a painting's muted ones (a grey-blue night sky) are
+# far from all of them. A muted colour (chroma below MUTED_CHROMA) farther than BASIC_MATCH
+# (ΔE*76) from every basic name gets the nearest of the survey's modified names of the same
+# basic terms instead ("greyish blue", "dull green", "bluish grey").
+BASIC_MATCH, MUTED_CHROMA = 20.0, 40.0
+SHADES = ("deep ", "dull ", "dusty ", "muted ", "greyish ", "grey ", "bright ", "dark grey ",
+          "light grey ", "reddish ", "orangish ", "yellowish ", "greenish ", "bluish ", "purplish ",
+          "pinkish ", "brownish ")
 GRID_ROWS = ("upper", "", "lower")
 GRID_COLS = ("left", "", "right")
 SIZE_WORDS = ((0.05, "small"), (0.20, "medium"), (0.50, "large"), (1.01, "very large"))
@@ -99,17 +109,20 @@ class Cues:
         return Cues(**{**self.__dict__, "concepts": list(concepts)})
 
 
-@lru_cache(maxsize=1)
-def colour_lexicon() -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """(names, RGB uint8 [N,3], CIELAB float32 [N,3]) of the basic XKCD survey colours."""
+@lru_cache(maxsize=2)
+def colour_lexicon(shades: bool = False) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(names, RGB uint8 [N,3], CIELAB float32 [N,3]) of the XKCD survey colours named by a
+    basic term with a light/dark/pale modifier, or (``shades``) with the survey's other
+    modifiers of those terms (:data:`SHADES`: "greyish blue", "dull green", "bluish grey")."""
     from matplotlib.colors import XKCD_COLORS, to_rgb
 
     names, rgbs = [], []
     for term in BASIC_TERMS:
-        for mod in MODIFIERS:
-            key = f"xkcd:{mod}{term}"
-            if key in XKCD_COLORS and f"{mod}{term}" not in EXCLUDED:
-                names.append(f"{mod}{term}")
+        for mod in SHADES if shades else MODIFIERS:
+            name = f"{mod}{term}"
+            key = f"xkcd:{name}"
+            if key in XKCD_COLORS and name not in EXCLUDED and mod.strip() != term:
+                names.append(name)
                 rgbs.append([round(255 * c) for c in to_rgb(XKCD_COLORS[key])])
     rgb = np.asarray(rgbs, dtype=np.uint8)
     return tuple(names), rgb, rgb_to_lab(rgb)
@@ -124,9 +137,15 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def name_colour(lab: np.ndarray) -> str:
-    """The lexicon name nearest to one CIELAB colour [3] (Euclidean ΔE*76)."""
+    """The name of one CIELAB colour [3]: the nearest basic survey colour (Euclidean ΔE*76),
+    or for a muted colour far from all of them the nearest shade name (see BASIC_MATCH)."""
     names, _, lex = colour_lexicon()
-    return names[int(np.argmin(((lex - lab) ** 2).sum(1)))]
+    dist = np.sqrt(((lex - lab) ** 2).sum(1))
+    if dist.min() <= BASIC_MATCH or float(np.hypot(lab[1], lab[2])) >= MUTED_CHROMA:
+        return names[int(np.argmin(dist))]
+    shade_names, _, shade_lex = colour_lexicon(shades=True)
+    shade = np.sqrt(((shade_lex - lab) ** 2).sum(1))
+    return shade_names[int(np.argmin(shade))] if shade.min() < dist.min() else names[int(np.argmin(dist))]
 
 
 def place_words(weights: np.ndarray) -> tuple[str, str | None, list[float], list[float]]:
