@@ -126,6 +126,8 @@ def write_run_outputs(
         "done": done, "failed": failed, "skipped": skipped, "notes": notes,
         "csv_rows": n_rows,
         "this_run": this_run,
+        # also at the top level, where readers of earlier versions (the benchmark) look for it
+        "cold_start_to_first_result_s": this_run.get("cold_start_to_first_result_s"),
     }
     if gallery and entries:
         from emosem.visualization.gallery import write_gallery
