@@ -114,3 +114,94 @@ def test_infer_cli_on_a_damaged_checkpoint_is_one_line(tmp_path, tiny_checkpoint
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert "Cannot load the checkpoint" in lines[0] and EXPECT[case] in lines[0]
+
+
+# ---------------------------------------------------------------------- run-folder checkpoints
+def _step(run: Path, step: int, *, state: bool = True, tmp: bool = False) -> Path:
+    """A checkpoint folder as save_checkpoint writes it (small tensors, real formats)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from emosem.training.checkpointing import STATE_FILE
+
+    folder = run / "checkpoints" / (f".tmp-step_{step:08d}" if tmp else f"step_{step:08d}")
+    folder.mkdir(parents=True)
+    save_file({"w": torch.full((64,), float(step))}, str(folder / "model.safetensors"))
+    torch.save({"state": {}, "param_groups": []}, folder / "optimizer.bin")
+    if state:
+        files = {p.name: p.stat().st_size for p in folder.iterdir()}
+        (folder / STATE_FILE).write_text(json.dumps({"step": step, "files": files}))
+    return folder
+
+
+def test_resume_auto_takes_the_newest_intact_checkpoint(tmp_path, caplog):
+    from emosem.training.checkpointing import ResumeError, read_state, resolve_resume
+
+    run = tmp_path / "run"
+    assert resolve_resume("auto", run) is None  # nothing yet: a fresh start
+    assert resolve_resume(None, run) is None
+    _step(run, 2)
+    good = _step(run, 4)
+    _step(run, 6, tmp=True)  # a save killed mid-write
+    _step(run, 8, state=False)  # a folder without its state file
+    assert resolve_resume("auto", run) == good and read_state(good) == {"step": 4}
+    # damaged newer ones are skipped and named: truncated weights, a truncated optimizer file,
+    # a state file cut short, a changed safetensors header of the recorded size
+    damaged = {10: "model.safetensors has", 12: "optimizer.bin is unreadable", 14: "not valid JSON",
+               16: "model.safetensors is unreadable"}
+    for step in damaged:
+        ck = _step(run, step)
+    _truncate(run / "checkpoints" / "step_00000010" / "model.safetensors")
+    opt = run / "checkpoints" / "step_00000012" / "optimizer.bin"
+    opt.write_bytes(opt.read_bytes()[:-200].ljust(opt.stat().st_size, b"\0"))
+    _truncate(run / "checkpoints" / "step_00000014" / "trainer_state.json")
+    _corrupt_header(ck / "model.safetensors")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert resolve_resume("auto", run) == good
+    for step, why in damaged.items():
+        line = next(r.getMessage() for r in caplog.records if f"step_{step:08d}" in r.getMessage())
+        assert why in line and "skipping damaged checkpoint" in line, line
+    assert not any("step_00000006" in r.getMessage() for r in caplog.records)
+    # --resume DIR: the folder itself, or a one-line error
+    assert resolve_resume(str(good), run) == good
+    for bad, why in ((run / "checkpoints" / "step_00000010", "model.safetensors has"),
+                     (run / "checkpoints" / "step_00000008", "no trainer_state.json"),
+                     (tmp_path / "nowhere", "no such folder")):
+        with pytest.raises(ResumeError, match=why) as info:
+            resolve_resume(str(bad), run)
+        assert "\n" not in str(info.value)
+    # every checkpoint damaged: an error, not a silent fresh start
+    shutil.rmtree(run / "checkpoints" / "step_00000002")
+    shutil.rmtree(good)
+    with pytest.raises(ResumeError, match="no intact checkpoint"):
+        resolve_resume("auto", run)
+
+
+def test_rng_state_round_trips_without_pickle(tmp_path):
+    import random
+
+    import numpy as np
+    import torch
+
+    from emosem.training.checkpointing import load_rng_state, save_rng_state
+
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    np.random.standard_normal()  # a cached gaussian in numpy's state
+    save_rng_state(tmp_path / "rng.safetensors", accelerator_step=7)
+    expected = (random.random(), np.random.standard_normal(3).tolist(), torch.rand(3).tolist())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    assert load_rng_state(tmp_path / "rng.safetensors") == 7
+    assert (random.random(), np.random.standard_normal(3).tolist(), torch.rand(3).tolist()) == expected
+    assert (tmp_path / "rng.safetensors").read_bytes()[:2] != b"\x80\x04"  # not a pickle
+
+
+def test_train_cli_resume_errors_are_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "train.py"), "--config", str(REPO / "configs" / "smoke.yaml"),
+         "--set", f"train.output_dir={tmp_path / 'run'}", "--resume", str(tmp_path / "nowhere"), "--cpu"],
+        capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "--resume" in errors[0] and "no such folder" in errors[0], proc.stderr

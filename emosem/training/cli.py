@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from emosem.training.checkpointing import ResumeError
     from emosem.training.trainer import TrainingAborted, train
 
     overrides = list(args.overrides)
@@ -37,5 +38,8 @@ def run(args: argparse.Namespace) -> int:
     except TrainingAborted as e:
         logger.error("Training stopped: %s", e)
         return 3
+    except ResumeError as e:
+        logger.error("%s", e)
+        return 2
     logger.info("Done: %s", json.dumps(summary))
     return 0

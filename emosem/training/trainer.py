@@ -28,7 +28,12 @@ from emosem.data.dataset import collate_samples
 from emosem.data.sampler import PaintingBatchSampler
 from emosem.data.splits import build_splits
 from emosem.modeling.emosem import EmoSEM
-from emosem.training.checkpointing import read_state, resolve_resume, save_checkpoint
+from emosem.training.checkpointing import (
+    load_checkpoint,
+    read_state,
+    resolve_resume,
+    save_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +243,8 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
     run_dir.mkdir(parents=True, exist_ok=True)
     accelerator = build_accelerator(cfg, run_dir, cpu=cpu)
     _setup_logging(run_dir, accelerator.is_main_process)
+    # which checkpoint to continue (newest intact one for "auto"), before the model is built
+    ckpt = resolve_resume(resume, run_dir, log=accelerator.is_main_process)
     if accelerator.is_main_process:
         cfg.save(run_dir / "config.yaml")
     set_seed(tcfg.seed)
@@ -280,9 +287,8 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
 
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "nan_steps": 0,
                              "best_score": None, "samples_seen": 0, "skipped_rows": 0}
-    ckpt = resolve_resume(resume, run_dir)
     if ckpt is not None:
-        accelerator.load_state(str(ckpt))
+        load_checkpoint(accelerator, model, ckpt)
         state.update(read_state(ckpt))
         logger.info("Resumed from %s at step %d", ckpt, state["step"])
 
@@ -362,6 +368,9 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
                 n_window += n_batch
                 reduced = {k: accelerator.reduce(v.detach(), reduction="mean").item()
                            for k, v in {"loss": loss, **out.losses}.items()}
+                if log_shards:  # each rank's own loss beside the reduced one the run records
+                    logger.warning("LOSS %s", json.dumps({"rank": accelerator.process_index, "step": state["step"],
+                                                          "local": loss.item()}))
                 for k, v in {**reduced, **out.metrics}.items():
                     window.setdefault(k, []).append(float(v))
                 bar.update(1)
