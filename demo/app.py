@@ -53,6 +53,7 @@ from emosem.emotions import (  # noqa: E402
     emotion_file_stem,
     normalize_prompt_emotion,
 )
+from emosem.visualization.cues import CUES_TITLE, cue_lines  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
@@ -95,6 +96,8 @@ CSS = """
 #results .note { color: #a15c00; font-size: 0.9em; font-style: italic; }
 #results .explanation { margin: 4px 0 0 0; font-size: 1.02em; }
 #results .explanation.empty { color: #888; font-style: italic; }
+#results .cues { color: #555; font-size: 0.9em; margin-top: 4px; }
+#results .cues ul { margin: 2px 0 0 0; padding-left: 18px; }
 """
 
 
@@ -225,10 +228,14 @@ def render_results_html(views: Sequence[EmotionView]) -> str:
             expl = '<p class="explanation empty">(explanations were switched off)</p>'
         else:
             expl = '<p class="explanation empty">(the model generated no explanation)</p>'
+        lines = cue_lines(r.cues.record() if r.cues is not None else None)
+        cues = (f'<div class="cues"><b>{html.escape(CUES_TITLE)}</b><ul>'
+                + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul></div>"
+                if lines else "")
         cards.append(
             f'<div class="card" data-emotion="{html.escape(r.emotion)}" style="--emo: {rgb}">'
             f"<h4>{html.escape(r.emotion)}</h4>{note}"
-            f'<div class="metrics">{metrics}</div>{expl}</div>'
+            f'<div class="metrics">{metrics}</div>{expl}{cues}</div>'
         )
     return "\n".join(cards)
 

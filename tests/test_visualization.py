@@ -410,3 +410,30 @@ def test_gallery_groups_by_image_and_handles_missing_files(tmp_path):
     assert page.count('<section class="painting">') == 3
     assert "overlay unavailable" in page
     assert "../overlays/p1_awe.png" in page
+
+
+def test_cues_block_in_gallery_and_panel(tmp_path):
+    """The measured cues appear as "what the region shows" in the gallery and the panel."""
+    import numpy as np
+
+    from emosem.data.cues import extract_cues
+    from emosem.visualization.cues import cue_lines
+    from emosem.visualization.figures import panel_figure
+    from emosem.visualization.gallery import write_gallery
+
+    img = np.zeros((60, 90, 3), np.uint8)
+    img[:, :] = (229, 0, 0)  # the survey's own "red" (#e50000)
+    mask = np.zeros((60, 90), bool)
+    mask[:20, :30] = True
+    rec = extract_cues(img, mask).with_concepts([{"name": "wreck", "score": 0.4}]).record()
+    lines = cue_lines(rec)
+    assert lines[0] == "in the upper left, medium (11% of the canvas)"
+    assert lines[1] == "colours: red 100%" and lines[-1] == "shows: wreck 0.40"
+    assert cue_lines({"area_fraction": 0}) == [] and cue_lines(None) == []
+    page = write_gallery(tmp_path / "index.html", [{"image": "x.png", "emotion": "fear",
+                                                     "explanation": "a red sky", "cues": rec}])
+    text = page.read_text()
+    assert "what the region shows" in text and "colours: red 100%" in text
+    fig = panel_figure(img, img, "fear", "a red sky", 0.5, cues=rec, out_path=tmp_path / "p.png")
+    texts = [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))]
+    assert "what the region shows" in texts and "shows: wreck 0.40" in texts

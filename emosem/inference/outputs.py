@@ -224,5 +224,6 @@ def gallery_entry(image_name: str, record: dict[str, Any], out_dir: Path) -> dic
         "heatmap_path": out_dir / files["heatmap"] if "heatmap" in files else None,
         "mask_path": out_dir / files["mask"] if "mask" in files else None,
         "explanation": record.get("explanation"), "confidence": record.get("confidence"),
+        "cues": record.get("cues"),
         "trained": record.get("trained_emotion"),
     }

@@ -25,6 +25,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.transforms import offset_copy
 
 from emosem.emotions import ARTEMIS_EMOTIONS, emotion_color, is_artemis_emotion, parse_emotion
+from emosem.visualization.cues import CUES_TITLE, cue_lines
 from emosem.visualization.overlay import to_rgb_uint8
 
 logger = logging.getLogger(__name__)
@@ -266,20 +267,11 @@ def _normalize_distribution(distribution: Mapping[str, float]) -> list[tuple[str
 
 
 def _cue_items(cues: Mapping | None, scale: float = 1.0) -> list[dict]:
-    """The "what the region shows" block: measured place, size, colours, light and concepts
-    (a ``cues`` record, see ``emosem.data.cues.Cues.record``), one short line each."""
-    if not cues or not cues.get("area_fraction"):
+    """The "what the region shows" block of a panel: a title and :func:`cue_lines`."""
+    lines = cue_lines(cues)
+    if not lines:
         return []
-    lines = [f"{cues.get('extent') or cues['place']}, {cues['size']} "
-             f"({100 * cues['area_fraction']:.0f}% of the canvas)"]
-    if cues.get("colours"):
-        lines.append("colours: " + ", ".join(f"{c['name']} {100 * c['share']:.0f}%"
-                                             for c in cues["colours"]))
-    if cues.get("light_words"):
-        lines.append("light: " + ", ".join(cues["light_words"]))
-    if cues.get("concepts"):
-        lines.append("shows: " + ", ".join(f"{c['name']} {c['score']:.2f}" for c in cues["concepts"]))
-    items = [dict(text="what the region shows", size=10 * scale, weight="bold", color=_MUTED,
+    items = [dict(text=CUES_TITLE, size=10 * scale, weight="bold", color=_MUTED,
                   gap=2 * scale)]
     items += [dict(text=line, size=9.5 * scale, color=_MUTED, gap=1 * scale, shrink=True)
               for line in lines]

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from PIL import Image, ImageOps
 
 from emosem.emotions import emotion_color, is_artemis_emotion, parse_emotion
+from emosem.visualization.cues import CUES_TITLE, cue_lines
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ figure img { display: block; width: 100%; height: auto; border-radius: 4px;
 figcaption { font-size: 12px; color: var(--muted); margin-top: 2px; }
 .missing { font-size: 13px; color: var(--muted); padding: 24px 8px; text-align: center;
   border: 1px dashed var(--line); border-radius: 4px; }
+.cues { color: #555; font-size: 0.9em; margin: 4px 0; }
+.cues h4 { margin: 6px 0 2px; font-size: 0.95em; } .cues ul { margin: 0; padding-left: 18px; }
 blockquote { margin: 10px 0 6px; padding: 6px 12px; border-left: 3px solid var(--accent, #999);
   background: #fafbfc; font-style: italic; }
 .noexpl { color: var(--muted); font-style: italic; margin: 10px 0 6px; }
@@ -177,6 +180,11 @@ def _card(entry: Mapping[str, Any], base: Path) -> str:
         expl_html = f"<blockquote>{_esc(' '.join(str(expl).split()))}</blockquote>"
     else:
         expl_html = '<p class="noexpl">No explanation.</p>'
+
+    lines = cue_lines(entry.get("cues"))
+    if lines:
+        expl_html += (f'<div class="cues"><h4>{_esc(CUES_TITLE)}</h4><ul>'
+                      + "".join(f"<li>{_esc(line)}</li>" for line in lines) + "</ul></div>")
 
     links = []
     for key, label in (

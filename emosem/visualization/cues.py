@@ -1,0 +1,28 @@
+"""The "what the region shows" lines of a stimulus, shared by the panel figure, the HTML gallery
+and the web demo (no plotting imports)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["CUES_TITLE", "cue_lines"]
+
+CUES_TITLE = "what the region shows"
+
+
+def cue_lines(cues: Mapping | None) -> list[str]:
+    """The "what the region shows" lines of a ``cues`` record (``emosem.data.cues.Cues.record``):
+    place and size, colour shares, light, concepts; [] for no record or an empty region. The
+    panel, the HTML gallery and the web demo all show these."""
+    if not cues or not cues.get("area_fraction"):
+        return []
+    lines = [f"{cues.get('extent') or cues['place']}, {cues['size']} "
+             f"({100 * cues['area_fraction']:.0f}% of the canvas)"]
+    if cues.get("colours"):
+        lines.append("colours: " + ", ".join(f"{c['name']} {100 * c['share']:.0f}%"
+                                             for c in cues["colours"]))
+    if cues.get("light_words"):
+        lines.append("light: " + ", ".join(cues["light_words"]))
+    if cues.get("concepts"):
+        lines.append("shows: " + ", ".join(f"{c['name']} {c['score']:.2f}" for c in cues["concepts"]))
+    return lines
