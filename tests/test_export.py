@@ -24,7 +24,16 @@ def test_export_halves_weights_and_keeps_the_classifier_cache(tmp_path, tiny_che
     assert json.loads(proc.stdout.strip().splitlines()[-1])["exported"] == str(dst)
     assert json.loads((dst / "emotion_classifier" / "emotion_classifier.json").read_text()) == {"cached": True}
     assert not (dst / "stale.txt").exists()
-    assert json.loads((dst / "config.json").read_text())["note"] == "unit test"
+    meta = json.loads((dst / "config.json").read_text())
+    assert meta["note"] == "unit test" and meta["weights_dtype"] == "float16"
+    from safetensors import safe_open
+
+    with safe_open(str(dst / "model.safetensors"), "pt") as f:
+        dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    floating = {k: d for k, d in dtypes.items() if d in ("F16", "BF16", "F32", "F64")}
+    assert floating and all(d == "F16" for d in floating.values()), \
+        {k: d for k, d in floating.items() if d != "F16"}
+    assert (dst / "model.safetensors").stat().st_size < 0.6 * (tiny_checkpoint / "model.safetensors").stat().st_size
     model = EmoSEM.from_pretrained(dst)
     ref = EmoSEM.from_pretrained(tiny_checkpoint)
     a, b = model.state_dict(), ref.state_dict()
