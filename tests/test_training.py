@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,8 +64,10 @@ def test_config_overrides_and_errors(tmp_path):
 @pytest.mark.slow
 def test_train_writes_a_run_folder_and_a_loadable_checkpoint(tmp_path, synthetic_dir, tiny_llama_dir):
     run = tmp_path / "run"
+    # checkpoints at steps 4, 8 and 10 (the end): keep_last=2 prunes the first
     proc = _run(TRAIN + _args(run, synthetic_dir, tiny_llama_dir, "--set", "train.tracker=tensorboard",
-                              "--set", "model.num_tags=64"))
+                              "--set", "model.num_tags=64", "--set", "train.save_every=4",
+                              "--set", "train.keep_last=2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run / "config.yaml").is_file() and (run / "train.log").is_file()
     metrics = json.loads((run / "metrics.json").read_text())
@@ -73,8 +76,15 @@ def test_train_writes_a_run_folder_and_a_loadable_checkpoint(tmp_path, synthetic
     assert "Tag head fitted" in (run / "train.log").read_text()
     assert len(metrics["val"]) == 2 and 0.0 <= metrics["val"][-1]["gIoU"] <= 1.0
     assert metrics["val"][-1]["explanations"], "validation should generate a few explanations"
-    assert list((run / "checkpoints").iterdir()), "save_state checkpoints"
-    assert len(list((run / "checkpoints").iterdir())) <= 2  # keep_last
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000008", "step_00000010"]
+    ckpt = run / "checkpoints" / "step_00000010"
+    assert not list(ckpt.glob("*.pkl")), "RNG states are saved without pickle"
+    assert (ckpt / "rng_state_0.safetensors").is_file()
+    # best/ holds the step with the highest val gIoU (the first of equals), last/ the final step
+    scores = [v["gIoU"] for v in metrics["val"]]
+    best_step = metrics["val"][scores.index(max(scores))]["step"]
+    assert json.loads((run / "best" / "config.json").read_text())["step"] == best_step
+    assert json.loads((run / "last" / "config.json").read_text())["step"] == 10
     assert any(p.name.startswith("events.out.tfevents") for p in run.rglob("*")), "TensorBoard logs"
     from emosem.modeling.emosem import EmoSEM
 
@@ -96,9 +106,18 @@ def test_sigkill_then_resume_auto_equals_straight_run(tmp_path, synthetic_dir, t
     assert p2.returncode == -signal.SIGKILL, (p2.returncode, p2.stderr[-2000:])
     assert (resumed / "checkpoints" / "step_00000010").is_dir()
     assert not (resumed / "last").exists()
+    # a newer checkpoint damaged by a full disk and a save killed mid-write: both passed over
+    ckpts = resumed / "checkpoints"
+    shutil.copytree(ckpts / "step_00000010", ckpts / "step_00000012")
+    opt = ckpts / "step_00000012" / "optimizer.bin"
+    opt.write_bytes(opt.read_bytes()[: opt.stat().st_size // 3])
+    shutil.copytree(ckpts / "step_00000010", ckpts / ".tmp-step_00000013")
+    (ckpts / ".tmp-step_00000013" / "trainer_state.json").unlink()
     p3 = _run(TRAIN + _args(resumed, synthetic_dir, tiny_llama_dir, *common, "--resume", "auto"))
     assert p3.returncode == 0, p3.stderr[-3000:]
-    assert "Resumed from" in p3.stderr
+    assert "Traceback" not in p3.stderr
+    assert "skipping damaged checkpoint" in p3.stderr and "step_00000012: optimizer.bin has" in p3.stderr
+    assert f"Resumed from {ckpts / 'step_00000010'} at step 10" in p3.stderr
     a = load_file(str(straight / "last" / "model.safetensors"))
     b = load_file(str(resumed / "last" / "model.safetensors"))
     assert a.keys() == b.keys()
@@ -165,7 +184,27 @@ def test_two_cpu_processes_with_accelerate_launch(tmp_path, synthetic_dir, tiny_
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["summary"]["step"] == 4
     assert metrics["train"][-1]["samples_per_s"] > 0
+    # reduced loss: each recorded step's loss is the mean of the two ranks' own losses (log_every=1)
+    local: dict[int, dict[int, float]] = {}
+    for line in proc.stderr.splitlines():
+        if "LOSS {" in line:
+            rec = json.loads(line.split("LOSS ", 1)[1])
+            local.setdefault(rec["step"], {})[rec["rank"]] = rec["local"]
+    assert sorted(local) == [1, 2, 3, 4] and all(set(v) == {0, 1} for v in local.values()), local
+    assert any(abs(v[0] - v[1]) > 1e-6 for v in local.values()), "ranks train on different data"
+    for rec in metrics["train"]:
+        assert rec["loss"] == pytest.approx((local[rec["step"]][0] + local[rec["step"]][1]) / 2, rel=1e-5)
+    # only rank 0 writes: one report, rank 1's lines reach stderr but never train.log, one copy
+    # of the weights per checkpoint (each rank keeps only its own RNG state beside them)
     assert proc.stderr.count("Data report") == 1, "only rank 0 reports"
+    log = (run / "train.log").read_text()
+    assert '"rank": 0' in log and '"rank": 1' not in log
+    assert '"rank": 1' in proc.stderr
+    for ckpt in (run / "checkpoints").glob("step_*"):
+        names = sorted(p.name for p in ckpt.iterdir())
+        assert names.count("model.safetensors") == 1 and not any(n.endswith(".pkl") for n in names)
+        assert {"rng_state_0.safetensors", "rng_state_1.safetensors"} <= set(names)
+    assert not list(run.glob("**/*rank1*")) and not list(run.glob("**/*.tmp*"))
     from emosem.modeling.emosem import EmoSEM
 
     EmoSEM.from_pretrained(run / "last")
