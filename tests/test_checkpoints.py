@@ -93,6 +93,13 @@ def test_checkpoint_records_its_files_and_old_ones_still_load(tmp_path, tiny_che
     shutil.rmtree(old / "lm_adapter")
     EmoSEM.from_pretrained(old)
     assert "without its LoRA adapter" in caplog.text
+    # without the record, a truncated or corrupt weights file is still a one-line error
+    for damage, why in ((_truncate, "not fully covered"), (_corrupt_header, "invalid JSON in header")):
+        bad = _copy(old, tmp_path / f"old-{damage.__name__}")
+        damage(bad / "model.safetensors")
+        with pytest.raises(CheckpointError, match=f"model.safetensors is damaged .*{why}") as info:
+            EmoSEM.from_pretrained(bad)
+        assert "\n" not in str(info.value)
     # files the record does not name (an evaluation cache, a report) are allowed
     extra = _copy(tiny_checkpoint, tmp_path / "extra")
     (extra / "eval_report.json").write_text("{}")
