@@ -35,6 +35,7 @@ from emosem.modeling.lm_weights import repo_root
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "checkpoints/emosem-tiny"
+MIN_CONCEPT_AREA = 0.005  # regions under 0.5 % of the canvas get no ImageNet concepts
 
 
 def default_checkpoint() -> Path:
@@ -299,10 +300,11 @@ class EmoSEMPredictor:
     def region_cues(self, st: ImageState, masks: np.ndarray, low: torch.Tensor) -> list[Cues]:
         """Measured cues of each region as shown (masks [n, H, W] bool at the original size),
         with the encoder's concepts pooled under the same masks at low resolution ``low``
-        [n, 1, 4h, 4w] bool (none for an empty mask)."""
+        [n, 1, 4h, 4w] bool (none for a region under :data:`MIN_CONCEPT_AREA` of the canvas)."""
         cmap = None if st.concept_map is None else st.concept_map.expand(len(masks), -1, -1, -1)
         words = self.model.concept_words(cmap, low.float())
-        return [extract_cues(st.image, m).with_concepts(w if m.any() else [])
+        # a region of a few pixels pools one or two feature cells: its "concepts" are noise
+        return [extract_cues(st.image, m).with_concepts(w if m.mean() >= MIN_CONCEPT_AREA else [])
                 for m, w in zip(masks, words)]
 
     def __call__(self, image: Any, emotions: list[str] | str, **kwargs: Any) -> list[StimulusResult]:
