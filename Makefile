@@ -48,7 +48,7 @@ lint: setup
 serve: weights
 	$(PY) demo/app.py
 
-# The default checkpoint's recipe (CPU, 2 cores: stage 1 12 min, 1b 13 min, 2 about 1 h): see README.
+# The default checkpoint's recipe (CPU, 2 cores: stage 1 17 min, 1b 12 min, 2 about 1 h 5 min): see README.
 data/synthetic/stimulus_masks.json: | $(STAMP)
 	$(PY) tools/make_synthetic_artemis.py --out data/synthetic --paintings 2000 --size 256 --seed 0
 
