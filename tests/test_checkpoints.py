@@ -116,7 +116,7 @@ def test_infer_cli_on_a_damaged_checkpoint_is_one_line(tmp_path, tiny_checkpoint
          "--emotion", "awe", "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"],
         capture_output=True, text=True, timeout=300, cwd=REPO,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode != 0
+    assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr

@@ -326,9 +326,9 @@ def run(args: argparse.Namespace) -> int:
                 for item in mine:
                     worker.process(item, ledger)
                     bar.update(1)
-    except _LoadError as e:
+    except _LoadError as e:  # a damaged checkpoint is a failed run (1), not a usage error (2)
         logger.error("Cannot load the checkpoint: %s", e)
-        code = 2
+        code = 1
     finally:
         ledger.close()
         bar.close()
