@@ -272,7 +272,11 @@ class RetrievalBaseline:
 def painting_feature(embedding: Any) -> np.ndarray:
     """Global image feature for nearest-neighbour retrieval: SAM embedding ``[1, C, h, w]`` (or
     ``[C, h, w]``) → ``[2C]`` float32 unit vector (spatial mean and spatial max, concatenated)."""
+    from emosem.modeling.image_encoders import split_image_features
+
     e = embedding.detach().float().cpu()
+    if e.dim() == 4:  # packed image features (EfficientNet-Lite's HQ skip after SAM's 256)
+        e = split_image_features(e)[0]
     e = e.reshape(e.shape[-3], -1)
     v = np.concatenate([e.mean(1).numpy(), e.amax(1).numpy()]).astype(np.float32)
     n = float(np.linalg.norm(v))

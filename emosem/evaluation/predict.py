@@ -26,7 +26,6 @@ from emosem.evaluation.rows import (
     SampleRow,
     dedupe,
 )
-from emosem.modeling.image_encoders import split_image_features
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ class PaintingScorer:
             painting.grounded = GroundedExplanation(
                 grounded, results[ask.index(grounded)].explanation)
         if o.explain:  # for the nearest-neighbour retrieval baseline
-            painting.feature = painting_feature(split_image_features(state.embedding)[0]).tolist()
+            painting.feature = painting_feature(state.embedding).tolist()
         return rows, painting
 
     def _row(self, key: str, s: Any, r: Any, neutral: Any, motifs: _Motifs) -> SampleRow:
