@@ -55,12 +55,12 @@ def test_int8_predictor_same_masks_near_identical_logits(tiny_checkpoint, sample
 
 
 def test_fallback_when_kernels_are_missing(tiny_checkpoint, monkeypatch):
-    """No working int8 kernels: the default quietly stays float32 (packed), an explicit
-    request is a clear error."""
+    """Float32 (packed) is the default; without working int8 kernels an int8 request is a clear
+    error, not a silent fallback to something else."""
+    p = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
+    assert p.int8_layers == 0 and p.packed_layers > 0
     monkeypatch.setattr(quantize, "_kernels_work", lambda: False)
     monkeypatch.setattr("emosem.inference.predictor.int8_supported",
                         lambda d, t: quantize.int8_supported(d, t))
-    p = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
-    assert p.int8_layers == 0 and p.packed_layers > 0
     with pytest.raises(ValueError, match="int8 LM weights need a CPU"):
         EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_int8=True)

@@ -273,15 +273,16 @@ class InferenceSections:
             9 * self.n_tokens / nine["decode_explain"]["median_s"], 2)
 
     def lm_precision(self) -> None:
-        """Explanation tokens/s with int8 LM linears (the CPU default, see quantize.py) beside
-        float32 (oneDNN-prepacked), one emotion, the same prefix and cues, batch 1."""
+        """Explanation tokens/s with int8 LM linears (opt-in, see quantize.py) beside float32
+        (oneDNN-prepacked, the default), one emotion, the same prefix and cues, batch 1."""
         import torch
 
         from emosem.inference.predictor import EmoSEMPredictor
+        from emosem.inference.quantize import int8_supported
 
         p = self.predictor
-        if self.device.type != "cpu":
-            logger.info("  int8 LM linears are a CPU path: nothing to compare on %s", self.device)
+        if not int8_supported(self.device, torch.float32):
+            logger.info("  int8 LM linears do not run on %s: nothing to compare", self.device)
             return
         other = EmoSEMPredictor.from_pretrained(self.checkpoint, device="cpu",
                                                 lm_int8=not p.int8_layers)

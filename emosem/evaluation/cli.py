@@ -85,8 +85,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-beams", type=int, default=1,
                    help="beam search width for the explanations (default 1: greedy)")
-    p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="auto",
-                   help="the LM's linear layers (auto: int8 on a CPU where it passes its self-check)")
+    p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="float32",
+                   help="the LM's linear layers: float32 (default) or int8 (CPU)")
     p.add_argument("--retrieval-k", type=int, default=5,
                    help="train paintings the nearest-neighbour retrieval baseline pools (default 5)")
     p.add_argument("--num-overlays", type=int, default=3, help="best and worst overlays to draw")

@@ -309,7 +309,7 @@ def evaluate(
     num_overlays: int = 3,
     progress: bool | None = None,
     cache_dir: str | Path | None = None,
-    lm_int8: bool | None = None,
+    lm_int8: bool = False,
 ) -> dict:
     """Evaluate ``checkpoint`` on ``split`` of ``data_root`` against the baselines.
 
@@ -342,8 +342,7 @@ def evaluate(
         progress: show a progress bar (default: when stderr is a terminal).
         cache_dir: the user cache for the classifier (default ``$EMOSEM_CACHE_DIR``, else
             ``$XDG_CACHE_HOME/emosem``, else ``~/.cache/emosem``).
-        lm_int8: the LM's linears in int8 (``None``: the predictor's default, int8 on a CPU
-            where the kernels pass their self-check) or float32 (``False``).
+        lm_int8: run the LM's linears in int8 (CPU; see :mod:`emosem.inference.quantize`).
 
     Returns:
         The report (also written to ``out_dir/report.json``) on the main process; ``{}`` on

@@ -39,9 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="mask probability threshold in (0, 1) (default: the checkpoint's calibrated one)")
     p.add_argument("--no-explain", action="store_true", help="masks only, no language model")
-    p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="auto",
-                   help="the LM's linear layers: int8 (the default on a CPU where its kernels pass "
-                        "a self-check) or float32")
+    p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="float32",
+                   help="the LM's linear layers: float32 (default) or int8 (CPU, faster, "
+                        "lower quality: see README)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-beams", type=int, default=1)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")

@@ -142,7 +142,7 @@ class EmoSEMPredictor:
 
     def __init__(self, model: EmoSEM, device: str | torch.device = "cpu", max_side: int = 4096,
                  merge_lora: bool = True, pack_weights: bool = True,
-                 lm_int8: bool | None = None) -> None:
+                 lm_int8: bool = False) -> None:
         self.device = resolve_device(device)
         self.max_side = max_side  # larger images are downscaled (with a warning) before encoding
         self.model = model.to(self.device).eval()
@@ -157,12 +157,10 @@ class EmoSEMPredictor:
             return
         if merge_lora:
             self.model.lm.merge_lora(unload=True)
-        # Then, on a CPU, int8 linears for the LM (lm_int8=None: where int8_supported says they
-        # work; see quantize.py) or else its float32 weights prepacked for oneDNN.
+        # Then, on a CPU, the LM's float32 weights prepacked for oneDNN, or (lm_int8, opt-in:
+        # faster, lower quality, see quantize.py) its linears in int8.
         lm_dtype = next(model.lm.model.parameters()).dtype
-        if lm_int8 is None:
-            lm_int8 = merge_lora and int8_supported(self.device, lm_dtype)
-        elif lm_int8 and not int8_supported(self.device, lm_dtype):
+        if lm_int8 and not int8_supported(self.device, lm_dtype):
             raise ValueError("int8 LM weights need a CPU, a float32 model and working quantized "
                              f"kernels (device {self.device}, {lm_dtype}); use float32")
         if lm_int8:
@@ -173,7 +171,7 @@ class EmoSEMPredictor:
     @classmethod
     def from_pretrained(
         cls, checkpoint: str | Path | None = None, device: str = "auto", merge_lora: bool = True,
-        pack_weights: bool = True, lm_int8: bool | None = None, explain: bool = True,
+        pack_weights: bool = True, lm_int8: bool = False, explain: bool = True,
         **kwargs: Any,
     ) -> EmoSEMPredictor:
         """Load a checkpoint folder (default: the bundled one, :func:`default_checkpoint`).
