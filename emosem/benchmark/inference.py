@@ -226,9 +226,8 @@ class InferenceSections:
         p, model, state = self.predictor, self.predictor.model, self._state()
 
         def core(ems: list[str]) -> Any:
-            with torch.no_grad():
-                k = len(ems)
-                return model.decode(state.embedding.expand(k, -1, -1, -1), model.emotion_tokens(ems))
+            with torch.no_grad():  # one image's features for all its emotions, as the predictor
+                return model.decode(state.embedding, model.emotion_tokens(ems))
 
         sam_points = self._sam_point_decoder(state.embedding)
         fns: dict[str, Callable[[], Any]] = {}
