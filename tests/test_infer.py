@@ -153,7 +153,7 @@ def test_bad_arguments_fail_clearly(tmp_path, tiny_checkpoint):
     proc = _infer(painting, "--batch-size", "0", "--checkpoint", tiny_checkpoint, "--out", tmp_path)
     assert proc.returncode == 2 and "--batch-size must be at least 1" in proc.stderr
     proc = _infer(painting, "--checkpoint", tmp_path / "missing", "--out", tmp_path)
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert proc.returncode == 1 and "does not exist" in proc.stderr  # cannot be loaded: 1
     proc = _infer(tmp_path / "nope.jpg", "--checkpoint", tiny_checkpoint, "--out", tmp_path / "o",
                   "--json-only", "--no-explain", "--emotion", "awe")
     assert proc.returncode == 1 and "no such file" in proc.stderr
