@@ -56,7 +56,12 @@ def build_sam_tiny() -> Sam:
         window_size=8,
         global_attn_indexes=(1, 3, 5),
     )
-    grid = image_size // patch
+    return _sam_around(encoder, image_size, image_size // patch)
+
+
+def _sam_around(encoder: nn.Module, image_size: int, grid: int) -> Sam:
+    """SAM's prompt encoder and a 2-layer mask decoder (the small SAMs' shared parts) around
+    ``encoder``, whose embedding is [B, 256, grid, grid] for [B, 3, image_size, image_size]."""
     return Sam(
         image_encoder=encoder,
         prompt_encoder=PromptEncoder(
@@ -80,25 +85,8 @@ def build_sam_tiny() -> Sam:
 def build_sam_effnet(variant: str, image_size: int, pretrained: bool = True) -> Sam:
     """SAM's prompt encoder and mask decoder over a pretrained EfficientNet-Lite encoder
     (:class:`~emosem.modeling.image_encoders.EfficientNetLiteEncoder`): S/16 embedding, S/4 masks."""
-    grid = image_size // 16
-    return Sam(
-        image_encoder=EfficientNetLiteEncoder(variant, image_size, pretrained=pretrained),
-        prompt_encoder=PromptEncoder(
-            embed_dim=PROMPT_DIM,
-            image_embedding_size=(grid, grid),
-            input_image_size=(image_size, image_size),
-            mask_in_chans=16,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
-                depth=2, embedding_dim=PROMPT_DIM, mlp_dim=1024, num_heads=8
-            ),
-            transformer_dim=PROMPT_DIM,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
-        ),
-    )
+    encoder = EfficientNetLiteEncoder(variant, image_size, pretrained=pretrained)
+    return _sam_around(encoder, image_size, image_size // 16)
 
 
 @dataclass(frozen=True)
