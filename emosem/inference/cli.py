@@ -167,7 +167,8 @@ class _Run:
     def process(self, item, ledger) -> None:
         """Account for one input in the ledger: done (new or reused), failed or skipped."""
         from emosem.data.image_io import ImageLoadError, decode_image
-        from emosem.inference.collection import existing_result, file_sha256
+        from emosem.files import file_sha256
+        from emosem.inference.collection import existing_result
 
         args, src = self.args, str(item.path)
         if item.error:

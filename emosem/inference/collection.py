@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -95,14 +94,6 @@ def iter_inputs(inputs: list[str], exclude: Path | None = None) -> Iterator[Inpu
             yield item(p)
         else:
             yield InputItem(p, raw, error="no such file")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run_signature(args: Any, checkpoint: str) -> dict[str, Any]:

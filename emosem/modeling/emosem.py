@@ -30,6 +30,7 @@ from torch import nn
 from emosem import __version__
 from emosem.config import LossConfig, ModelConfig, TrainConfig, _from_dict
 from emosem.emotions import ARTEMIS_EMOTIONS
+from emosem.files import file_sha256
 from emosem.modeling.emotion_head import EmotionHead, distribution_loss
 from emosem.modeling.emotion_prompt import EmotionProjector
 from emosem.modeling.image_encoders import WHEELS, imagenet_names, split_image_features
@@ -714,15 +715,9 @@ def _checked_model_config(ckpt_dir: Path, meta: dict[str, Any]) -> ModelConfig:
     return config
 
 
-def _sha256(path: Path) -> str:
-    from emosem.modeling import image_encoders
-
-    return image_encoders._sha256.__wrapped__(path)  # uncached: a checkpoint's files can change
-
-
 def _file_record(folder: Path) -> dict[str, dict[str, Any]]:
     """``{relative path: {"size", "sha256"}}`` of every file of a checkpoint but config.json."""
-    return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+    return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != CONFIG_NAME}
 
 
@@ -743,7 +738,7 @@ def _check_files(ckpt_dir: Path, meta: dict[str, Any], checksums: bool) -> None:
             problems.append(f"{name} is missing")
         elif (ckpt_dir / rel).stat().st_size != rec.get("size"):
             problems.append(f"{name} has {(ckpt_dir / rel).stat().st_size} bytes, not {rec.get('size')}")
-        elif checksums and rec.get("sha256") and _sha256(ckpt_dir / rel) != rec["sha256"]:
+        elif checksums and rec.get("sha256") and file_sha256(ckpt_dir / rel) != rec["sha256"]:
             problems.append(f"{name} does not match its SHA-256")
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""

