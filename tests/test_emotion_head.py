@@ -62,10 +62,10 @@ def test_emotion_auto_end_to_end(tmp_path, tiny_checkpoint):
         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads((out / "the_scream" / "results.json").read_text())
+    doc = json.loads((out / "the_scream.jpg" / "results.json").read_text())
     dist = doc["emotion_distribution"]
     assert list(dist) == list(ARTEMIS_EMOTIONS) and abs(sum(dist.values()) - 1) < 1e-3
     top2 = sorted(dist, key=dist.get, reverse=True)[:2]
     assert [r["emotion"] for r in doc["results"]] == top2
     assert doc["auto_top_k"] == 2
-    assert (out / "the_scream" / "grid.png").is_file() and (out / "the_scream" / "distribution.png").is_file()
+    assert (out / "the_scream.jpg" / "grid.png").is_file() and (out / "the_scream.jpg" / "distribution.png").is_file()
