@@ -47,6 +47,31 @@ def test_intersection_union_and_iou():
     assert mask_iou(pred.astype(np.uint8), gt.astype(np.float32)) == pytest.approx(1 / 3)
 
 
+def test_one_iou_for_training_validation_and_report():
+    """The loss's IoU target, validation's gIoU/cIoU and the report's meter are one definition."""
+    import torch
+
+    from emosem.iou import giou_ciou
+    from emosem.iou import intersection_union as counts
+    from emosem.modeling.losses import batch_iou
+
+    preds = np.stack([A_PRED, np.zeros((10, 10), bool), _box(10, 10, 0, 1, 0, 1)])
+    gts = np.stack([A_GT, np.zeros((10, 10), bool), _box(10, 10, 5, 6, 5, 6)])
+    logits = torch.from_numpy(np.where(preds, 4.0, -4.0)).float()
+    assert batch_iou(logits, torch.from_numpy(gts).float()).tolist() == [0.5, 1.0, 0.0]
+    inter, union = counts(torch.from_numpy(preds), torch.from_numpy(gts))
+    assert inter.tolist() == [25, 0, 0] and union.tolist() == [50, 0, 2]
+    giou, ciou = giou_ciou(inter, union)
+    assert giou == pytest.approx(0.5) and ciou == pytest.approx(25 / 52)
+    meter = SegmentationMeter()
+    for p, g in zip(preds, gts):
+        meter.update(p, g, "awe")
+    summary = meter.compute()
+    assert (summary["gIoU"], summary["cIoU"]) == pytest.approx((giou, ciou))
+    assert all(math.isnan(v) for v in giou_ciou(inter[:0], union[:0]))
+    assert giou_ciou(inter[1:2], union[1:2]) == (1.0, 1.0)  # only empty masks: found all of nothing
+
+
 def test_mask_input_errors():
     with pytest.raises(ValueError, match="original resolution"):
         mask_iou(np.zeros((4, 4), bool), np.zeros((4, 5), bool))

@@ -1,12 +1,11 @@
-"""Segmentation and emotion-distribution metrics (numpy only).
+"""Segmentation and emotion-distribution metrics (numpy; the IoU itself is ``emosem.iou``).
 
 Masks are ``HxW`` boolean arrays at the image's **original** resolution (resize predictions
 before scoring). Conventions, chosen to match the referring/reasoning-segmentation literature
 (LISA's gIoU/cIoU) and the salient-object literature (F-measure with β² = 0.3, MAE):
 
-* ``IoU`` of two empty masks is 1.0 (nothing to find, nothing found).
-* ``gIoU`` is the mean of per-sample IoUs; ``cIoU`` is cumulative intersection over cumulative
-  union across all samples (large masks weigh more).
+* ``IoU``, ``gIoU`` and ``cIoU`` follow ``emosem.iou`` (two empty masks: 1.0; cIoU is the
+  cumulative intersection over the cumulative union, so large masks weigh more).
 * ``F_beta`` is computed from the precision and recall of the *binary* mask (not the max-F over
   thresholds of a soft map); 0 when precision and recall are both 0, 1.0 when both masks are
   empty.
@@ -25,8 +24,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from emosem.emotions import ARTEMIS_EMOTIONS, NUM_EMOTIONS, normalize_prompt_emotion, parse_emotion
+from emosem.iou import giou_ciou, iou
+from emosem.iou import intersection_union as iou_counts
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +93,14 @@ def intersection_union(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int]:
     """Pixel counts ``(|pred ∩ gt|, |pred ∪ gt|)`` of two ``HxW`` bool masks."""
     p, g = _as_mask(pred, "pred"), _as_mask(gt, "gt")
     _check_same_shape(p, g, "pred", "gt")
-    inter = int(np.count_nonzero(p & g))
-    union = int(np.count_nonzero(p | g))
-    return inter, union
+    inter, union = iou_counts(torch.from_numpy(p), torch.from_numpy(g))
+    return int(inter), int(union)
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Intersection over union of two ``HxW`` bool masks; 1.0 when both are empty."""
+    """Intersection over union of two ``HxW`` bool masks; 1.0 when both are empty (``emosem.iou``)."""
     inter, union = intersection_union(pred, gt)
-    return 1.0 if union == 0 else inter / union
+    return iou(torch.tensor(inter), torch.tensor(union)).item()
 
 
 def f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = BETA2) -> float:
@@ -178,12 +179,8 @@ def _nan_mean(values: Iterable[float]) -> float:
 
 
 def _summary(rows: Sequence[dict]) -> dict[str, float]:
-    inter = sum(int(r["intersection"]) for r in rows)
-    union = sum(int(r["union"]) for r in rows)
-    if not rows:
-        ciou = math.nan
-    else:
-        ciou = 1.0 if union == 0 else inter / union
+    counts = torch.tensor([[int(r["intersection"]), int(r["union"])] for r in rows], dtype=torch.int64)
+    _, ciou = giou_ciou(*counts.reshape(-1, 2).unbind(1))
     return {
         "gIoU": _nan_mean(r["iou"] for r in rows),
         "cIoU": float(ciou),
@@ -234,15 +231,13 @@ class SegmentationMeter:
             key: optional sample identifier (e.g. ``"style/painting/emotion"``).
         """
         p, g = _as_mask(pred, "pred"), _as_mask(gt, "gt")
-        _check_same_shape(p, g, "pred", "gt")
-        inter = int(np.count_nonzero(p & g))
-        union = int(np.count_nonzero(p | g))
+        inter, union = intersection_union(p, g)
         row = {
             "key": key,
             "emotion": normalize_prompt_emotion(emotion)[0],
             "intersection": inter,
             "union": union,
-            "iou": 1.0 if union == 0 else inter / union,
+            "iou": iou(torch.tensor(inter), torch.tensor(union)).item(),
             "f_beta": float(f_measure(p, g, self.beta2)),
             "mae": mae(p if soft is None else soft, g),
         }

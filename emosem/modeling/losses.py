@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
+from emosem.iou import intersection_union, iou
+
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha=0.25, gamma=2.0) -> torch.Tensor:
     """Per-sample mean sigmoid focal loss (torchvision's), [B, H, W] → [B]."""
@@ -31,8 +33,4 @@ def bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def batch_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """IoU of the thresholded prediction (logit > 0) with the target, [B, H, W] → [B]."""
-    pred = logits > 0
-    tgt = target > 0.5
-    inter = (pred & tgt).flatten(1).sum(1).float()
-    union = (pred | tgt).flatten(1).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+    return iou(*intersection_union(logits > 0, target > 0.5)).to(logits.dtype)

@@ -27,6 +27,7 @@ from emosem.config import EmoSEMConfig
 from emosem.data.dataset import collate_samples
 from emosem.data.sampler import PaintingBatchSampler
 from emosem.data.splits import build_splits
+from emosem.iou import giou_ciou, intersection_union
 from emosem.modeling.emosem import EmoSEM
 from emosem.training.checkpointing import (
     load_checkpoint,
@@ -191,9 +192,7 @@ def validate(accelerator, model, loader, cfg: EmoSEMConfig, num_explanations: in
         up = torch.nn.functional.interpolate(
             out.mask_logits, size=batch["mask"].shape[-2:], mode="bilinear", align_corners=False
         )[:, 0] > 0
-        gt = batch["mask"].to(up.device) > 0.5
-        inter = (up & gt).flatten(1).sum(1).float()
-        union = (up | gt).flatten(1).sum(1).float()
+        inter, union = intersection_union(up, batch["mask"].to(up.device) > 0.5)
         inter, union, has = accelerator.gather_for_metrics((inter, union, has))
         inters.append(inter[has].cpu())
         unions.append(union[has].cpu())
@@ -210,13 +209,12 @@ def validate(accelerator, model, loader, cfg: EmoSEMConfig, num_explanations: in
             for i in range(n):
                 samples.append({"key": batch["key"][i], "emotion": batch["emotion"][i],
                                 "generated": texts[i], "reference": batch["utterance"][i]})
-    inter = torch.cat(inters) if inters else torch.zeros(0)
-    union = torch.cat(unions) if unions else torch.zeros(0)
-    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+    inter = torch.cat(inters) if inters else torch.zeros(0, dtype=torch.int64)
+    giou, ciou = giou_ciou(inter, torch.cat(unions) if unions else torch.zeros(0, dtype=torch.int64))
     result: dict[str, Any] = {
-        "gIoU": iou.mean().item() if len(iou) else float("nan"),
-        "cIoU": (inter.sum() / union.sum().clamp_min(1)).item() if len(iou) else float("nan"),
-        "n_masks": len(iou),
+        "gIoU": giou,
+        "cIoU": ciou,
+        "n_masks": len(inter),
         "lm_loss": sum(lm_losses) / len(lm_losses) if lm_losses else float("nan"),
         "explanations": samples,
     }
