@@ -53,6 +53,7 @@ from emosem.emotions import (  # noqa: E402
     emotion_file_stem,
     normalize_prompt_emotion,
 )
+from emosem.files import file_stem  # noqa: E402
 from emosem.visualization.cues import CUES_TITLE, cue_lines  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -198,12 +199,6 @@ def fit_side(image: np.ndarray, max_side: int = PREVIEW_SIDE) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def safe_stem(text: str) -> str:
-    """A file-name-safe version of an image stem or an emotion ("something else" → something_else)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip()).strip("._")
-    return stem[:60] or "item"
-
-
 def render_results_html(views: Sequence[EmotionView]) -> str:
     """One card per emotion: name, confidence, predicted IoU, area, explanation."""
     cards = []
@@ -324,7 +319,7 @@ def analyze(
 
     folders = folders or RequestFolders()
     out = folders.new()
-    stem = safe_stem(Path(name).stem or "painting")
+    stem = file_stem(Path(name).stem, max_chars=60, fallback="painting")
     views: list[EmotionView] = []
     files: list[Path] = []
     for r in results:

@@ -13,10 +13,10 @@ is canonicalised, any other non-empty word or phrase ("melancholy") is kept as f
 from __future__ import annotations
 
 import difflib
-import hashlib
-import re
 import unicodedata
 from collections.abc import Iterable
+
+from emosem.files import file_stem
 
 ARTEMIS_EMOTIONS: tuple[str, ...] = (
     "amusement",
@@ -111,21 +111,9 @@ def normalize_prompt_emotion(label: str) -> tuple[str, bool]:
 
 
 def emotion_file_stem(emotion: str) -> str:
-    """A file-name stem for an emotion: readable, stable, and unique for any script.
-
-    The nine ArtEmis emotions and lower-case ASCII words keep their plain form
-    (``"something else"`` → ``something_else``); any text the plain form does not spell out
-    exactly (other scripts, capitals, punctuation, long phrases) gets an 8-hex-digit hash of the
-    text as suffix, so ``грусть`` and ``радость`` (both empty in ASCII) never share a file, and
-    the same emotion gets the same name on every run and machine.
-    """
-    text = " ".join(str(emotion).split())
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")[:40]
-    if slug and slug.replace("_", " ") == text:
-        return slug
-    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
-    return f"{slug or 'emotion'}-{digest}"
+    """The file-name stem of an emotion (``emosem.files.file_stem`` of its whitespace-normalised
+    text): ``"something else"`` → ``something_else``, ``грусть`` → ``emotion-<hash>``."""
+    return file_stem(" ".join(str(emotion).split()), fallback="emotion", spaces=True)
 
 
 def parse_emotions(labels: Iterable[str]) -> list[str]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 from pathlib import Path
 
-__all__ = ["file_sha256"]
+__all__ = ["file_sha256", "file_stem"]
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -15,3 +17,23 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_stem(text: str, max_chars: int = 40, fallback: str = "item", spaces: bool = False) -> str:
+    """A file-name stem for any text: readable, stable, and distinct for distinct texts.
+
+    Lower-case ASCII letters, digits, ``-`` and ``_`` are kept; any other run (punctuation, other
+    scripts after NFKD transliteration; spaces) becomes ``_``. A text the stem spells out exactly
+    keeps the plain form: ``the_scream``, ``van-gogh-1889`` and, with ``spaces=True`` (phrases
+    such as emotions, where a text with ``_`` is then hashed), ``something else`` →
+    ``something_else``. Any other text (capitals, other scripts, over ``max_chars``) gets an
+    8-hex-digit hash of the text as suffix, so ``грусть`` and ``радость`` never share a file on
+    any file system, case-insensitive ones included, and a text gets one name on every machine.
+    """
+    text = str(text)
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    stem = re.sub(r"[^a-z0-9_-]+", "_", ascii_text.lower()).strip("_")[:max_chars]
+    plain = (text.replace(" ", "_") if "_" not in text else None) if spaces else text
+    if stem and stem == plain:
+        return stem
+    return f"{stem or fallback}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"

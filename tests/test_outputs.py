@@ -43,6 +43,18 @@ def test_emotion_file_stems_are_unique_and_stable():
     assert emotion_file_stem("грусть") == "emotion-" + __import__("hashlib").sha1("грусть".encode()).hexdigest()[:8]
 
 
+def test_one_file_stem_rule_for_images_paintings_and_emotions():
+    from emosem.files import file_stem
+
+    assert [file_stem(t) for t in ("the_scream", "van-gogh-1889")] == ["the_scream", "van-gogh-1889"]
+    names = ["the_scream", "the scream", "The_Scream", "x.y", "x_y", "a" * 41, "a" * 42]
+    stems = [file_stem(n) for n in names]
+    assert len(set(stems)) == len(names) and all(len(s) <= 49 for s in stems)
+    assert file_stem("", fallback="painting").startswith("painting-")
+    # phrases: spaces are plain, underscores hashed, so "a b" and "a_b" still differ
+    assert emotion_file_stem("a b") == "a_b" != emotion_file_stem("a_b")
+
+
 def test_emotion_text_is_capped_in_the_library():
     assert normalize_prompt_emotion("a" * MAX_EMOTION_CHARS) == ("a" * MAX_EMOTION_CHARS, False)
     with pytest.raises(ValueError, match=f"at most {MAX_EMOTION_CHARS} characters"):

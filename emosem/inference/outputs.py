@@ -38,9 +38,6 @@ from emosem.visualization.figures import (
 )
 from emosem.visualization.overlay import heatmap_overlay, overlay_mask, save_image
 
-# kept for callers of the old name; file names come from emotion_file_stem
-emotion_slug = emotion_file_stem
-
 
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``:

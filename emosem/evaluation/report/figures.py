@@ -4,25 +4,21 @@ ground truth as a white contour, the explanation below)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emosem.emotions import emotion_color
+from emosem.emotions import emotion_color, emotion_file_stem
 from emosem.evaluation.metrics import soft_to_shape
 from emosem.evaluation.rows import SampleRow
 from emosem.evaluation.sections.segmentation import MASK_BASELINES, SegmentationResult
+from emosem.files import file_stem
 
 __all__ = ["write_figures"]
 
 COLORS = {"model": "#1976d2", "emotion_agnostic": "#ef6c00"}
 STEP_STYLES = {"emotion_agnostic": ("#ef6c00", "--"), "centre_prior": ("#424242", ":")}
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:60] or "sample"
 
 
 def _figure(width: float, height: float) -> Any:
@@ -146,7 +142,7 @@ def best_worst_overlays(out: Path, seg: SegmentationResult, rows: list[SampleRow
         for rank, r in enumerate(group, 1):
             s = sample(r["key"], r["emotion"])
             pic = _overlay_picture(predictor, data, s, threshold)
-            path = out / f"{kind}_{rank}_{_slug(s.painting)}_{_slug(s.emotion)}.png"
+            path = out / f"{kind}_{rank}_{file_stem(s.painting, 60, 'sample')}_{emotion_file_stem(s.emotion)}.png"
             files.append(_overlay_figure(path, pic, f"{kind} {rank}: {s.emotion} — IoU "
                                          f"{r['iou']:.3f}", s.key, expl.get((r["key"], r["emotion"]))))
     return files
