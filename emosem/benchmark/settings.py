@@ -43,9 +43,8 @@ class BenchmarkSettingError(ValueError):
 
 def default_image() -> Path | None:
     """``demo/assets/starry_night.jpg`` (else the first sample painting; ``None`` if none)."""
-    from emosem.modeling.lm_weights import repo_root
+    from emosem.paths import DEMO_ASSETS_DIR as assets
 
-    assets = repo_root() / "demo" / "assets"
     preferred = assets / "starry_night.jpg"
     if preferred.is_file():
         return preferred
@@ -115,7 +114,7 @@ class BenchmarkSettings:
             raise BenchmarkSettingError("device", str(e).removeprefix("device ")) from None
 
     def _resolve_paths(self) -> dict[str, Path]:
-        from emosem.inference.predictor import default_checkpoint
+        from emosem.paths import default_checkpoint
 
         checkpoint = Path(self.checkpoint) if self.checkpoint else default_checkpoint()
         if not (checkpoint / "config.json").is_file():

@@ -38,7 +38,7 @@ REPORTED_DATA_FIELDS = ("root", "csv", "masks", "image_root", "split_ratios", "s
 
 def _resolve_path(p: str | Path) -> Path:
     """``p`` as given if it exists (or is absolute), else relative to the repository root."""
-    from emosem.modeling.lm_weights import repo_root
+    from emosem.paths import repo_root
 
     path = Path(p)
     if path.is_absolute() or path.exists():

@@ -351,8 +351,9 @@ def evaluate(
     Raises:
         EvaluationArgumentError: an argument out of range (before anything is loaded).
     """
-    from emosem.inference.predictor import EmoSEMPredictor, default_checkpoint
+    from emosem.inference.predictor import EmoSEMPredictor
     from emosem.modeling.emosem import EmoSEM
+    from emosem.paths import default_checkpoint
 
     t0 = time.perf_counter()
     check_arguments(split, max_samples, num_beams, retrieval_k, threshold, device)

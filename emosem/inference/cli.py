@@ -312,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
         if main_proc:
             logger.error("%s", error)
         return 1
-    from emosem.inference.predictor import default_checkpoint
+    from emosem.paths import default_checkpoint
 
     signature = run_signature(args, str(Path(args.checkpoint or default_checkpoint()).resolve()))
     worker = _Run(args, emotions, auto, out, rank, device, signature, manifest)

@@ -30,17 +30,11 @@ from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
 from emosem.inference.packed_linear import pack_linears, packing_supported
 from emosem.inference.quantize import int8_supported, quantize_linears
 from emosem.modeling.emosem import EmoSEM
-from emosem.modeling.lm_weights import repo_root
+from emosem.paths import default_checkpoint
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = "checkpoints/emosem-tiny"
 MIN_CONCEPT_AREA = 0.005  # regions under 0.5 % of the canvas get no ImageNet concepts
-
-
-def default_checkpoint() -> Path:
-    """The bundled checkpoint folder (``checkpoints/emosem-tiny`` in the repository)."""
-    return repo_root() / DEFAULT_CHECKPOINT
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
@@ -263,8 +257,7 @@ class EmoSEMPredictor:
         if seed is not None:
             torch.manual_seed(seed)
         t0 = time.perf_counter()
-        tokens = self.model.emotion_tokens(names)
-        logits, iou, mask_token = self.model.decode(st.embedding, tokens)  # one image, n emotions
+        logits, iou, mask_token, tokens = self.model.segment(st.embedding, names)  # one image, n emotions
         emb = self.model.gather(st.embedding, None, n)
         full = self.transform.postprocess_masks(logits, st.input_size, st.original_size)[:, 0]
         # In place: a fresh [n, H, W] buffer per step costs more in page faults than the maths.

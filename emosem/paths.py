@@ -1,0 +1,46 @@
+"""Where things live in the repository: its root and the default folders.
+
+The relative spellings are what configs and command lines write (``model.lm``, ``data.root``);
+the absolute ones do not depend on the working directory. Nothing heavy is imported here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The repository root (``emosem/paths.py`` → one folder up)."""
+    return Path(__file__).resolve().parents[1]
+
+
+#: The base language model's short name, and its converted folder (``make weights``).
+DEFAULT_LM_NAME = "smollm2-135m-instruct"
+DEFAULT_LM = f"checkpoints/{DEFAULT_LM_NAME}"
+DEFAULT_LM_DIR = repo_root() / DEFAULT_LM
+
+#: The bundled EmoSEM checkpoint.
+DEFAULT_CHECKPOINT = "checkpoints/emosem-tiny"
+
+#: The synthetic ArtEmis-style data set (``make data``).
+SYNTHETIC_DATA = "data/synthetic"
+
+#: The public-domain sample paintings.
+DEMO_ASSETS_DIR = repo_root() / "demo" / "assets"
+
+
+def default_checkpoint() -> Path:
+    """The bundled checkpoint folder (``checkpoints/emosem-tiny`` in the repository)."""
+    return repo_root() / DEFAULT_CHECKPOINT
+
+
+__all__ = [
+    "DEFAULT_CHECKPOINT",
+    "DEFAULT_LM",
+    "DEFAULT_LM_DIR",
+    "DEFAULT_LM_NAME",
+    "DEMO_ASSETS_DIR",
+    "SYNTHETIC_DATA",
+    "default_checkpoint",
+    "repo_root",
+]
