@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from emosem.modeling.emosem import EmoSEM
-from emosem.modeling.segmenter import CheckpointError
+from emosem.modeling.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 

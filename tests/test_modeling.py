@@ -10,9 +10,9 @@ import torch
 from emosem.config import LossConfig, ModelConfig, TrainConfig
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.modeling.emosem import EmoSEM
+from emosem.modeling.errors import CheckpointError
 from emosem.modeling.segmenter import (
     SEGMENTERS,
-    CheckpointError,
     build_segmenter,
     load_sam_checkpoint,
     safe_torch_load,

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from emosem.data.artemis import ArtEmisFormatError
     from emosem.emotions import UnknownEmotionError
     from emosem.evaluation.evaluate import EvaluationArgumentError, evaluate, format_summary
-    from emosem.modeling.segmenter import CheckpointError
+    from emosem.modeling.errors import CheckpointError
 
     try:
         report = evaluate(

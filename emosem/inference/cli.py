@@ -139,7 +139,7 @@ class _Run:
     def model(self):
         """The predictor, loaded at the first image that needs it (a fully resumed run loads none)."""
         from emosem.inference.predictor import EmoSEMPredictor
-        from emosem.modeling.segmenter import CheckpointError
+        from emosem.modeling.errors import CheckpointError
 
         if self.predictor is None:
             t0 = time.perf_counter()
