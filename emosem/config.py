@@ -18,6 +18,8 @@ from typing import Any, Union
 
 import yaml
 
+from emosem.data.layout import CSV_NAME, IMAGES_DIR, MASKS_NAME
+
 
 class ConfigError(ValueError):
     """A configuration file or override that does not match the schema."""
@@ -26,9 +28,9 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     root: str = "data/synthetic"
-    csv: str = "artemis_dataset_release_v0.csv"
-    masks: str | None = "stimulus_masks.json"
-    image_root: str = "images"
+    csv: str = CSV_NAME
+    masks: str | None = MASKS_NAME
+    image_root: str = IMAGES_DIR
     image_size: int = 256
     split_ratios: list[float] = field(default_factory=lambda: [0.85, 0.05, 0.10])
     split_seed: int = 2021

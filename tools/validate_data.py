@@ -22,16 +22,17 @@ except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from emosem.data.artemis import ArtEmisFormatError, DataReport, load_artemis  # noqa: E402
+from emosem.data.layout import CSV_NAME, IMAGES_DIR, MASKS_NAME  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Validate an ArtEmis-style data folder (CSV + COCO masks + images).")
     p.add_argument("data_dir", help="the data folder")
-    p.add_argument("--csv", default="artemis_dataset_release_v0.csv",
+    p.add_argument("--csv", default=CSV_NAME,
                    help="CSV file, relative to DATA_DIR or absolute; 'none' for a mask-only set")
-    p.add_argument("--masks", default="stimulus_masks.json",
+    p.add_argument("--masks", default=MASKS_NAME,
                    help="COCO masks file, relative to DATA_DIR or absolute; 'none' for text only")
-    p.add_argument("--image-root", default="images", help="image folder, relative to DATA_DIR or absolute")
+    p.add_argument("--image-root", default=IMAGES_DIR, help="image folder, relative to DATA_DIR or absolute")
     p.add_argument("--decode", action="store_true",
                    help="fully decode every image (finds truncated files; slower than the header check)")
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
