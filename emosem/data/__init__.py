@@ -21,13 +21,15 @@ _EXPORTS = {
     "SamTransform": "transforms",
     # artemis
     "StimulusSample": "artemis",
-    "DataReport": "artemis",
     "ArtEmisData": "artemis",
-    "ArtEmisFormatError": "artemis",
     "load_artemis": "artemis",
     "split_by_painting": "artemis",
-    "encode_mask": "artemis",
-    "decode_rle": "artemis",
+    # report
+    "DataReport": "report",
+    "ArtEmisFormatError": "report",
+    # rle
+    "encode_mask": "rle",
+    "decode_rle": "rle",
     # dataset
     "StimulusDataset": "dataset",
     "collate_samples": "dataset",
