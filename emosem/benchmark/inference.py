@@ -155,8 +155,7 @@ class InferenceSections:
         n = self.n_tokens
         with torch.no_grad():
             emb = self._state().embedding
-            tokens = model.emotion_tokens([self.emotion])
-            logits, _, mask_token = model.decode(emb, tokens)
+            logits, _, mask_token, tokens = model.segment(emb, [self.emotion])
         instr = lm._ids([lm.instruction.format(e=self.emotion)])[0]
         length = model.prefix_tokens + len(instr)
         cycle = (instr * (length // max(1, len(instr)) + 1))[:length] if instr else [0] * length
@@ -227,7 +226,7 @@ class InferenceSections:
 
         def core(ems: list[str]) -> Any:
             with torch.no_grad():  # one image's features for all its emotions, as the predictor
-                return model.decode(state.embedding, model.emotion_tokens(ems))
+                return model.segment(state.embedding, ems)
 
         sam_points = self._sam_point_decoder(state.embedding)
         fns: dict[str, Callable[[], Any]] = {}
@@ -295,8 +294,7 @@ class InferenceSections:
 
             def fn() -> Any:
                 with torch.no_grad():
-                    tokens = model.emotion_tokens([self.emotion])
-                    logits, _, mtok = model.decode(state.embedding, tokens)
+                    logits, _, mtok, tokens = model.segment(state.embedding, [self.emotion])
                     return model.explain(state.embedding, logits, mtok, tokens, [self.emotion],
                                          cues=cues, **self.gen)
             return fn
@@ -381,7 +379,7 @@ class InferenceSections:
         emb = self._state().embedding
 
         def emosem_decode(e: Any) -> Any:
-            return model.decode(e, model.emotion_tokens([self.emotion]))
+            return model.segment(e, [self.emotion])
 
         sam_points = self._sam_point_decoder(emb)
 

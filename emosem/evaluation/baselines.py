@@ -153,8 +153,8 @@ def neutral_prediction(
 
     model = predictor.model
     with torch.no_grad():
-        tokens = model.emotion_tokens([""])  # template with e = "" (model level, not user input)
-        logits, iou, _ = model.decode(state.embedding, tokens)
+        # the template with e = "" (model level, not user input)
+        logits, iou, _, _ = model.segment(state.embedding, [""])
         full = predictor.transform.postprocess_masks(logits, state.input_size, state.original_size)
         soft = full[0, 0].float().sigmoid().cpu().numpy().astype(np.float32)
     return soft > threshold, soft, float(iou[0])

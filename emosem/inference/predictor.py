@@ -257,8 +257,7 @@ class EmoSEMPredictor:
         if seed is not None:
             torch.manual_seed(seed)
         t0 = time.perf_counter()
-        tokens = self.model.emotion_tokens(names)
-        logits, iou, mask_token = self.model.decode(st.embedding, tokens)  # one image, n emotions
+        logits, iou, mask_token, tokens = self.model.segment(st.embedding, names)  # one image, n emotions
         emb = self.model.gather(st.embedding, None, n)
         full = self.transform.postprocess_masks(logits, st.input_size, st.original_size)[:, 0]
         # In place: a fresh [n, H, W] buffer per step costs more in page faults than the maths.

@@ -164,8 +164,7 @@ def fit_tag_head(model: EmoSEM, train_set: Any, max_tags: int, batch_size: int =
         batch = collate_samples([train_set[j] for j in rows[i : i + batch_size]])
         # each painting encoded once; a frozen backbone's features land in the training cache
         emb, _, index = model.encode_unique(batch["image"].to(model.device), list(batch["key"]), False)
-        tokens = model.emotion_tokens(list(batch["emotion"]))
-        logits, _, mtok = model.decode(emb, tokens, index)
+        logits, _, mtok, tokens = model.segment(emb, list(batch["emotion"]), index)
         feats.append(model.tag_features(emb[index], logits.sigmoid(), mtok, tokens).float().cpu())
     model.train(was_training)
     features = torch.cat(feats).to(model.device)
@@ -201,8 +200,7 @@ def validate(accelerator, model, loader, cfg: EmoSEMConfig, num_explanations: in
         if accelerator.is_main_process and len(samples) < num_explanations and unwrapped.stage != "segmenter":
             n = min(num_explanations - len(samples), len(batch["emotion"]))
             emb = unwrapped.encode(batch["image"][:n].to(unwrapped.device))
-            tokens = unwrapped.emotion_tokens(batch["emotion"][:n])
-            logits, _, mtok = unwrapped.decode(emb, tokens)
+            logits, _, mtok, tokens = unwrapped.segment(emb, batch["emotion"][:n])
             cues = [c.text if c is not None else "" for c in batch.get("cues", [None] * n)[:n]]
             texts = unwrapped.explain(emb, logits, mtok, tokens, batch["emotion"][:n],
                                       cues=cues, max_new_tokens=40)
