@@ -3,12 +3,14 @@
 ``load_config("configs/tiny_cpu.yaml", overrides=["train.lr=1e-3", "model.lora_r=4"])`` returns an
 :class:`EmoSEMConfig`. Unknown keys and wrongly typed values raise :class:`ConfigError` with the
 dotted path of the offending key. ``--set`` values are parsed as YAML scalars (``1e-3``, ``true``,
-``[q_proj, v_proj]``, ``null``).
+``[q_proj, v_proj]``, ``null``). Fields with a closed set of values (:data:`CHOICES`) are checked
+at load time too: a wrong value names the field, the valid values and the closest one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -19,15 +21,40 @@ from typing import Any, Union
 import yaml
 
 from emosem.data.layout import CSV_NAME, IMAGES_DIR, MASKS_NAME
+from emosem.paths import DEFAULT_LM, SYNTHETIC_DATA
 
 
 class ConfigError(ValueError):
     """A configuration file or override that does not match the schema."""
 
 
+# The closed sets of values. The segmenter names mirror emosem.modeling.segmenter.SEGMENTERS (a
+# test keeps them equal): importing the registry costs torch and segment_anything, seconds.
+SEGMENTER_NAMES = ("sam_vit_b", "sam_vit_l", "sam_vit_h", "sam_tiny", "sam_effnet_lite0",
+                   "sam_effnet_lite2")
+DECODERS = ("film", "shared")
+ADAPTER_MASKS = ("pred", "gt")
+DTYPES = ("float32", "float16", "bfloat16")
+STAGES = ("all", "segmenter", "language")
+MIXED_PRECISIONS = ("no", "fp16", "bf16", "fp8")  # accelerate's PrecisionType
+TRACKERS = ("tensorboard", "wandb", "none")  # null and "" mean none too
+
+#: Dotted field → its valid values; checked by :func:`config_from_dict` and :func:`load_config`.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.segmenter": SEGMENTER_NAMES,
+    "model.decoder": DECODERS,
+    "model.adapter_mask": ADAPTER_MASKS,
+    "model.dtype": DTYPES,
+    "train.stage": STAGES,
+    "train.mixed_precision": MIXED_PRECISIONS,
+    "train.tracker": TRACKERS,
+    "train.save_dtype": DTYPES,
+}
+
+
 @dataclass
 class DataConfig:
-    root: str = "data/synthetic"
+    root: str = SYNTHETIC_DATA
     csv: str = CSV_NAME
     masks: str | None = MASKS_NAME
     image_root: str = IMAGES_DIR
@@ -47,7 +74,7 @@ class ModelConfig:
     sam_checkpoint: str | None = None
     # None: frozen when official SAM weights are loaded, trained otherwise (sam_tiny).
     freeze_image_encoder: bool | None = None
-    lm: str = "checkpoints/smollm2-135m-instruct"
+    lm: str = DEFAULT_LM
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
@@ -225,9 +252,29 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def check_choice(value: str, choices: tuple[str, ...], where: str) -> None:
+    """Raise :class:`ConfigError` naming ``where`` unless ``value`` is one of ``choices``."""
+    if value in choices:
+        return
+    close = difflib.get_close_matches(str(value).lower(), choices, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{where}: unknown value {value!r}.{hint} Valid values: {', '.join(choices)}.")
+
+
+def _check_choices(cfg: EmoSEMConfig) -> None:
+    for where, choices in CHOICES.items():
+        section, name = where.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if where == "train.tracker" and value in (None, ""):
+            continue
+        check_choice(value, choices, where)
+
+
 def config_from_dict(data: dict[str, Any]) -> EmoSEMConfig:
-    """Validate a nested mapping into an :class:`EmoSEMConfig`."""
-    return _from_dict(EmoSEMConfig, data or {}, "")
+    """Validate a nested mapping into an :class:`EmoSEMConfig` (types, keys, closed sets)."""
+    cfg = _from_dict(EmoSEMConfig, data or {}, "")
+    _check_choices(cfg)
+    return cfg
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
