@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from emosem.inference.predictor import EmoSEMPredictor, default_checkpoint
+from emosem.inference.predictor import EmoSEMPredictor
+from emosem.paths import default_checkpoint
 
 
 def test_bundled_config_is_the_pretrained_encoder_model():
