@@ -222,43 +222,54 @@ def _choose_motifs(rng) -> list[Motif]:
     return chosen
 
 
-def render_painting(index: int, seed: int = 0, size: int = 256) -> SyntheticPainting:
-    """Render painting ``index`` of the set generated with ``seed`` at ``size`` x ``size``."""
-    rng = painting_rng(seed, index)
-    st = ART_STYLE_SPECS[int(rng.integers(len(ART_STYLE_SPECS)))]
-    artist = pick(rng, st.artists)
-    title = f"{pick(rng, _TITLES)}-{int(rng.integers(1, 30))}-{int(rng.integers(1820, 1971))}"
-    painting = f"{artist}_{title}-{index:05d}"
-
+def _background(rng, size: int, st: ArtStyle) -> tuple[np.ndarray, Color]:
+    """The painting's background ``[S, S, 3]`` uint8 and the mean colour of its top third."""
     abstract = (not st.skies) or rng.random() < st.abstract_p
     bg = _abstract(rng, size, st) if abstract else _landscape(rng, size, st)
     canvas = np.clip(bg + 0.5, 0, 255).astype(np.uint8)
     bg_color = tuple(int(v) for v in canvas[: size // 3].reshape(-1, 3).mean(0))
+    return canvas, bg_color  # type: ignore[return-value]
 
-    placed: list[tuple[Motif, np.ndarray, Color | None]] = []  # (motif, visible mask, colour)
+
+def _try_motif(
+    rng, motif: Motif, canvas: np.ndarray, occupied: np.ndarray, placed: list, min_area: float
+) -> tuple[Layer, np.ndarray, Color | None] | None:
+    """Draw ``motif`` at a random place; ``(layer, mask, colour)`` if it fits there, else ``None``."""
+    size = canvas.shape[0]
+    count = np.count_nonzero
+    s = rng.uniform(*motif.scale) * size
+    cx = rng.uniform(max(0.08, 0.5 * s / size - 0.05), min(0.92, 1 - 0.5 * s / size + 0.05)) * size
+    cy = rng.uniform(*motif.zone) * size
+    layer = Layer(size)
+    color = motif.draw(layer, rng, cx, cy, s)
+    m = layer.mask.view(bool)
+    area = count(m)
+    if area < min_area:
+        return None
+    # must stand out from what it covers (mean colour distance, L1 over RGB)
+    if sum(abs(a - b) for a, b in zip(cv2.mean(layer.rgb, layer.mask)[:3], cv2.mean(canvas, layer.mask)[:3])) < 70:
+        return None
+    if placed:
+        # little overlap with what is there, and earlier motifs stay >= 70% visible
+        if count(m & occupied) > 0.15 * area:
+            return None
+        if any(count(p[1]) - count(p[1] & m) < max(min_area, 0.7 * count(p[1])) for p in placed):
+            return None
+    return layer, m, color
+
+
+def _place_motifs(rng, canvas: np.ndarray) -> list[tuple[Motif, np.ndarray, Color | None]]:
+    """Draw 1-4 motifs onto ``canvas`` (in place): ``[(motif, visible mask, colour)]``, drawing order."""
+    size = canvas.shape[0]
+    placed: list[tuple[Motif, np.ndarray, Color | None]] = []
     occupied = np.zeros((size, size), bool)
     min_area = 0.012 * size * size
-    count = np.count_nonzero
     for motif in _choose_motifs(rng):
         for _ in range(12):
-            s = rng.uniform(*motif.scale) * size
-            cx = rng.uniform(max(0.08, 0.5 * s / size - 0.05), min(0.92, 1 - 0.5 * s / size + 0.05)) * size
-            cy = rng.uniform(*motif.zone) * size
-            layer = Layer(size)
-            color = motif.draw(layer, rng, cx, cy, s)
-            m = layer.mask.view(bool)
-            area = count(m)
-            if area < min_area:
+            fit = _try_motif(rng, motif, canvas, occupied, placed, min_area)
+            if fit is None:
                 continue
-            # must stand out from what it covers (mean colour distance, L1 over RGB)
-            if sum(abs(a - b) for a, b in zip(cv2.mean(layer.rgb, layer.mask)[:3], cv2.mean(canvas, layer.mask)[:3])) < 70:
-                continue
-            if placed:
-                # little overlap with what is there, and earlier motifs stay >= 70% visible
-                if count(m & occupied) > 0.15 * area:
-                    continue
-                if any(count(p[1]) - count(p[1] & m) < max(min_area, 0.7 * count(p[1])) for p in placed):
-                    continue
+            layer, m, color = fit
             for i, (pm, pmask, pc) in enumerate(placed):
                 placed[i] = (pm, pmask & ~m, pc)
             cv2.copyTo(layer.rgb, layer.mask, canvas)
@@ -272,24 +283,27 @@ def render_painting(index: int, seed: int = 0, size: int = 256) -> SyntheticPain
         m = layer.mask.view(bool)
         cv2.copyTo(layer.rgb, layer.mask, canvas)
         placed.append((motif, m, color))
+    return placed
 
+
+def _finish_canvas(rng, canvas: np.ndarray, masks: list[np.ndarray], st: ArtStyle) -> np.ndarray:
+    """The brush pass (strokes kept inside each motif's mask), the style's blur and the grain."""
+    size = canvas.shape[0]
     labels = np.zeros((size, size), np.uint8)
-    for k, (_, m, _) in enumerate(placed, start=1):
+    for k, m in enumerate(masks, start=1):
         labels[m] = k
     canvas = _brush_pass(rng, canvas, labels, st, size)
     if st.blur > 0:
         canvas = cv2.GaussianBlur(canvas, (0, 0), st.blur * size / 256.0)
     grain = np.rint(_weave(size) + 3.0 * rng.standard_normal((size, size), dtype=np.float32)).astype(np.int16)
-    image = np.clip(canvas.astype(np.int16) + grain[..., None], 0, 255).astype(np.uint8)
+    return np.clip(canvas.astype(np.int16) + grain[..., None], 0, 255).astype(np.uint8)
 
-    motifs: list[PlacedMotif] = []
-    for motif, m, color in placed:
-        frac = float(m.sum()) / (size * size)
-        motifs.append(PlacedMotif(motif.name, motif.emotion, m,
-                                  color_name(color) if color is not None else pick(rng, COLOR_WORDS),
-                                  "", "", frac))
 
-    # Annotators: every motif gets one vote, the rest go by sqrt(area); some "something else".
+def _annotator_rows(
+    rng, motifs: list[PlacedMotif], cells: list[tuple[int, int]], bg_color: Color
+) -> list[tuple[str, str]]:
+    """5-8 annotators' ``(emotion, utterance)`` rows: every motif gets one vote, the rest go by
+    sqrt(area); some choose "something else". No two rows of a painting are the same."""
     n_ann = int(rng.integers(5, 9))
     weights = np.sqrt(np.array([pm.area_fraction for pm in motifs]))
     weights = weights / weights.sum()
@@ -299,7 +313,6 @@ def render_painting(index: int, seed: int = 0, size: int = 256) -> SyntheticPain
     votes = [votes[i] for i in rng.permutation(len(votes))]
     rows: list[tuple[str, str]] = []
     bg_word = color_name(bg_color)
-    cells = [grid_cell(pm.mask) for pm in motifs]
     seen: set[tuple[str, str]] = set()
     for v in votes:
         for _ in range(20):  # annotators of one painting never write the very same sentence
@@ -317,6 +330,30 @@ def render_painting(index: int, seed: int = 0, size: int = 256) -> SyntheticPain
             continue
         seen.add(row)
         rows.append(row)
+    return rows
+
+
+def render_painting(index: int, seed: int = 0, size: int = 256) -> SyntheticPainting:
+    """Render painting ``index`` of the set generated with ``seed`` at ``size`` x ``size``."""
+    # The order of the steps is the order of the random draws: keep it.
+    rng = painting_rng(seed, index)
+    st = ART_STYLE_SPECS[int(rng.integers(len(ART_STYLE_SPECS)))]
+    artist = pick(rng, st.artists)
+    title = f"{pick(rng, _TITLES)}-{int(rng.integers(1, 30))}-{int(rng.integers(1820, 1971))}"
+    painting = f"{artist}_{title}-{index:05d}"
+
+    canvas, bg_color = _background(rng, size, st)
+    placed = _place_motifs(rng, canvas)
+    image = _finish_canvas(rng, canvas, [m for _, m, _ in placed], st)
+
+    motifs: list[PlacedMotif] = []
+    for motif, m, color in placed:
+        frac = float(m.sum()) / (size * size)
+        motifs.append(PlacedMotif(motif.name, motif.emotion, m,
+                                  color_name(color) if color is not None else pick(rng, COLOR_WORDS),
+                                  "", "", frac))
+    cells = [grid_cell(pm.mask) for pm in motifs]
+    rows = _annotator_rows(rng, motifs, cells, bg_color)
     for pm, cell in zip(motifs, cells):
         pm.position = POSITIONS[cell][0]
         pm.size = size_word(pm.area_fraction)
