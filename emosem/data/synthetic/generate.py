@@ -18,6 +18,7 @@ from PIL import Image
 from pycocotools import mask as mask_util
 
 from emosem.data.layout import CSV_NAME, IMAGES_DIR, MASKS_NAME
+from emosem.data.rle import decode_rle, encode_mask, rle_as_bytes
 from emosem.data.synthetic.painter import render_painting
 from emosem.emotions import ARTEMIS_EMOTIONS, EMOTION_TO_INDEX
 
@@ -27,10 +28,10 @@ CSV_COLUMNS = ("art_style", "painting", "emotion", "utterance", "repetition")
 
 
 def _encode(mask: np.ndarray) -> tuple[dict, float, list[float]]:
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    area = float(mask_util.area(rle))
-    bbox = [float(x) for x in mask_util.toBbox(rle)]
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}, area, bbox
+    """``[H, W]`` bool mask -> ``(COCO RLE with str counts, area, bbox)``."""
+    rle = encode_mask(mask)
+    packed = rle_as_bytes(rle)
+    return rle, float(mask_util.area(packed)), [float(x) for x in mask_util.toBbox(packed)]
 
 
 def _work(args: tuple[int, int, int, str, int]) -> dict:
@@ -148,7 +149,7 @@ def make_contact_sheet(root: str | Path, out: str | Path, n: int = 12, cols: int
     Reads the set through :func:`emosem.data.artemis.load_artemis` (so it previews exactly what
     training sees) and labels each outline with its motif name (or emotion).
     """
-    from emosem.data.artemis import decode_rle, load_artemis
+    from emosem.data.artemis import load_artemis
     from emosem.data.image_io import load_image
     from emosem.emotions import emotion_color
 
