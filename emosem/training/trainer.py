@@ -231,7 +231,6 @@ def _score(val: dict[str, Any], stage: str) -> float:
 def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None) -> dict[str, Any]:
     """Run training as configured; returns the final summary (also in ``metrics.json``)."""
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
     tcfg = cfg.train
@@ -255,21 +254,7 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
         part.with_cues = model.config.cues
     if cfg.model.num_tags > 0 and model.tag_head is None:
         fit_tag_head(model, splits.train, cfg.model.num_tags)
-    drop_last = len(splits.train) >= tcfg.batch_size
-    if cfg.data.group_by_painting:
-        batch_sampler = PaintingBatchSampler([s.key for s in splits.train.samples], tcfg.batch_size,
-                                             seed=tcfg.seed, drop_last=drop_last)
-        train_loader = DataLoader(splits.train, batch_sampler=batch_sampler, collate_fn=collate_samples,
-                                  num_workers=cfg.data.num_workers)
-    else:
-        batch_sampler = None
-        train_loader = DataLoader(splits.train, batch_size=tcfg.batch_size, shuffle=True,
-                                  collate_fn=collate_samples, num_workers=cfg.data.num_workers,
-                                  drop_last=drop_last)
-    val_loader = DataLoader(
-        splits.val, batch_size=tcfg.batch_size, shuffle=False, collate_fn=collate_samples,
-        num_workers=cfg.data.num_workers,
-    )
+    train_loader, val_loader, batch_sampler = _loaders(cfg, splits)
     optimizer = torch.optim.AdamW(model.param_groups(tcfg), weight_decay=tcfg.weight_decay)
     scheduler = get_cosine_with_min_lr_schedule_with_warmup(
         optimizer, tcfg.warmup_steps, tcfg.max_steps, min_lr_rate=tcfg.min_lr_ratio
@@ -277,161 +262,228 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, val_loader, scheduler
     )
-    unwrapped = accelerator.unwrap_model(model)
     if accelerator.log_with:
         accelerator.init_trackers("emosem", config=_flat(cfg.to_dict()))
+    loop = _Loop(cfg, accelerator, model, optimizer, scheduler, val_loader, run_dir)
+    loop.resume(ckpt)
+    return loop.finish(loop.run(splits.train, train_loader, batch_sampler))
 
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "nan_steps": 0,
-                             "best_score": None, "samples_seen": 0, "skipped_rows": 0}
-    if ckpt is not None:
-        load_checkpoint(accelerator, model, ckpt)
-        state.update(read_state(ckpt))
-        logger.info("Resumed from %s at step %d", ckpt, state["step"])
 
-    history_path = run_dir / "metrics.json"
-    history = json.loads(history_path.read_text()) if ckpt is not None and history_path.exists() else {}
-    history.setdefault("train", [])
-    history.setdefault("val", [])
-    history["train"] = [r for r in history["train"] if r["step"] <= state["step"]]
-    history["val"] = [r for r in history["val"] if r["step"] <= state["step"]]
+def _loaders(cfg: EmoSEMConfig, splits: Any) -> tuple[DataLoader, DataLoader, PaintingBatchSampler | None]:
+    """(train loader, val loader, the train batch sampler when batches group by painting)."""
+    tcfg, workers = cfg.train, cfg.data.num_workers
+    drop_last = len(splits.train) >= tcfg.batch_size
+    batch_sampler = None
+    if cfg.data.group_by_painting:
+        batch_sampler = PaintingBatchSampler([s.key for s in splits.train.samples], tcfg.batch_size,
+                                             seed=tcfg.seed, drop_last=drop_last)
+        train_loader = DataLoader(splits.train, batch_sampler=batch_sampler, collate_fn=collate_samples,
+                                  num_workers=workers)
+    else:
+        train_loader = DataLoader(splits.train, batch_size=tcfg.batch_size, shuffle=True,
+                                  collate_fn=collate_samples, num_workers=workers, drop_last=drop_last)
+    val_loader = DataLoader(splits.val, batch_size=tcfg.batch_size, shuffle=False,
+                            collate_fn=collate_samples, num_workers=workers)
+    return train_loader, val_loader, batch_sampler
 
-    def write_history() -> None:
-        if accelerator.is_main_process:
-            history_path.write_text(json.dumps(history, indent=2))
 
-    def checkpoint() -> None:
-        save_checkpoint(accelerator, run_dir, state["step"], state, tcfg.keep_last)
-        write_history()
+class _Loop:
+    """The optimizer-step loop of :func:`train`: resumable state, the metrics history and its
+    logging window, NaN skipping, validation with ``best/``, checkpoints, and the end of a run."""
 
-    fault_step = int(os.environ.get(FAULT_ENV, "0") or 0)
-    log_shards = bool(os.environ.get(SHARD_ENV))
-    bar = tqdm(total=tcfg.max_steps, initial=state["step"], disable=not accelerator.is_main_process,
-               desc="train", dynamic_ncols=True, mininterval=1.0)
-    consecutive_nan = 0
-    window: dict[str, list[float]] = {}
-    t_window, n_window = time.perf_counter(), 0
-    save_dtype = getattr(torch, tcfg.save_dtype)
-    stopped_by = None
-    with _StopFlag() as stop:
-        while state["step"] < tcfg.max_steps and stop.signum is None:
-            epoch = state["epoch"]
-            splits.train.set_epoch(epoch)
-            train_loader.set_epoch(epoch)
-            if batch_sampler is not None:
-                batch_sampler.set_epoch(epoch)
-            loader = train_loader
-            if state["batch_in_epoch"]:
-                loader = accelerator.skip_first_batches(train_loader, state["batch_in_epoch"])
-            for batch in loader:
-                state["batch_in_epoch"] += 1
-                state["skipped_rows"] += int(batch.get("num_skipped", 0))
-                if batch.get("batch_size", 1) == 0:
-                    continue
-                if log_shards:
-                    logger.warning("SHARD %s", json.dumps({"rank": accelerator.process_index,
-                                                           "indices": [int(i) for i in batch["index"]]}))
-                with accelerator.accumulate(model):
-                    out = model(batch, cfg.loss, max_text_tokens=tcfg.max_text_tokens,
-                                encoder_checkpointing=tcfg.grad_checkpointing_encoder)
-                    loss = out.loss
-                    finite = torch.isfinite(loss.detach())
-                    finite = accelerator.reduce(finite.float(), reduction="min") > 0
-                    if finite:
-                        if loss.requires_grad:
-                            accelerator.backward(loss)
-                        if accelerator.sync_gradients and tcfg.max_grad_norm > 0:
-                            accelerator.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm)
-                        optimizer.step()
-                        scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                if not finite:
-                    state["nan_steps"] += 1
-                    consecutive_nan += 1
-                    logger.warning("Non-finite loss at step %d: step skipped (%d so far)",
-                                   state["step"], state["nan_steps"])
-                    if consecutive_nan >= tcfg.max_nan_steps:
-                        raise TrainingAborted(
-                            f"{consecutive_nan} non-finite losses in a row at step {state['step']}: "
-                            "lower train.lr, check the data, or use fp32 (train.mixed_precision=no)"
-                        )
-                    continue
-                consecutive_nan = 0
-                if not accelerator.sync_gradients:
-                    continue
-                state["step"] += 1
-                n_batch = len(batch["emotion"]) * accelerator.num_processes * tcfg.grad_accum
-                state["samples_seen"] += n_batch
-                n_window += n_batch
-                reduced = {k: accelerator.reduce(v.detach(), reduction="mean").item()
-                           for k, v in {"loss": loss, **out.losses}.items()}
-                if log_shards:  # each rank's own loss beside the reduced one the run records
-                    logger.warning("LOSS %s", json.dumps({"rank": accelerator.process_index, "step": state["step"],
-                                                          "local": loss.item()}))
-                for k, v in {**reduced, **out.metrics}.items():
-                    window.setdefault(k, []).append(float(v))
-                bar.update(1)
-                if state["step"] % tcfg.log_every == 0 or state["step"] == tcfg.max_steps:
-                    elapsed = time.perf_counter() - t_window
-                    rec = {k: sum(v) / len(v) for k, v in window.items()}
-                    rec.update(step=state["step"], epoch=epoch, samples_per_s=n_window / max(elapsed, 1e-9),
-                               lr=scheduler.get_last_lr()[0], nan_steps=state["nan_steps"],
-                               skipped_rows=state["skipped_rows"])
-                    history["train"].append(rec)
-                    bar.set_postfix(loss=f"{rec['loss']:.3f}", iou=f"{rec.get('mask_iou', float('nan')):.3f}",
-                                    sps=f"{rec['samples_per_s']:.1f}")
-                    accelerator.log({f"train/{k}": v for k, v in rec.items() if isinstance(v, (int, float))},
-                                    step=state["step"])
-                    logger.info("step %d %s", state["step"], {k: round(v, 4) for k, v in rec.items()
-                                                              if isinstance(v, float)})
-                    window, t_window, n_window = {}, time.perf_counter(), 0
-                if fault_step and state["step"] == fault_step:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if state["step"] % tcfg.eval_every == 0 or state["step"] == tcfg.max_steps:
-                    val = validate(accelerator, model, val_loader, cfg, tcfg.num_val_explanations)
-                    val["step"] = state["step"]
-                    history["val"].append(val)
-                    score = _score(val, cfg.train.stage)
-                    logger.info("val step %d: gIoU %.4f cIoU %.4f lm_loss %.4f", state["step"],
-                                val["gIoU"], val["cIoU"], val["lm_loss"])
-                    for ex in val["explanations"]:
-                        logger.info("  [%s | %s] %s", ex["key"], ex["emotion"], ex["generated"])
-                    accelerator.log({f"val/{k}": v for k, v in val.items() if isinstance(v, (int, float))},
-                                    step=state["step"])
-                    _log_text(accelerator, val["explanations"], state["step"])
-                    if state["best_score"] is None or score > state["best_score"]:
-                        state["best_score"] = score
-                        if accelerator.is_main_process:
-                            unwrapped.save_pretrained(run_dir / "best", dtype=save_dtype,
-                                                      extra={"step": state["step"], "val": _scalars(val)})
-                    accelerator.wait_for_everyone()
-                if state["step"] % tcfg.save_every == 0 and state["step"] < tcfg.max_steps:
-                    checkpoint()
-                if state["step"] >= tcfg.max_steps or stop.signum is not None:
-                    break
-            else:
-                state["epoch"] += 1
-                state["batch_in_epoch"] = 0
-        stopped_by = stop.signum
-    bar.close()
-    checkpoint()
-    summary: dict[str, Any] = {"step": state["step"], "samples_seen": state["samples_seen"],
-                               "nan_steps": state["nan_steps"], "skipped_rows": state["skipped_rows"],
-                               "best_score": state["best_score"], "run_dir": str(run_dir),
-                               "stopped_by_signal": signal.Signals(stopped_by).name if stopped_by else None}
-    if stopped_by is None and accelerator.is_main_process:
-        unwrapped.save_pretrained(run_dir / "last", dtype=save_dtype, extra={"step": state["step"]})
-        if not (run_dir / "best").exists():
-            unwrapped.save_pretrained(run_dir / "best", dtype=save_dtype, extra={"step": state["step"]})
-        if torch.cuda.is_available():
-            summary["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        import resource
+    def __init__(self, cfg: EmoSEMConfig, accelerator, model, optimizer, scheduler, val_loader,
+                 run_dir: Path) -> None:
+        self.cfg, self.tcfg, self.acc, self.run_dir = cfg, cfg.train, accelerator, run_dir
+        self.model, self.optimizer, self.scheduler, self.val_loader = model, optimizer, scheduler, val_loader
+        self.unwrapped = accelerator.unwrap_model(model)
+        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "nan_steps": 0,
+                                      "best_score": None, "samples_seen": 0, "skipped_rows": 0}
+        self.history_path = run_dir / "metrics.json"
+        self.history: dict[str, Any] = {}
+        self.save_dtype = getattr(torch, self.tcfg.save_dtype)
+        self.fault_step = int(os.environ.get(FAULT_ENV, "0") or 0)
+        self.log_shards = bool(os.environ.get(SHARD_ENV))
+        self.consecutive_nan = 0
+        self.window: dict[str, list[float]] = {}
+        self.t_window, self.n_window = time.perf_counter(), 0
+        self.bar: Any = None
 
-        summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        history["summary"] = summary
-        write_history()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return summary
+    def resume(self, ckpt: Path | None) -> None:
+        """Load ``ckpt`` (model, optimizer, scheduler, RNG, loop state) and its history rows."""
+        if ckpt is not None:
+            load_checkpoint(self.acc, self.model, ckpt)
+            self.state.update(read_state(ckpt))
+            logger.info("Resumed from %s at step %d", ckpt, self.state["step"])
+        resumed = ckpt is not None and self.history_path.exists()
+        history = json.loads(self.history_path.read_text()) if resumed else {}
+        for part in ("train", "val"):
+            history[part] = [r for r in history.get(part, []) if r["step"] <= self.state["step"]]
+        self.history = history
+
+    def run(self, train_set: Any, train_loader: DataLoader, batch_sampler: Any) -> int | None:
+        """Train to ``max_steps`` or a SIGTERM/SIGINT; returns that signal's number, else None."""
+        from tqdm.auto import tqdm
+
+        state, tcfg = self.state, self.tcfg
+        self.bar = tqdm(total=tcfg.max_steps, initial=state["step"], disable=not self.acc.is_main_process,
+                        desc="train", dynamic_ncols=True, mininterval=1.0)
+        self.t_window = time.perf_counter()
+        with _StopFlag() as stop:
+            while state["step"] < tcfg.max_steps and stop.signum is None:
+                epoch = state["epoch"]
+                train_set.set_epoch(epoch)
+                train_loader.set_epoch(epoch)
+                if batch_sampler is not None:
+                    batch_sampler.set_epoch(epoch)
+                loader = train_loader
+                if state["batch_in_epoch"]:
+                    loader = self.acc.skip_first_batches(train_loader, state["batch_in_epoch"])
+                for batch in loader:
+                    if self._batch(batch, epoch) and (state["step"] >= tcfg.max_steps
+                                                      or stop.signum is not None):
+                        break
+                else:
+                    state["epoch"] += 1
+                    state["batch_in_epoch"] = 0
+            stopped_by = stop.signum
+        self.bar.close()
+        return stopped_by
+
+    def _batch(self, batch: dict[str, Any], epoch: int) -> bool:
+        """One batch; True when it completed an optimizer step."""
+        state, tcfg = self.state, self.tcfg
+        state["batch_in_epoch"] += 1
+        state["skipped_rows"] += int(batch.get("num_skipped", 0))
+        if batch.get("batch_size", 1) == 0:
+            return False
+        if self.log_shards:
+            logger.warning("SHARD %s", json.dumps({"rank": self.acc.process_index,
+                                                   "indices": [int(i) for i in batch["index"]]}))
+        out = self._forward_backward(batch)
+        if out is None or not self.acc.sync_gradients:
+            return False
+        state["step"] += 1
+        self._record(batch, out, epoch)
+        if self.fault_step and state["step"] == self.fault_step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if state["step"] % tcfg.eval_every == 0 or state["step"] == tcfg.max_steps:
+            self._validate()
+        if state["step"] % tcfg.save_every == 0 and state["step"] < tcfg.max_steps:
+            self.checkpoint()
+        return True
+
+    def _forward_backward(self, batch: dict[str, Any]) -> Any:
+        """Forward, backward, clip and step (under gradient accumulation); None when the loss
+        was not finite on some process, which skips the step on all of them."""
+        tcfg, acc = self.tcfg, self.acc
+        with acc.accumulate(self.model):
+            out = self.model(batch, self.cfg.loss, max_text_tokens=tcfg.max_text_tokens,
+                             encoder_checkpointing=tcfg.grad_checkpointing_encoder)
+            finite = torch.isfinite(out.loss.detach())
+            finite = acc.reduce(finite.float(), reduction="min") > 0
+            if finite:
+                if out.loss.requires_grad:
+                    acc.backward(out.loss)
+                if acc.sync_gradients and tcfg.max_grad_norm > 0:
+                    acc.clip_grad_norm_(self.model.parameters(), tcfg.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        if finite:
+            self.consecutive_nan = 0
+            return out
+        self.state["nan_steps"] += 1
+        self.consecutive_nan += 1
+        logger.warning("Non-finite loss at step %d: step skipped (%d so far)",
+                       self.state["step"], self.state["nan_steps"])
+        if self.consecutive_nan >= tcfg.max_nan_steps:
+            raise TrainingAborted(
+                f"{self.consecutive_nan} non-finite losses in a row at step {self.state['step']}: "
+                "lower train.lr, check the data, or use fp32 (train.mixed_precision=no)"
+            )
+        return None
+
+    def _record(self, batch: dict[str, Any], out: Any, epoch: int) -> None:
+        """Count the step's samples, reduce its losses, and every ``log_every`` steps log the
+        window's means (metrics.json, the tracker, the progress bar)."""
+        state, tcfg, acc = self.state, self.tcfg, self.acc
+        n_batch = len(batch["emotion"]) * acc.num_processes * tcfg.grad_accum
+        state["samples_seen"] += n_batch
+        self.n_window += n_batch
+        reduced = {k: acc.reduce(v.detach(), reduction="mean").item()
+                   for k, v in {"loss": out.loss, **out.losses}.items()}
+        if self.log_shards:  # each rank's own loss beside the reduced one the run records
+            logger.warning("LOSS %s", json.dumps({"rank": acc.process_index, "step": state["step"],
+                                                  "local": out.loss.item()}))
+        for k, v in {**reduced, **out.metrics}.items():
+            self.window.setdefault(k, []).append(float(v))
+        self.bar.update(1)
+        if state["step"] % tcfg.log_every and state["step"] != tcfg.max_steps:
+            return
+        elapsed = time.perf_counter() - self.t_window
+        rec = {k: sum(v) / len(v) for k, v in self.window.items()}
+        rec.update(step=state["step"], epoch=epoch, samples_per_s=self.n_window / max(elapsed, 1e-9),
+                   lr=self.scheduler.get_last_lr()[0], nan_steps=state["nan_steps"],
+                   skipped_rows=state["skipped_rows"])
+        self.history["train"].append(rec)
+        self.bar.set_postfix(loss=f"{rec['loss']:.3f}", iou=f"{rec.get('mask_iou', float('nan')):.3f}",
+                             sps=f"{rec['samples_per_s']:.1f}")
+        acc.log({f"train/{k}": v for k, v in rec.items() if isinstance(v, (int, float))}, step=state["step"])
+        logger.info("step %d %s", state["step"], {k: round(v, 4) for k, v in rec.items() if isinstance(v, float)})
+        self.window, self.t_window, self.n_window = {}, time.perf_counter(), 0
+
+    def _validate(self) -> None:
+        """Validate, log, and save ``best/`` when the score improved."""
+        state, acc = self.state, self.acc
+        val = validate(acc, self.model, self.val_loader, self.cfg, self.tcfg.num_val_explanations)
+        val["step"] = state["step"]
+        self.history["val"].append(val)
+        score = _score(val, self.tcfg.stage)
+        logger.info("val step %d: gIoU %.4f cIoU %.4f lm_loss %.4f", state["step"],
+                    val["gIoU"], val["cIoU"], val["lm_loss"])
+        for ex in val["explanations"]:
+            logger.info("  [%s | %s] %s", ex["key"], ex["emotion"], ex["generated"])
+        acc.log({f"val/{k}": v for k, v in val.items() if isinstance(v, (int, float))}, step=state["step"])
+        _log_text(acc, val["explanations"], state["step"])
+        if state["best_score"] is None or score > state["best_score"]:
+            state["best_score"] = score
+            if acc.is_main_process:
+                self.unwrapped.save_pretrained(self.run_dir / "best", dtype=self.save_dtype,
+                                               extra={"step": state["step"], "val": _scalars(val)})
+        acc.wait_for_everyone()
+
+    def write_history(self) -> None:
+        if self.acc.is_main_process:
+            self.history_path.write_text(json.dumps(self.history, indent=2))
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.acc, self.run_dir, self.state["step"], self.state, self.tcfg.keep_last)
+        self.write_history()
+
+    def finish(self, stopped_by: int | None) -> dict[str, Any]:
+        """The last checkpoint; after a full run also ``last/`` (and ``best/`` if validation
+        never wrote one) and the summary in metrics.json."""
+        self.checkpoint()
+        state, run_dir = self.state, self.run_dir
+        summary: dict[str, Any] = {"step": state["step"], "samples_seen": state["samples_seen"],
+                                   "nan_steps": state["nan_steps"], "skipped_rows": state["skipped_rows"],
+                                   "best_score": state["best_score"], "run_dir": str(run_dir),
+                                   "stopped_by_signal": signal.Signals(stopped_by).name if stopped_by else None}
+        if stopped_by is None and self.acc.is_main_process:
+            extra = {"step": state["step"]}
+            self.unwrapped.save_pretrained(run_dir / "last", dtype=self.save_dtype, extra=extra)
+            if not (run_dir / "best").exists():
+                self.unwrapped.save_pretrained(run_dir / "best", dtype=self.save_dtype, extra=extra)
+            if torch.cuda.is_available():
+                summary["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            import resource
+
+            summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            self.history["summary"] = summary
+            self.write_history()
+        self.acc.wait_for_everyone()
+        self.acc.end_training()
+        return summary
 
 
 def _scalars(d: dict[str, Any]) -> dict[str, float]:
