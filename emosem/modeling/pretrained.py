@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from emosem import __version__
-from emosem.config import ModelConfig, _from_dict
+from emosem.config import CHOICES, ModelConfig, _from_dict
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.files import file_sha256
 from emosem.modeling.errors import CheckpointError
@@ -38,8 +38,6 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "lm_adapter"
 PROMPTS_NAME = "emotion_prompts.safetensors"  # the nine emotions' prompt tokens, for LM-free masks
-DECODERS = ("film", "shared")
-
 
 def save_pretrained(model: EmoSEM, save_dir: str | Path, dtype: torch.dtype | None = None,
                     extra: dict[str, Any] | None = None) -> Path:
@@ -221,10 +219,11 @@ _MODEL_RANGES: dict[str, tuple[float, float]] = {
     "tag_k": (0, 1024),
     "num_concepts": (0, 1000),
 }
+# the model fields with a closed set of values (emosem.config.CHOICES; the segmenter is
+# checked against the registry itself below)
 _MODEL_CHOICES: dict[str, tuple[str, ...]] = {
-    "decoder": DECODERS,
-    "adapter_mask": ("pred", "gt"),
-    "dtype": ("float32", "float16", "bfloat16"),
+    where.split(".")[1]: choices for where, choices in CHOICES.items()
+    if where.startswith("model.") and where != "model.segmenter"
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from emosem.config import EmoSEMConfig
+from emosem.config import TRACKERS, EmoSEMConfig, check_choice
 from emosem.data.dataset import collate_samples
 from emosem.data.sampler import PaintingBatchSampler
 from emosem.data.splits import build_splits
@@ -76,9 +76,8 @@ def _tracker(cfg: EmoSEMConfig) -> str | None:
     name = cfg.train.tracker
     if name in (None, "", "none"):
         return None
-    mod = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(name)
-    if mod is None:
-        raise ValueError(f"train.tracker must be tensorboard, wandb or none, got {name!r}")
+    check_choice(name, TRACKERS, "train.tracker")  # a config built in Python skips load_config
+    mod = name  # the tracker's Python module
     import importlib.util
 
     if importlib.util.find_spec(mod) is None:
