@@ -19,9 +19,15 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
 from emosem.inference import LM_PRECISIONS
+
+if TYPE_CHECKING:  # heavy (torch): imported by run() once the arguments are good
+    from accelerate import PartialState
+
+    from emosem.inference.collection import Ledger, OutputFolder
 
 logger = logging.getLogger(__name__)
 
@@ -256,6 +262,8 @@ class _Run:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The infer command: check, claim ``--out``, process every input (split between the
+    launched processes), then merge the outputs on rank 0. Returns the exit code."""
     t_start = time.perf_counter()
     try:
         emotions, auto = _expand_emotions(args.emotion)
@@ -266,57 +274,72 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         logger.error("%s", problem)
         return 2
-    import uuid
-
     # heavy imports (torch through accelerate) only once the arguments are known to be good
     from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
-    from tqdm.auto import tqdm
 
-    from emosem.inference.annotations import ManifestError, load_manifest
-    from emosem.inference.collection import (
-        Ledger,
-        OutputFolder,
-        OutputFolderError,
-        iter_inputs,
-        read_ledgers,
-        run_signature,
-    )
-    from emosem.inference.merge import write_run_outputs
+    from emosem.inference.collection import Ledger, OutputFolder, run_signature
+    from emosem.paths import default_checkpoint
 
     dist = PartialState(cpu=args.device == "cpu")
-    main_proc, rank, world = dist.is_main_process, dist.process_index, dist.num_processes
-    if not main_proc:
+    if not dist.is_main_process:
         logging.getLogger().setLevel(logging.WARNING)  # rank-0-only output; errors still show
-    device = str(dist.device) if world > 1 and args.device == "auto" else args.device
-
-    # Everything that can refuse the run does so before the model loads.
+    device = str(dist.device) if dist.num_processes > 1 and args.device == "auto" else args.device
     out = OutputFolder(Path(args.out))
-    error, run_id = None, uuid.uuid4().hex[:12]
-    if main_proc:
+    error, run_id, manifest = _claim_output(args, out, dist)
+    if error:
+        if dist.is_main_process:
+            logger.error("%s", error)
+        return 1
+    signature = run_signature(args, str(Path(args.checkpoint or default_checkpoint()).resolve()))
+    worker = _Run(args, emotions, auto, out, dist.process_index, device, signature, manifest)
+    ledger = Ledger(out.ledger_path(run_id, dist.process_index))
+    code = _process_inputs(args, out, dist, worker, ledger)
+    if code:
+        out.unlock()
+        return code
+    if not dist.is_main_process:
+        return 0
+    return _finish_run(args, out, ledger, worker, dist.num_processes, manifest, t_start)
+
+
+def _claim_output(args: argparse.Namespace, out: OutputFolder, dist: PartialState) -> tuple[str | None, str, Any]:
+    """Everything that can refuse the run, before the model loads: ``--out`` writable and
+    locked (rank 0), the IIIF manifest readable. Returns (error or None, run id, manifest)."""
+    import uuid
+
+    from accelerate.utils import broadcast_object_list
+
+    from emosem.inference.annotations import ManifestError, load_manifest
+    from emosem.inference.collection import OutputFolderError
+
+    error, run_id, manifest = None, uuid.uuid4().hex[:12], None
+    if dist.is_main_process:
         try:
             out.check_writable()
             out.lock()
             out.clean_tmp()
         except OutputFolderError as e:
             error = str(e)
-    manifest = None
     if args.iiif_manifest and error is None:
         try:
             manifest = load_manifest(args.iiif_manifest)
         except ManifestError as e:
             error = str(e)
-    if world > 1:
+    if dist.num_processes > 1:
         error, run_id = broadcast_object_list([error, run_id])
-    if error:
-        if main_proc:
-            logger.error("%s", error)
-        return 1
-    from emosem.paths import default_checkpoint
+    return error, run_id, manifest
 
-    signature = run_signature(args, str(Path(args.checkpoint or default_checkpoint()).resolve()))
-    worker = _Run(args, emotions, auto, out, rank, device, signature, manifest)
-    ledger = Ledger(out.ledger_path(run_id, rank))
+
+def _process_inputs(args: argparse.Namespace, out: OutputFolder, dist: PartialState, worker: _Run,
+                    ledger: Ledger) -> int:
+    """Each process's share of the inputs, in chunks of 32; 1 when the checkpoint cannot be
+    loaded (on any rank: rank 0's failure stops everyone), else 0."""
+    from accelerate.utils import broadcast_object_list
+    from tqdm.auto import tqdm
+
+    from emosem.inference.collection import iter_inputs
+
+    main_proc, world = dist.is_main_process, dist.num_processes
     total = sum(1 for _ in iter_inputs(args.inputs, exclude=out.root)) if main_proc else 0
     bar = tqdm(total=-(-total // world), unit="img", desc="paintings" if world == 1 else f"paintings (rank 0 of {world})",
                disable=not main_proc or args.quiet or not sys.stderr.isatty())
@@ -335,12 +358,19 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     if world > 1:
         dist.wait_for_everyone()
-        [code] = broadcast_object_list([code])  # rank 0's load failure stops everyone
-    if code:
-        out.unlock()
-        return code
-    if not main_proc:
-        return 0
+        [code] = broadcast_object_list([code])
+    return code
+
+
+def _finish_run(args: argparse.Namespace, out: OutputFolder, ledger: Ledger, worker: _Run, world: int,
+                manifest: Any, t_start: float) -> int:
+    """Rank 0: merge the ledgers into summary.json, results.csv, the gallery and the manifest,
+    release ``--out`` and print the accounting. Returns 1 if an image failed, else 0."""
+    import shutil
+
+    from emosem.inference.collection import iter_inputs, read_ledgers
+    from emosem.inference.merge import write_run_outputs
+
     rows = read_ledgers(ledger.path.parent)
     total_s = time.perf_counter() - t_start
     this_run = {
@@ -354,8 +384,6 @@ def run(args: argparse.Namespace) -> int:
     }
     summary = write_run_outputs(out.root, iter_inputs(args.inputs, exclude=out.root), rows, this_run,
                                 gallery=not args.json_only, manifest=manifest)
-    import shutil
-
     shutil.rmtree(ledger.path.parent, ignore_errors=True)
     out.unlock()
     n_done, n_failed = summary["images_done"], summary["images_failed"]
