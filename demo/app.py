@@ -46,7 +46,7 @@ except ImportError:  # run as `python demo/app.py` from a checkout without `pip 
 
 import numpy as np  # noqa: E402
 
-from emosem.data.image_io import IMAGE_EXTENSIONS, ImageLoadError, decode_image, load_image  # noqa: E402
+from emosem.data.image_io import IMAGE_EXTENSIONS, ImageLoadError, decode_image  # noqa: E402
 from emosem.emotions import (  # noqa: E402
     ARTEMIS_EMOTIONS,
     emotion_color,
@@ -72,6 +72,11 @@ PREVIEW_SIDE = 900  # longest side of the preview / gallery images, pixels
 # side (masks and records are still given at its original size), so an upload's memory follows
 # this, not the size its header declares.
 WORK_SIDE = 2048
+# At most this many uploads are decoded or analysed at once in this process, previews and runs
+# together (build_app sets it to --concurrency): a request's peak is the file's full-size decode
+# before the pixel budget's reduce and the mask PNG and RLE at the original size (a few hundred
+# MB for a 13,000² 1-bit PNG), so this bounds the demo's memory however many requests arrive.
+WORK_SLOTS = threading.BoundedSemaphore(2)
 SAMPLE_TITLES = {
     "starry_night": "Van Gogh, The Starry Night (1889)",
     "the_scream": "Munch, The Scream (1893)",
@@ -199,6 +204,17 @@ def fit_side(image: np.ndarray, max_side: int = PREVIEW_SIDE) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def _at_size(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A bool mask (nearest) or a probability map (area) resized to ``size`` = (h, w)."""
+    if tuple(mask.shape) == tuple(size):
+        return mask
+    import cv2
+
+    if mask.dtype == bool:
+        return cv2.resize(mask.view(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST).view(bool)
+    return cv2.resize(mask, size[::-1], interpolation=cv2.INTER_AREA)
+
+
 def render_results_html(views: Sequence[EmotionView]) -> str:
     """One card per emotion: name, confidence, predicted IoU, area, explanation."""
     cards = []
@@ -281,6 +297,15 @@ def analyze(
     Never raises for bad input: the returned :class:`Analysis` has ``ok=False`` and a one-line
     ``message`` instead. ``generation`` goes to the LM's ``generate`` (e.g. ``num_beams``).
     """
+    with WORK_SLOTS:
+        return _analyze(predictor, image, emotions, free_text, all_emotions, threshold,
+                        max_new_tokens, explain, folders, generation)
+
+
+def _analyze(predictor: EmoSEMPredictor, image: str | Path | None, emotions: Sequence[str] | None,
+             free_text: str | None, all_emotions: bool, threshold: float | None, max_new_tokens: int,
+             explain: bool, folders: RequestFolders | None, generation: Mapping[str, Any] | None,
+             ) -> Analysis:
     t0 = time.perf_counter()
     name = display_name(image)
     try:
@@ -322,13 +347,15 @@ def analyze(
     stem = file_stem(Path(name).stem, max_chars=60, fallback="painting")
     views: list[EmotionView] = []
     files: list[Path] = []
+    shown = fit_side(state.image)  # overlays are drawn at the size they are shown
     for r in results:
-        over = overlay_mask(state.image, r.mask, emotion_color(r.emotion))
-        heat = heatmap_overlay(state.image, r.soft_mask)
+        mask, soft = _at_size(r.mask, shown.shape[:2]), _at_size(r.soft_mask, shown.shape[:2])
+        over = overlay_mask(shown, mask, emotion_color(r.emotion))
+        heat = heatmap_overlay(shown, soft)
         mask_path = write_mask_png(out / f"{stem}_{emotion_file_stem(r.emotion)}_mask.png", r.mask,
                                    decoded.original_size)
         record = {"image": name, **full_size_record(r, decoded.original_size)}
-        views.append(EmotionView(r, fit_side(over), fit_side(heat), mask_path, record))
+        views.append(EmotionView(r, over, heat, mask_path, record))
         files.append(mask_path)
     payload = {
         "image": name,
@@ -365,16 +392,17 @@ def preview(image: str | Path | None) -> tuple[np.ndarray | None, str]:
     if not image:
         return None, ""
     try:
-        rgb = load_image(image, max_side=4096)
+        with WORK_SLOTS:  # decoded straight at preview size: the run decodes it again
+            decoded = decode_image(image, max_side=PREVIEW_SIDE)
     except ImageLoadError as e:
         msg = load_error_message(e, image)
         return None, Analysis(False, msg).status_html()
     except Exception as e:  # pragma: no cover - defensive
         logger.exception("preview of %s failed", image)
         return None, Analysis(False, f"Cannot load image {display_name(image)}: {e}").status_html()
-    h, w = rgb.shape[:2]
+    h, w = decoded.original_size
     note = f"Loaded {display_name(image)} ({w}×{h}). Choose emotions and press Run."
-    return fit_side(rgb), Analysis(True, note).status_html()
+    return fit_side(decoded.rgb), Analysis(True, note).status_html()
 
 
 def sample_paintings() -> list[Path]:
@@ -484,6 +512,8 @@ def build_app(
                   [status, overlays, heatmaps, results, dist, downloads],
                   concurrency_limit=concurrency)
     app.queue(default_concurrency_limit=concurrency)
+    global WORK_SLOTS
+    WORK_SLOTS = threading.BoundedSemaphore(concurrency)
     return app
 
 

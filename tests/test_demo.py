@@ -337,3 +337,32 @@ def test_browser_run_bad_upload_and_recovery(server, chromium_exe, bad_files):
         free = page.locator('#results .card[data-emotion="melancholy"]')
         assert "outside the trained set" in free.inner_text()
         assert page.locator("#overlays img").count() == 2
+
+
+def test_work_slots_bound_concurrent_decodes(monkeypatch, tmp_path):
+    """However many uploads arrive at once, at most WORK_SLOTS of them decode (and analyse)
+    together: the demo's memory under a burst of huge files follows the slots, not the burst."""
+    import time
+
+    monkeypatch.setattr(demo, "WORK_SLOTS", threading.BoundedSemaphore(2))
+    active, most, guard = [0], [0], threading.Lock()
+    real = demo.decode_image
+
+    def tracked(*args, **kwargs):
+        with guard:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.2)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    monkeypatch.setattr(demo, "decode_image", tracked)
+    threads = [threading.Thread(target=demo.preview, args=(str(STARRY),)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2

@@ -304,3 +304,19 @@ def test_decode_image_budget_keeps_exif_orientation_and_counts_frames(tmp_path):
     base.save(tmp_path / "pages.tif", save_all=True, append_images=[base.rotate(90)])
     assert decode_image(tmp_path / "pages.tif", max_side=300).frames == 2
     assert decode_image(tmp_path / "rot.jpg").frames == 1
+
+
+def test_bilevel_budget_reduction_equals_pil_reduce():
+    """The strip-wise reduction of 1-bit images gives PIL's reduce (partial boxes included)
+    within one grey level, without widening the whole image to 8 bits first."""
+    from PIL import ImageDraw
+
+    from emosem.data.image_io import _reduce_bilevel
+
+    for w, h, f in [(1301, 997, 7), (600, 400, 12), (17, 9, 4)]:
+        im = Image.new("1", (w, h), 0)
+        draw = ImageDraw.Draw(im)
+        draw.ellipse((w // 10, h // 10, w * 9 // 10, h * 7 // 10), fill=1)
+        draw.rectangle((w - 3, 0, w - 1, h - 1), fill=1)  # the partial right-hand boxes
+        ours, pil = np.asarray(_reduce_bilevel(im, f)), np.asarray(im.convert("L").reduce(f))
+        assert ours.shape == pil.shape and np.abs(ours.astype(int) - pil).max() <= 1
