@@ -55,3 +55,18 @@ def test_export_calibrates_the_mask_threshold_on_val(tmp_path, tiny_checkpoint, 
     assert cfg["model"]["mask_threshold"] == sweep["best"]
     assert EmoSEM.from_pretrained(dst).config.mask_threshold == sweep["best"]
     assert "mask threshold" in proc.stderr
+
+
+def test_export_of_a_damaged_checkpoint_is_a_one_line_error(tmp_path, tiny_checkpoint):
+    import shutil
+
+    src = tmp_path / "damaged"
+    shutil.copytree(tiny_checkpoint, src)
+    weights = src / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a truncated copy
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "export_checkpoint.py"), str(src), str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "model.safetensors" in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -232,6 +232,12 @@ def test_sam_loader_formats_and_refusals(tmp_path):
         build_segmenter("sam_tiny", tmp_path / "partial.pth")
     with pytest.raises(CheckpointError, match="not found"):
         build_segmenter("sam_tiny", tmp_path / "nowhere.pth")
+    data = (tmp_path / "sam.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    (tmp_path / "header.safetensors").write_bytes(b"\xff" * 8 + data[8:])
+    for bad in ("cut", "header"):  # SafetensorError inside: one line naming the file
+        with pytest.raises(CheckpointError, match=f"{bad}.safetensors is damaged"):
+            build_segmenter("sam_tiny", tmp_path / f"{bad}.safetensors")
 
 
 def test_frozen_official_encoder_is_referenced_not_saved(tmp_path, tiny_llama_dir):

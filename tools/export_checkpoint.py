@@ -24,6 +24,7 @@ import torch
 
 from emosem.evaluation.evaluate import CLASSIFIER_DIR
 from emosem.modeling.emosem import EmoSEM
+from emosem.modeling.errors import CheckpointError
 
 
 def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
@@ -56,7 +57,11 @@ def main(argv=None) -> int:
                    help="choose the mask threshold on the val split of this data folder")
     p.add_argument("--split", default="val", help="the split --calibrate-on uses (default: val)")
     args = p.parse_args(argv)
-    model = EmoSEM.from_pretrained(args.src)
+    try:
+        model = EmoSEM.from_pretrained(args.src)
+    except CheckpointError as e:  # damaged, edited or not a checkpoint: one line, exit 1
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     extra = {k: v for k, v in model.metadata.items() if k in ("step", "val")}
     if args.calibrate_on is not None:
         extra["threshold_calibration"] = calibrate(model, args.src, args.calibrate_on, args.split)

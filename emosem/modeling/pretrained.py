@@ -23,7 +23,7 @@ from emosem import __version__
 from emosem.config import CHOICES, ModelConfig, _from_dict
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.files import file_sha256
-from emosem.modeling.errors import CheckpointError
+from emosem.modeling.errors import CheckpointError, load_safetensors, one_line
 from emosem.modeling.image_encoders import WHEELS
 from emosem.modeling.language_model import ExplanationLM, lm_hidden_size, load_causal_lm
 from emosem.modeling.segmenter import build_segmenter, segmenter_entry
@@ -167,7 +167,7 @@ def from_pretrained(
             try:
                 base = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
             except Exception as e:  # a damaged adapter: peft/safetensors/json errors of any kind
-                raise CheckpointError(f"{adapter} cannot be loaded: {_one_line(e)}") from None
+                raise CheckpointError(f"{adapter} cannot be loaded: {one_line(e)}") from None
         elif "files" not in meta:  # written before checkpoints recorded their files
             logger.warning("%s has no %s/: explanations come from the base language model "
                            "without its LoRA adapter", ckpt_dir, ADAPTER_DIR)
@@ -176,8 +176,8 @@ def from_pretrained(
         hidden = meta.get("lm_hidden_size") or lm_hidden_size(config.lm)
         model = cls(config, sam, None, hidden_size=hidden)
         if (ckpt_dir / PROMPTS_NAME).is_file():
-            model.prompt_bank = _load_tensors(ckpt_dir / PROMPTS_NAME)
-    state = _load_tensors(ckpt_dir / WEIGHTS_NAME)
+            model.prompt_bank = load_safetensors(ckpt_dir / PROMPTS_NAME)
+    state = load_safetensors(ckpt_dir / WEIGHTS_NAME)
     own = model.state_dict()
     bad = [k for k in state if k not in own]
     missing = [k for k in own if k.startswith(model.saved_prefixes()) and k not in state]
@@ -227,17 +227,13 @@ _MODEL_CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(f"{type(e).__name__}: {e}".split())[:300]
-
-
 def _checked_model_config(ckpt_dir: Path, meta: dict[str, Any]) -> ModelConfig:
     """``meta["model"]`` as a :class:`ModelConfig`, every value typed and in range."""
     where = ckpt_dir / CONFIG_NAME
     try:
         config = _from_dict(ModelConfig, meta.get("model"), "model.")
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
-        raise CheckpointError(f"{where}: {_one_line(e)}") from None
+        raise CheckpointError(f"{where}: {one_line(e)}") from None
     problems = []
     for name, (lo, hi) in _MODEL_RANGES.items():
         value = getattr(config, name)
@@ -293,14 +289,3 @@ def _check_files(ckpt_dir: Path, meta: dict[str, Any], checksums: bool) -> None:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise CheckpointError(f"{ckpt_dir} is damaged: {'; '.join(problems[:3])}{more}; "
                               "copy the whole checkpoint folder again or re-export it")
-
-
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """A safetensors file, or a CheckpointError naming it when it is truncated or corrupt."""
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as e:  # SafetensorError, OSError, ...: one line for the user
-        raise CheckpointError(f"{path} is damaged ({_one_line(e)}); copy the checkpoint again "
-                              "or re-export it") from None

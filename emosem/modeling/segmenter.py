@@ -31,7 +31,7 @@ from segment_anything.modeling import (
 from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
-from emosem.modeling.errors import CheckpointError
+from emosem.modeling.errors import CheckpointError, load_safetensors
 from emosem.modeling.image_encoders import EfficientNetLiteEncoder
 
 logger = logging.getLogger(__name__)
@@ -123,9 +123,7 @@ def safe_torch_load(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"Checkpoint file {path} not found")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        return load_safetensors(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as e:
