@@ -235,6 +235,8 @@ def render_results_html(views: Sequence[EmotionView]) -> str:
         text = (r.explanation or "").strip()
         if text:
             expl = f'<p class="explanation">“{html.escape(text)}”</p>'
+        elif r.explanation is None and not r.mask.any():
+            expl = '<p class="explanation empty">(no region found, so nothing to explain)</p>'
         elif r.explanation is None:
             expl = '<p class="explanation empty">(explanations were switched off)</p>'
         else:

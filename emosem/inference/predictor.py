@@ -91,7 +91,7 @@ class StimulusResult:
     mask: np.ndarray  # H x W bool
     soft_mask: np.ndarray  # H x W float32 in [0, 1]
     predicted_iou: float
-    explanation: str | None
+    explanation: str | None  # None: explanations off, or an empty region (nothing to explain)
     timing: dict[str, float] = field(default_factory=dict)
     cues: Cues | None = None  # what the region shows, measured (emosem.data.cues)
 
@@ -271,11 +271,17 @@ class EmoSEMPredictor:
         t_cues = time.perf_counter() - t1
         texts: list[str | None] = [None] * n
         t_explain = 0.0
-        if explain:
+        # an empty region has nothing to explain: no text rather than one about nothing
+        rows = [i for i in range(n) if masks[i].any()] if explain else []
+        if rows:
             t1 = time.perf_counter()
-            texts = self.model.explain(emb, logits, mask_token, tokens, names,
-                                       cues=[c.text if c else "" for c in cues],
-                                       max_new_tokens=max_new_tokens, **gen)
+            idx = torch.tensor(rows, device=logits.device)
+            said = self.model.explain(emb[idx], logits[idx], mask_token[idx], tokens[idx],
+                                      [names[i] for i in rows],
+                                      cues=[cues[i].text if cues[i] else "" for i in rows],
+                                      max_new_tokens=max_new_tokens, **gen)
+            for i, text in zip(rows, said):
+                texts[i] = text
             t_explain = time.perf_counter() - t1
         timing = {"encode": st.encode_s, "decode": t_decode / n, "cues": t_cues / n,
                   "explain": t_explain / n}
