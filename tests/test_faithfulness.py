@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from emosem.evaluation.faithfulness import (
-    colour_agrees,
-    colour_terms,
-    faithfulness,
-    position_agrees,
-    position_phrases,
-)
+from emosem.data.cue_words import colour_terms, contradicting_words, position_phrases
+from emosem.evaluation.faithfulness import colour_agrees, faithfulness, position_agrees
 
 # a region in the upper left (centroid x 0.2, y 0.1 → cell (0, 0)), dark blue and grey
 UPPER_LEFT = {"centroid": [0.2, 0.1], "area_fraction": 0.05,
@@ -69,3 +64,19 @@ def test_section_scores_every_method_against_the_models_region():
     assert (baseline["colour"], baseline["position"]) == (0.5, 0.0)
     assert baseline["per_emotion"]["fear"]["colour"] == 0.0
     assert baseline["per_emotion"]["awe"]["colour"] == 1.0
+
+
+def test_contradicting_words_are_exactly_the_ones_the_metric_fails():
+    """Grounded decoding bans what the metric would count as false, and nothing it accepts."""
+    banned = set(contradicting_words(UPPER_LEFT))
+    assert {"red", "yellow", "gold"} <= banned and not {"blue", "grey", "gray", "navy"} & banned
+    assert {"right", "bottom", "lower", "center", "middle"} <= banned
+    assert not {"left", "upper", "top"} & banned
+    for word in ("blue", "grey", "red", "yellow"):
+        assert colour_agrees(f"the dark {word} cloud", UPPER_LEFT) is (word not in banned)
+    for phrase in ("upper left", "at the top", "on the left", "on the right", "in the center"):
+        words_ok = not set(phrase.split()) & banned
+        assert position_agrees(f"the cloud {phrase}", UPPER_LEFT) is words_ok, phrase
+    assert set(contradicting_words(CENTRE)) >= {"left", "right", "top", "bottom", "blue"}
+    assert not {"center", "middle", "yellow"} & set(contradicting_words(CENTRE))
+    assert contradicting_words({**CENTRE, "area_fraction": 0.0}) == []

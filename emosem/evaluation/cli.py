@@ -87,6 +87,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="beam search width for the explanations (default 1: greedy)")
     p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="float32",
                    help="the LM's linear layers: float32 (default) or int8 (CPU)")
+    p.add_argument("--no-word-grounding", action="store_true",
+                   help="let explanations use colour and position words their region's cues "
+                        "contradict (default: grounded decoding, see README)")
     p.add_argument("--retrieval-k", type=int, default=5,
                    help="train paintings the nearest-neighbour retrieval baseline pools (default 5)")
     p.add_argument("--num-overlays", type=int, default=3, help="best and worst overlays to draw")
@@ -123,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             num_beams=args.num_beams,
             lm_int8=LM_PRECISIONS[args.lm_precision],
+            word_grounding=not args.no_word_grounding,
             retrieval_k=args.retrieval_k,
             num_overlays=args.num_overlays,
             progress=False if args.quiet else None,

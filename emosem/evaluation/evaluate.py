@@ -310,6 +310,7 @@ def evaluate(
     progress: bool | None = None,
     cache_dir: str | Path | None = None,
     lm_int8: bool = False,
+    word_grounding: bool = True,
 ) -> dict:
     """Evaluate ``checkpoint`` on ``split`` of ``data_root`` against the baselines.
 
@@ -343,6 +344,8 @@ def evaluate(
         cache_dir: the user cache for the classifier (default ``$EMOSEM_CACHE_DIR``, else
             ``$XDG_CACHE_HOME/emosem``, else ``~/.cache/emosem``).
         lm_int8: run the LM's linears in int8 (CPU; see :mod:`emosem.inference.quantize`).
+        word_grounding: explanations cannot use colour or position words the region's cues
+            contradict (:mod:`emosem.inference.grounding`); ``False`` measures the free decoder.
 
     Returns:
         The report (also written to ``out_dir/report.json``) on the main process; ``{}`` on
@@ -376,7 +379,8 @@ def evaluate(
     _seed_everything(seed)
     opts = PredictOptions(explain=explain, threshold=float(threshold),
                           max_new_tokens=int(max_new_tokens), num_beams=int(num_beams),
-                          seed=int(seed), batch_emotions=batch_emotions)
+                          seed=int(seed), batch_emotions=batch_emotions,
+                          word_grounding=bool(word_grounding))
     show = (sys.stderr.isatty() if progress is None else progress) and main
     run = run_predictions(PaintingScorer(predictor, edata.data, prior, opts), edata.by_key, peers,
                           f"evaluate {split}", show)
@@ -394,7 +398,8 @@ def evaluate(
         "n_failed": len(run.failures), "failed": run.failures,
         "settings": {**_settings(explain, meteor, batch_emotions, threshold, max_new_tokens,
                                  num_beams, seed, max_samples),
-                     "lm_linears": "int8" if predictor.int8_layers else "float32"},
+                     "lm_linears": "int8" if predictor.int8_layers else "float32",
+                     "word_grounding": bool(word_grounding)},
         "fit": edata.fit_section(),
     }
     seg, records = _sections(report, run, edata, prior, feats,

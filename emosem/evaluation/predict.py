@@ -43,6 +43,7 @@ class PredictOptions:
     num_beams: int
     seed: int
     batch_emotions: bool
+    word_grounding: bool = True  # emosem.inference.grounding
 
 
 @dataclass
@@ -103,7 +104,8 @@ class PaintingScorer:
     def _predict(self, state: Any, ask: list[str]) -> list[Any]:
         o = self.opts
         gen = dict(explain=o.explain, threshold=o.threshold, max_new_tokens=o.max_new_tokens,
-                   state=state, seed=o.seed, num_beams=o.num_beams, do_sample=False)
+                   state=state, seed=o.seed, num_beams=o.num_beams, do_sample=False,
+                   word_grounding=o.word_grounding)
         if o.batch_emotions:
             return self.predictor.predict(ask, **gen)
         return [self.predictor.predict([e], **gen)[0] for e in ask]

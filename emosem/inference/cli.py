@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="float32",
                    help="the LM's linear layers: float32 (default) or int8 (CPU, faster, "
                         "lower quality: see README)")
+    p.add_argument("--no-word-grounding", action="store_true",
+                   help="let explanations use colour and position words that the region's measured "
+                        "cues contradict (by default the decoder cannot write them; see README)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-beams", type=int, default=1)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
@@ -233,7 +236,7 @@ class _Run:
             results += predictor.predict(
                 batches[-1], explain=not args.no_explain, threshold=threshold,
                 max_new_tokens=args.max_new_tokens, state=state, seed=args.seed,
-                num_beams=args.num_beams, do_sample=args.sample,
+                num_beams=args.num_beams, do_sample=args.sample, word_grounding=not args.no_word_grounding,
             )
         if self.first_result_s is None:
             self.first_result_s = process_age_s() or (time.perf_counter() - self.t_start)

@@ -230,6 +230,7 @@ class EmoSEMPredictor:
         state: ImageState | None = None,
         seed: int | None = None,
         with_cues: bool = True,
+        word_grounding: bool = True,
         **gen: Any,
     ) -> list[StimulusResult]:
         """Segment (and explain) each emotion for the current image.
@@ -239,7 +240,8 @@ class EmoSEMPredictor:
         ``gen`` goes to generation (``num_beams``, ``do_sample``, ``temperature``, ``top_p``).
         ``with_cues``: measure each region's cues (place, size, colours, light, concepts; about
         10 ms an emotion); a model trained with ``model.cues`` reads them, so they are always
-        measured when it explains.
+        measured when it explains. ``word_grounding``: the explanations cannot use a colour or
+        position word the region's cues contradict (:mod:`emosem.inference.grounding`).
         """
         st = self._current(state)
         if threshold is None:
@@ -271,10 +273,14 @@ class EmoSEMPredictor:
         t_cues = time.perf_counter() - t1
         texts: list[str | None] = [None] * n
         t_explain = 0.0
-        # an empty region has nothing to explain: no text rather than one about nothing
-        rows = [i for i in range(n) if masks[i].any()] if explain else []
+        # an empty region has nothing to explain: no text rather than one about nothing (nor
+        # about a speck of a few pixels that the cues, measured at the working size, do not see)
+        rows = [i for i in range(n) if masks[i].any() and (cues[i] is None or cues[i].area_fraction > 0)
+                ] if explain else []
         if rows:
             t1 = time.perf_counter()
+            if word_grounding:
+                gen = self._grounded(gen, [cues[i].record() if cues[i] else None for i in rows])
             idx = torch.tensor(rows, device=logits.device)
             said = self.model.explain(emb[idx], logits[idx], mask_token[idx], tokens[idx],
                                       [names[i] for i in rows],
@@ -293,6 +299,15 @@ class EmoSEMPredictor:
             )
             for i in range(n)
         ]
+
+    def _grounded(self, gen: dict[str, Any], records: list[dict | None]) -> dict[str, Any]:
+        """``gen`` with a :class:`~emosem.inference.grounding.BannedWords` processor added."""
+        from transformers import LogitsProcessorList
+
+        from emosem.inference.grounding import grounding_processor
+
+        ban = grounding_processor(self.model.lm.tokenizer, records, int(gen.get("num_beams", 1)))
+        return {**gen, "logits_processor": LogitsProcessorList([*gen.get("logits_processor", []), ban])}
 
     def region_cues(self, st: ImageState, masks: np.ndarray, low: torch.Tensor) -> list[Cues]:
         """Measured cues of each region as shown (masks [n, H, W] bool at the original size),
