@@ -34,7 +34,9 @@ from emosem.paths import default_checkpoint
 
 logger = logging.getLogger(__name__)
 
-MIN_CONCEPT_AREA = 0.005  # regions under 0.5 % of the canvas get no ImageNet concepts
+# A region's ImageNet concepts pool the encoder's concept map (stride 32: 10 × 10 cells at 320 px)
+# under its mask; under two cells' worth of canvas that is one cell's guess: no concepts.
+MIN_CONCEPT_CELLS = 2
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
@@ -312,11 +314,12 @@ class EmoSEMPredictor:
     def region_cues(self, st: ImageState, masks: np.ndarray, low: torch.Tensor) -> list[Cues]:
         """Measured cues of each region as shown (masks [n, H, W] bool at the original size),
         with the encoder's concepts pooled under the same masks at low resolution ``low``
-        [n, 1, 4h, 4w] bool (none for a region under :data:`MIN_CONCEPT_AREA` of the canvas)."""
+        [n, 1, 4h, 4w] bool (none for a region smaller than :data:`MIN_CONCEPT_CELLS` cells of
+        the concept map)."""
         cmap = None if st.concept_map is None else st.concept_map.expand(len(masks), -1, -1, -1)
         words = self.model.concept_words(cmap, low.float())
-        # a region of a few pixels pools one or two feature cells: its "concepts" are noise
-        return [extract_cues(st.image, m).with_concepts(w if m.mean() >= MIN_CONCEPT_AREA else [])
+        min_area = 0.0 if cmap is None else MIN_CONCEPT_CELLS / (cmap.shape[-2] * cmap.shape[-1])
+        return [extract_cues(st.image, m).with_concepts(w if m.mean() >= min_area else [])
                 for m, w in zip(masks, words)]
 
     def __call__(self, image: Any, emotions: list[str] | str, **kwargs: Any) -> list[StimulusResult]:
