@@ -12,12 +12,8 @@ import os
 import resource
 import sys
 import time
-from pathlib import Path
 
-try:
-    import emosem  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _bootstrap  # noqa: F401,E402  (import emosem from a checkout without pip install -e .)
 
 from emosem.data.synthetic import generate_synthetic_artemis, make_contact_sheet  # noqa: E402
 

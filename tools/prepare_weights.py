@@ -18,11 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-try:
-    from emosem.modeling import lm_weights
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from emosem.modeling import lm_weights
+import _bootstrap  # noqa: F401,E402  (import emosem from a checkout without pip install -e .)
+
+from emosem.modeling import lm_weights  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

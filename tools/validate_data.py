@@ -16,10 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-try:
-    import emosem  # noqa: F401
-except ImportError:  # a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _bootstrap  # noqa: F401,E402  (import emosem from a checkout without pip install -e .)
 
 from emosem.data.artemis import ArtEmisFormatError, DataReport, load_artemis  # noqa: E402
 from emosem.data.layout import CSV_NAME, IMAGES_DIR, MASKS_NAME  # noqa: E402
