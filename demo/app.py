@@ -332,10 +332,7 @@ def _analyze(predictor: EmoSEMPredictor, image: str | Path | None, emotions: Seq
         if not image:
             raise DemoInputError("Upload a painting or pick a sample painting first.")
         names = parse_emotion_request(emotions, free_text, all_emotions)
-        if threshold is None:
-            threshold = predictor.model.config.mask_threshold
-        if not 0.0 < float(threshold) < 1.0:
-            raise DemoInputError(f"The mask threshold must be between 0 and 1, got {threshold}.")
+        threshold = predictor.threshold(threshold)  # a bad value: ValueError, one line below
         try:
             decoded = decode_image(image, max_side=WORK_SIDE)
             state = predictor.encode(decoded.rgb)  # per-request state: independent of other users

@@ -241,6 +241,10 @@ def test_predictor_api_caches_the_embedding(tiny_checkpoint, sample_paintings):
     assert predictor.predict(["awe"], explain=False)[0].mask.shape == (h, w)
     with pytest.raises(ValueError, match="empty"):
         predictor.predict([""])
+    for bad in (0, 1, 5, float("nan")):  # checked in the library, not only by the CLIs
+        with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\)"):
+            predictor.predict(["awe"], threshold=bad, explain=False)
+    assert predictor.threshold() == predictor.model.config.mask_threshold
 
 
 def test_an_empty_region_gets_no_explanation(tiny_checkpoint, sample_paintings):

@@ -374,8 +374,7 @@ def evaluate(
     predictor = EmoSEMPredictor.from_pretrained(ckpt, device=str(dev), explain=explain,
                                                 lm_int8=lm_int8)
     load_s = time.perf_counter() - t_load
-    if threshold is None:
-        threshold = predictor.model.config.mask_threshold
+    threshold = predictor.threshold(threshold)
     _seed_everything(seed)
     opts = PredictOptions(explain=explain, threshold=float(threshold),
                           max_new_tokens=int(max_new_tokens), num_beams=int(num_beams),

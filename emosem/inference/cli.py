@@ -221,7 +221,7 @@ class _Run:
 
         args = self.args
         predictor = self.model()
-        threshold = predictor.model.config.mask_threshold if args.threshold is None else args.threshold
+        threshold = predictor.threshold(args.threshold)  # checked by _check_numbers already
         state = predictor.encode(decoded.rgb)
         distribution = None
         wanted = list(self.emotions)

@@ -49,9 +49,9 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        raise ValueError(f"device {spec!r} was asked for but no CUDA GPU is available; use 'cpu'")
     if spec == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("--device mps was asked for but MPS is not available; use --device cpu")
+        raise ValueError("device 'mps' was asked for but MPS is not available; use 'cpu'")
     return torch.device(spec)
 
 
@@ -178,6 +178,15 @@ class EmoSEMPredictor:
         model = EmoSEM.from_pretrained(ckpt, device=dev, load_lm=explain, **kwargs)
         return cls(model, dev, merge_lora=merge_lora, pack_weights=pack_weights, lm_int8=lm_int8)
 
+    def threshold(self, value: float | None = None) -> float:
+        """The mask probability threshold to use: ``value``, checked to lie in (0, 1), or the
+        checkpoint's calibrated ``model.mask_threshold`` for None."""
+        if value is None:
+            return float(self.model.config.mask_threshold)
+        if not 0.0 < float(value) < 1.0:  # also false for NaN
+            raise ValueError(f"the mask threshold is a probability in (0, 1), got {value}")
+        return float(value)
+
     @property
     def can_explain(self) -> bool:
         return self.model.lm is not None
@@ -246,8 +255,7 @@ class EmoSEMPredictor:
         position word the region's cues contradict (:mod:`emosem.inference.grounding`).
         """
         st = self._current(state)
-        if threshold is None:
-            threshold = self.model.config.mask_threshold
+        threshold = self.threshold(threshold)
         if isinstance(emotions, str):
             emotions = [emotions]
         parsed = [normalize_prompt_emotion(e) for e in emotions]
