@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from emosem.emotions import ARTEMIS_EMOTIONS as ARTEMIS
 from emosem.inference.predictor import EmoSEMPredictor
 from emosem.paths import default_checkpoint
 
@@ -61,3 +62,23 @@ def test_imagenet_knowledge_is_kept(sample_paintings):
             a, b = trained(x), wheel(x)
         assert a.topk(5).indices.tolist() == b.topk(5).indices.tolist()
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.slow
+def test_an_empty_region_gets_no_explanation_and_grounded_words_hold(sample_paintings, smollm2_dir):
+    """On a real painting: an emotion whose region is empty gets no text about nothing, while the
+    others of the same call are explained, and their colour and position words hold."""
+    from emosem.data.cue_words import contradicting_words
+    from emosem.evaluation.faithfulness import colour_agrees, position_agrees
+
+    predictor = EmoSEMPredictor.from_pretrained(device="cpu")
+    predictor.set_image(next(p for p in sample_paintings if p.stem == "starry_night"))
+    areas = {r.emotion: r.cues.area_fraction for r in predictor.predict(ARTEMIS, explain=False)}
+    empty = next(e for e, a in areas.items() if a == 0)
+    found = max(areas, key=areas.get)
+    results = {r.emotion: r for r in predictor.predict([empty, found], max_new_tokens=30)}
+    assert results[empty].explanation is None and results[empty].cues.text == "no region"
+    text, cues = results[found].explanation, results[found].cues.record()
+    assert isinstance(text, str) and len(text.split()) >= 4
+    assert colour_agrees(text, cues) in (True, None) and position_agrees(text, cues) in (True, None)
+    assert not set(text.lower().replace(",", " ").replace(".", " ").split()) & set(contradicting_words(cues))
