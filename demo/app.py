@@ -54,7 +54,7 @@ from emosem.emotions import (  # noqa: E402
     normalize_prompt_emotion,
 )
 from emosem.files import file_stem  # noqa: E402
-from emosem.visualization.cues import CUES_TITLE, cue_lines  # noqa: E402
+from emosem.visualization.cues import CUES_TITLE, NO_REGION_NOTE, cue_lines  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
@@ -253,8 +253,8 @@ def render_results_html(views: Sequence[EmotionView]) -> str:
         text = (r.explanation or "").strip()
         if text:
             expl = f'<p class="explanation">“{html.escape(text)}”</p>'
-        elif r.explanation is None and not r.mask.any():
-            expl = '<p class="explanation empty">(no region found, so nothing to explain)</p>'
+        elif r.explanation is None and r.cues is not None and not r.cues.area_fraction:
+            expl = f'<p class="explanation empty">({NO_REGION_NOTE})</p>'
         elif r.explanation is None:
             expl = '<p class="explanation empty">(explanations were switched off)</p>'
         else:

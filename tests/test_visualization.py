@@ -218,6 +218,11 @@ def test_panel_figure_free_text_emotion_and_no_explanation(tmp_path):
     assert "confidence" not in text
     _assert_undistorted(fig, img.shape)
     close_figure(fig)
+    # an empty region says why it has no text
+    empty = {"area_fraction": 0.0, "place": "in the center", "size": "small", "colours": []}
+    fig = panel_figure(img, img, "awe", None, 0.3, out_path=tmp_path / "empty.png", cues=empty)
+    assert "no region found, so nothing to explain" in _all_text(fig)
+    close_figure(fig)
 
 
 def test_panel_figure_long_or_odd_text_stays_in_its_column(tmp_path):

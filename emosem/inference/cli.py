@@ -218,6 +218,7 @@ class _Run:
     def analyse(self, item, decoded, sha: str, note: str | None) -> None:
         from emosem.inference import annotations as anno
         from emosem.inference.outputs import write_image_results
+        from emosem.visualization.cues import no_explanation_note
 
         args = self.args
         predictor = self.model()
@@ -260,8 +261,10 @@ class _Run:
                             original_size=decoded.original_size, annotate=annotate)
         self.out.publish(staging, item.key)
         for r in results:
+            text = r.explanation if r.explanation is not None else (
+                f"({no_explanation_note(r.cues.record())})" if r.cues is not None else "")
             logger.info("%s | %s (iou %.2f, area %d): %s", item.key, r.emotion, r.predicted_iou,
-                        r.area, r.explanation if r.explanation is not None else "")
+                        r.area, text)
 
 
 def run(args: argparse.Namespace) -> int:

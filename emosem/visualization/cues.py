@@ -26,3 +26,12 @@ def cue_lines(cues: Mapping | None) -> list[str]:
     if cues.get("concepts"):
         lines.append("shows: " + ", ".join(f"{c['name']} {c['score']:.2f}" for c in cues["concepts"]))
     return lines
+
+
+NO_REGION_NOTE = "no region found, so nothing to explain"
+
+
+def no_explanation_note(cues: Mapping | None) -> str:
+    """What to show where a result has no explanation: why, when its cues say the region is
+    empty (the predictor explains no empty region), else that there is none."""
+    return NO_REGION_NOTE if cues and not cues.get("area_fraction") else "no explanation"

@@ -25,7 +25,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.transforms import offset_copy
 
 from emosem.emotions import ARTEMIS_EMOTIONS, emotion_color, is_artemis_emotion, parse_emotion
-from emosem.visualization.cues import CUES_TITLE, cue_lines
+from emosem.visualization.cues import CUES_TITLE, cue_lines, no_explanation_note
 from emosem.visualization.overlay import to_rgb_uint8
 
 logger = logging.getLogger(__name__)
@@ -317,7 +317,8 @@ def _emotion_items(
     else:
         items.append(
             dict(
-                text="(no explanation)", size=11 * scale, style="italic", color=_MUTED, shrink=True
+                text=f"({no_explanation_note(cues)})", size=11 * scale, style="italic", color=_MUTED,
+                shrink=True,
             )
         )
     block = _cue_items(cues, scale)

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from PIL import Image, ImageOps
 
 from emosem.emotions import emotion_color, is_artemis_emotion, parse_emotion
-from emosem.visualization.cues import CUES_TITLE, cue_lines
+from emosem.visualization.cues import CUES_TITLE, cue_lines, no_explanation_note
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def _card(entry: Mapping[str, Any], base: Path) -> str:
     if expl is not None and str(expl).strip():
         expl_html = f"<blockquote>{_esc(' '.join(str(expl).split()))}</blockquote>"
     else:
-        expl_html = '<p class="noexpl">No explanation.</p>'
+        expl_html = f'<p class="noexpl">{_esc(no_explanation_note(entry.get("cues")).capitalize())}.</p>'
 
     lines = cue_lines(entry.get("cues"))
     if lines:
