@@ -38,7 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if not getattr(args, "quiet", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    return int(modules[args.command].run(args) or 0)
+    try:
+        return int(modules[args.command].run(args) or 0)
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """In a launched run, leave the process group together, then exit: a process that exited
+    while rank 0 still merged results or wrote its report sometimes aborted in gloo's teardown
+    ("terminate called without an active exception", exit code -6)."""
+    dist = sys.modules.get("torch.distributed")  # never imports torch for a usage error
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
