@@ -442,3 +442,15 @@ def test_cues_block_in_gallery_and_panel(tmp_path):
     fig = panel_figure(img, img, "fear", "a red sky", 0.5, cues=rec, out_path=tmp_path / "p.png")
     texts = [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))]
     assert "what the region shows" in texts and "shows: wreck 0.40" in texts
+
+
+def test_grid_tile_of_an_empty_region_says_why_it_has_no_text(tmp_path):
+    img = _painting(240, 110)
+    empty = {"area_fraction": 0.0, "place": "in the center", "size": "small", "colours": []}
+    fig = grid_figure(img, [{"emotion": "awe", "overlay": img, "explanation": "I feel awe.",
+                             "confidence": 0.5},
+                            {"emotion": "fear", "overlay": img, "explanation": None, "confidence": 0.2,
+                             "cues": empty}], out_path=tmp_path / "grid.png")
+    text = _all_text(fig)
+    assert "no region found, so nothing to explain" in text and "what the region shows" not in text
+    close_figure(fig)

@@ -174,11 +174,11 @@ def write_image_results(
             fig = panel_figure(image, overlay, r.emotion, r.explanation, r.confidence,
                                distribution=distribution, title=image_name,
                                out_path=out_dir / f"{stem}_panel.png",
-                               cues=r.cues.record() if r.cues is not None else None)
+                               cues=record["cues"])
             close_figure(fig)
             paths["panel"] = out_dir / f"{stem}_panel.png"
             tiles.append({"emotion": r.emotion, "overlay": overlay, "explanation": r.explanation,
-                          "confidence": r.confidence})
+                          "confidence": r.confidence, "cues": record.get("cues")})
             record["files"] = {k: p.name for k, p in paths.items()}
         records.append(record)
         entries.append(gallery_entry(image_name, record, out_dir))

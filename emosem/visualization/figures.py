@@ -285,8 +285,10 @@ def _emotion_items(
     scale: float = 1.0,
     title: bool = True,
     cues: Mapping | None = None,
+    cue_block: bool = True,
 ) -> list[dict]:
-    """Text blocks for one result: name, confidence, free-text note, explanation, cues."""
+    """Text blocks for one result: name, confidence, free-text note, explanation, and (with
+    ``cue_block``) the cues; ``cues`` also say why there is no explanation for an empty region."""
     name, trained = _display_name(emotion)
     items: list[dict] = []
     if title:
@@ -321,7 +323,7 @@ def _emotion_items(
                 shrink=True,
             )
         )
-    block = _cue_items(cues, scale)
+    block = _cue_items(cues, scale) if cue_block else []
     if block:
         items[-1]["gap"] = items[-1].get("gap", 0.0) + 10 * scale
     return items + block
@@ -531,7 +533,8 @@ def grid_figure(
         image: ``(H, W, 3)`` uint8 painting, shown in the right-hand column (and used for a
             result whose ``overlay`` is missing).
         results: dicts with ``emotion`` (str), ``overlay`` (``(H, W, 3)`` uint8),
-            ``explanation`` (str or None) and ``confidence`` (float or None). Beyond nine,
+            ``explanation`` (str or None), ``confidence`` (float or None) and optionally
+            ``cues`` (a cues record: an empty region's tile says so). Beyond nine,
             the rest are dropped with a warning.
         distribution: optional ``{emotion: probability}``, drawn under the painting.
         title: optional figure title.
@@ -555,7 +558,8 @@ def grid_figure(
     img_w = img_h * r
     tile_items = [
         _emotion_items(
-            res.get("emotion", "?"), None, res.get("explanation"), scale=0.78, title=False
+            res.get("emotion", "?"), None, res.get("explanation"), scale=0.78, title=False,
+            cues=res.get("cues"), cue_block=False,
         )
         for res in results
     ]
