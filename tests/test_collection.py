@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -40,6 +41,18 @@ def _infer(*args, launch=(sys.executable,), timeout=600) -> subprocess.Completed
 def _decode(rec: dict) -> np.ndarray:
     seg = rec["segmentation"]
     return mask_utils.decode({"size": seg["size"], "counts": seg["counts"].encode()}).astype(bool)
+
+
+def _boundary_distance(mask: np.ndarray) -> np.ndarray:
+    """Per pixel, the distance (px) to the nearest boundary between ``mask`` and its outside."""
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+    return np.maximum(inside, outside)
+
+
+def _perimeter(mask: np.ndarray) -> float:
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    return float(sum(cv2.arcLength(c, True) for c in contours))
 
 
 def _painting(name: str, size: tuple[int, int]) -> Image.Image:
@@ -301,14 +314,20 @@ def test_annotations_round_trip_and_iiif_targets_on_real_paintings(tmp_path):
                 # a viewer at full zoom: canvas units back to image pixels
                 assert f'width="{canvas["width"]}" height="{canvas["height"]}"' in svg["value"]
                 size, mask = (doc["height"], doc["width"]), _decode(rec)
-            back = rasterize_svg_selector(svg["value"], size, scale=1 / s if s else 1.0)
+            back = rasterize_svg_selector(svg["value"], size, scale=(1 / sx, 1 / sy) if s else 1.0)
             iou = (back & mask).sum() / (back | mask).sum()
-            if mask.sum() >= 1000:
+            # Douglas-Peucker keeps the polygon within the tolerance of the traced boundary: every
+            # pixel that differs lies within tolerance (1 unit of the target: 1 / s image pixels)
+            # plus a pixel of rasterisation from the mask's boundary. This holds for any shape;
+            # IoU alone does not (thin, fragmented masks lose a large share to a 1 px tolerance).
+            limit = 1.0 / min(sx, sy) + 1.5 if s else 2.5
+            assert _boundary_distance(mask)[back ^ mask].max(initial=0) <= limit, (p.name, rec["emotion"])
+            if mask.sum() >= 1000 and mask.sum() >= 10 * _perimeter(mask):  # compact: IoU is meaningful
                 ious.append((iou, p.name, rec["emotion"]))
-            else:  # specks of a few pixels: a one-pixel rasterisation error is a large share of them
+            elif mask.sum() < 1000:  # specks of a few pixels: a one-pixel rasterisation error is a large share
                 assert (back & mask).sum() >= 0.75 * mask.sum(), (iou, rec["emotion"])
     assert min(ious)[0] >= 0.95, min(ious)
-    assert len(ious) >= 10
+    assert len(ious) >= 3
     pages = {c["id"]: c.get("annotations", []) for c in annotated["items"]}
     assert all(len(v) == 1 and v[0]["type"] == "AnnotationPage" and v[0]["items"] for v in pages.values())
 

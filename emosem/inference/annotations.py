@@ -97,9 +97,12 @@ def svg_selector_value(rings: list[tuple[np.ndarray, list[np.ndarray]]], width: 
 _RING = re.compile(r"M([^MZ]+)Z")
 
 
-def rasterize_svg_selector(value: str, size: tuple[int, int], scale: float = 1.0) -> np.ndarray:
+def rasterize_svg_selector(value: str, size: tuple[int, int],
+                           scale: float | tuple[float, float] = 1.0) -> np.ndarray:
     """The mask an :func:`svg_selector_value` describes, at ``size`` = (H, W) pixels, its
-    coordinates first multiplied by ``scale`` (e.g. canvas units back to image pixels).
+    coordinates first mapped by ``scale`` = (sx, sy) (or one factor for both) with the pixel-centre
+    convention of :func:`mask_polygons` (``x = (x' + 0.5) * sx - 0.5``; e.g. canvas units back to
+    image pixels with ``sx = image width / canvas width``).
 
     Parts are filled in order (larger first) at 1/16-pixel precision; a part's holes are cleared
     after it, their outlines kept (OpenCV traces a hole along the part's own pixels).
@@ -107,10 +110,11 @@ def rasterize_svg_selector(value: str, size: tuple[int, int], scale: float = 1.0
     import cv2
 
     shift = 4
+    factors = np.asarray(scale if isinstance(scale, tuple) else (scale, scale), dtype=np.float64)
     out = np.zeros(size, np.uint8)
     for d in re.findall(r'<path[^>]*\sd="([^"]*)"', value):
-        rings = [np.round(np.array([[float(v) for v in p.split(",")] for p in m.replace("L", " ").split()])
-                          * scale * (1 << shift)).astype(np.int32) for m in _RING.findall(d)]
+        rings = [np.round(((np.array([[float(v) for v in p.split(",")] for p in m.replace("L", " ").split()])
+                            + 0.5) * factors - 0.5) * (1 << shift)).astype(np.int32) for m in _RING.findall(d)]
         if not rings:
             continue
         cv2.fillPoly(out, [rings[0]], 1, shift=shift)
