@@ -261,6 +261,20 @@ def check_choice(value: str, choices: tuple[str, ...], where: str) -> None:
     raise ConfigError(f"{where}: unknown value {value!r}.{hint} Valid values: {', '.join(choices)}.")
 
 
+def check_mask_threshold(value: Any) -> float:
+    """``value`` as a float if it is a mask probability strictly between 0 and 1, the one rule for
+    every threshold (configs, checkpoints, the predictor, infer, evaluate, the demo); else
+    ``ValueError("threshold must be ...")`` (callers put their flag's or key's name in front)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0.0 < number < 1.0:  # also false for NaN
+        raise ValueError(f"threshold must be a mask probability strictly between 0 and 1, "
+                         f"got {value!r}")
+    return number
+
+
 def _check_choices(cfg: EmoSEMConfig) -> None:
     for where, choices in CHOICES.items():
         section, name = where.split(".")
@@ -274,6 +288,10 @@ def config_from_dict(data: dict[str, Any]) -> EmoSEMConfig:
     """Validate a nested mapping into an :class:`EmoSEMConfig` (types, keys, closed sets)."""
     cfg = _from_dict(EmoSEMConfig, data or {}, "")
     _check_choices(cfg)
+    try:
+        check_mask_threshold(cfg.model.mask_threshold)
+    except ValueError as e:
+        raise ConfigError(f"model.mask_{e}") from None
     return cfg
 
 

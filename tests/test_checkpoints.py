@@ -50,6 +50,8 @@ def _damage(case: str, ck: Path) -> None:
         _edit_config(ck, prefix_length=10**9)
     elif case == "wrong type":
         _edit_config(ck, prefix_layers="two")
+    elif case == "threshold of one":  # the old inclusive range let every pixel fall below it
+        _edit_config(ck, mask_threshold=1.0)
     elif case == "missing adapter":
         shutil.rmtree(ck / "lm_adapter")
     elif case == "changed weights":  # same size, other bytes: only the checksum sees it
@@ -63,9 +65,10 @@ def _damage(case: str, ck: Path) -> None:
 
 
 CASES = ["truncated weights", "corrupt header", "negative size", "huge prefix", "wrong type",
-         "missing adapter", "changed weights", "config not an object"]
+         "threshold of one", "missing adapter", "changed weights", "config not an object"]
 EXPECT = {"truncated weights": "damaged", "corrupt header": "damaged", "negative size": "num_emotion_tokens",
           "huge prefix": "prefix_length", "wrong type": "prefix_layers",
+          "threshold of one": "model.mask_threshold must be a mask probability strictly between 0 and 1",
           "missing adapter": "lm_adapter/adapter_model.safetensors is missing",
           "changed weights": "SHA-256", "config not an object": "not a JSON object"}
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from emosem.config import CHOICES, SEGMENTER_NAMES, ConfigError, config_from_dict, load_config
+from emosem.config import (
+    CHOICES,
+    SEGMENTER_NAMES,
+    ConfigError,
+    check_mask_threshold,
+    config_from_dict,
+    load_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,3 +89,19 @@ def test_choices_match_the_code_that_uses_them():
     with pytest.raises(ConfigError, match="train.stage: unknown value 'segmentr'. Did you mean 'segmenter'"):
         model.set_stage("segmentr")
     assert set(CHOICES["train.mixed_precision"]) == {p.value for p in PrecisionType}
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.0, -0.1, 5, float("nan"), "high", None])
+def test_mask_threshold_rule_refuses_what_is_not_a_probability_strictly_inside(bad):
+    # the one rule behind the predictor, infer, evaluate, the demo, configs and checkpoints
+    with pytest.raises(ValueError, match="threshold must be a mask probability strictly between"):
+        check_mask_threshold(bad)
+    if bad is None or isinstance(bad, str):
+        return
+    with pytest.raises(ConfigError, match=r"^model\.mask_threshold must be a mask probability"):
+        config_from_dict({"model": {"mask_threshold": bad}})
+
+
+def test_mask_threshold_rule_keeps_a_probability():
+    assert check_mask_threshold(0.35) == 0.35 and check_mask_threshold("0.5") == 0.5
+    assert config_from_dict({"model": {"mask_threshold": 0.4}}).model.mask_threshold == 0.4

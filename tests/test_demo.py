@@ -166,7 +166,7 @@ def test_all_emotions_gives_nine_views(predictor, folders):
 def test_threshold_is_checked_used_and_recorded(predictor, folders):
     for bad in (0, 1, 1.2, -0.1):
         a = demo.analyze(predictor, str(STARRY), ["awe"], threshold=bad, explain=False, folders=folders)
-        assert not a.ok and "threshold is a probability in (0, 1)" in a.message, bad
+        assert not a.ok and "threshold must be a mask probability strictly between 0 and 1" in a.message, bad
     low, high = (demo.analyze(predictor, str(STARRY), ["awe", "грусть", "радость"], threshold=t,
                               explain=False, folders=folders) for t in (0.3, 0.7))
     assert low.ok and high.ok

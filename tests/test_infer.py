@@ -242,7 +242,7 @@ def test_predictor_api_caches_the_embedding(tiny_checkpoint, sample_paintings):
     with pytest.raises(ValueError, match="empty"):
         predictor.predict([""])
     for bad in (0, 1, 5, float("nan")):  # checked in the library, not only by the CLIs
-        with pytest.raises(ValueError, match=r"threshold is a probability in \(0, 1\)"):
+        with pytest.raises(ValueError, match="threshold must be a mask probability strictly between 0 and 1"):
             predictor.predict(["awe"], threshold=bad, explain=False)
     assert predictor.threshold() == predictor.model.config.mask_threshold
 

@@ -103,7 +103,7 @@ from typing import Any
 
 import numpy as np
 
-from emosem.config import DataConfig
+from emosem.config import DataConfig, check_mask_threshold
 from emosem.evaluation.baselines import CentrePrior
 from emosem.evaluation.classifier_cache import CLASSIFIER_DIR, load_or_train_classifier
 from emosem.evaluation.data import (
@@ -170,9 +170,11 @@ def check_arguments(split: str, max_samples: int | None, num_beams: int, retriev
                         ("retrieval_k", retrieval_k)):
         if value is not None and value < 1:
             raise EvaluationArgumentError(name, f"must be at least 1, got {value}")
-    if threshold is not None and not 0.0 < threshold < 1.0:
-        raise EvaluationArgumentError(
-            "threshold", f"must be a mask probability strictly between 0 and 1, got {threshold}")
+    try:
+        if threshold is not None:
+            check_mask_threshold(threshold)
+    except ValueError as e:
+        raise EvaluationArgumentError("threshold", str(e).removeprefix("threshold ")) from None
     try:
         check_device(device)
     except ValueError as e:

@@ -106,8 +106,13 @@ def process_age_s() -> float | None:
 
 def _check_numbers(args: argparse.Namespace) -> str | None:
     """The first out-of-range option, as a one-line message naming the flag."""
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        return f"--threshold is a mask probability: between 0 and 1 (exclusive), got {args.threshold}"
+    from emosem.config import check_mask_threshold
+
+    if args.threshold is not None:
+        try:
+            check_mask_threshold(args.threshold)
+        except ValueError as e:
+            return f"--{e}"
     for flag, value, low in (("--batch-size", args.batch_size, 1), ("--top-k", args.top_k, 1),
                              ("--max-new-tokens", args.max_new_tokens, 1), ("--num-beams", args.num_beams, 1),
                              ("--max-side", args.max_side, 64)):

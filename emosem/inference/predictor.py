@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from emosem.config import check_mask_threshold
 from emosem.data.cues import Cues, extract_cues
 from emosem.data.image_io import load_image
 from emosem.data.transforms import SamTransform
@@ -183,9 +184,7 @@ class EmoSEMPredictor:
         checkpoint's calibrated ``model.mask_threshold`` for None."""
         if value is None:
             return float(self.model.config.mask_threshold)
-        if not 0.0 < float(value) < 1.0:  # also false for NaN
-            raise ValueError(f"the mask threshold is a probability in (0, 1), got {value}")
-        return float(value)
+        return check_mask_threshold(value)
 
     @property
     def can_explain(self) -> bool:
@@ -316,7 +315,7 @@ class EmoSEMPredictor:
 
         from emosem.inference.grounding import grounding_processor
 
-        ban = grounding_processor(self.model.lm.tokenizer, records, int(gen.get("num_beams", 1)))
+        ban = grounding_processor(self.model.lm.tokenizer, records)
         return {**gen, "logits_processor": LogitsProcessorList([*gen.get("logits_processor", []), ban])}
 
     def region_cues(self, st: ImageState, masks: np.ndarray, low: torch.Tensor) -> list[Cues]:

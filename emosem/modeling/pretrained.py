@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from emosem import __version__
-from emosem.config import CHOICES, ModelConfig, _from_dict
+from emosem.config import CHOICES, ModelConfig, _from_dict, check_mask_threshold
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.files import file_sha256
 from emosem.modeling.errors import CheckpointError, load_safetensors, one_line
@@ -214,7 +214,6 @@ _MODEL_RANGES: dict[str, tuple[float, float]] = {
     "prefix_layers": (0, 64),
     "prefix_heads": (1, 256),
     "global_grid": (1, 64),
-    "mask_threshold": (0.0, 1.0),
     "num_tags": (0, 65536),
     "tag_k": (0, 1024),
     "num_concepts": (0, 1000),
@@ -239,6 +238,10 @@ def _checked_model_config(ckpt_dir: Path, meta: dict[str, Any]) -> ModelConfig:
         value = getattr(config, name)
         if not lo <= value <= hi:  # also false for NaN
             problems.append(f"model.{name} = {value!r} (valid: {lo} to {hi})")
+    try:
+        check_mask_threshold(config.mask_threshold)
+    except ValueError as e:
+        problems.append(f"model.mask_{e}")
     for name, choices in _MODEL_CHOICES.items():
         if getattr(config, name) not in choices:
             problems.append(f"model.{name} = {getattr(config, name)!r} (valid: {', '.join(choices)})")
