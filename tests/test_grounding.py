@@ -1,71 +1,158 @@
-"""Grounded decoding: explanations cannot use colour or position words the region contradicts."""
+"""Grounded decoding: explanations cannot use colour, position or object words the region
+contradicts, whatever the spelling, the tokenization or the decoding strategy."""
 
 from __future__ import annotations
 
-import re
-
+import pytest
 import torch
 from PIL import Image
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
-from emosem.data.cue_words import contradicting_words
-from emosem.inference.grounding import BannedWords, grounding_processor, word_token_ids
+from emosem.data.cue_words import (
+    COLOUR_WORDS,
+    OBJECT_NOUNS,
+    POSITION_WORDS,
+    contradicting_words,
+    leaked_words,
+    words,
+)
+from emosem.inference.grounding import BannedWords, grounding_processor, vocabulary_words
+
+# A dark blue region in the upper left that licenses no object.
+REGION = {"area_fraction": 0.1, "centroid": [0.2, 0.1], "colours": [{"name": "dark blue"}], "object": None}
+CHECKABLE = {*COLOUR_WORDS, *POSITION_WORDS, *OBJECT_NOUNS}
 
 
-def test_banned_words_masks_each_rows_own_ids_across_beams():
-    scores = torch.zeros(4, 6)  # 2 rows × 2 beams
-    out = BannedWords([[1, 3], [5]], num_beams=2)(torch.zeros(4, 1, dtype=torch.long), scores)
-    inf = float("-inf")
-    assert out[0].tolist() == out[1].tolist() == [0, inf, 0, inf, 0, 0]
-    assert out[2].tolist() == out[3].tolist() == [0, 0, 0, 0, 0, inf]
+@pytest.fixture(scope="module", params=["smollm2", "tiny"])
+def tokenizer(request):
+    """SmolLM2's real tokenizer (49k ids) and the tests' tiny byte-level BPE."""
+    folder = request.getfixturevalue("smollm2_dir" if request.param == "smollm2" else "tiny_llama_dir")
+    return AutoTokenizer.from_pretrained(folder)
 
 
-def test_single_token_spellings_of_the_smollm2_vocabulary(smollm2_dir):
-    from transformers import AutoTokenizer
+def test_object_nouns_are_banned_unless_the_slot_licenses_them():
+    assert {"wave", "waves", "sea", "cottage", "cottages", "tree", "mourner", "lilies", "lily"} <= OBJECT_NOUNS
+    assert {"wave", "cottage", "pond"} <= set(contradicting_words(REGION))
+    wave = set(contradicting_words({**REGION, "object": {"word": "wave", "source": "motif", "score": 0.9}}))
+    assert not {"wave", "waves", "sea", "surf"} & wave and {"cottage", "tree"} <= wave
+    ship = set(contradicting_words({**REGION, "object": {"word": "tree", "source": "imagenet", "score": 0.7}}))
+    assert not {"tree", "trees"} & ship and {"branches", "wave"} <= ship
+    legacy = {k: v for k, v in REGION.items() if k != "object"}  # cues from before the slot
+    assert "wave" in contradicting_words(legacy)
+    assert leaked_words("The Waves (blood-RED) at the upper left, blue", REGION) == ["waves", "red"]
 
+
+def test_expansion_is_read_from_the_scores_shape(tiny_llama_dir):
+    """Rows are explanations × expansion, whether beams or num_return_sequences; a mismatch is an
+    error, not another row's words."""
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    vocab = vocabulary_words(tok)
+    red = [i for i in vocab.leads["red"] if vocab.texts[i].lower() == "red"]
+    ban = BannedWords(vocab, [["red"], []])
+    out = ban(torch.zeros(6, 0, dtype=torch.long), torch.zeros(6, vocab.size))  # 2 × 3 samples
+    assert red and torch.isinf(out[:3, red]).all() and not torch.isinf(out[3:]).any()
+    with pytest.raises(ValueError, match="2 explanations' words but generate scores 5 rows"):
+        BannedWords(vocab, [["red"], []])(torch.zeros(5, 0, dtype=torch.long), torch.zeros(5, vocab.size))
+
+
+def test_no_checkable_token_survives_in_any_context(tokenizer):
+    """Every vocabulary token whose text holds a checkable word, pushed to the top after contexts
+    that join or split words ("(", " blood-", a word's first pieces), is never written when its
+    word is banned; a word spelled in several tokens loses its last piece."""
+    vocab = vocabulary_words(tokenizer)
+    banned = contradicting_words(REGION)
+    pushed = [i for i, t in enumerate(vocab.texts) if set(words(t)) & CHECKABLE
+              and i not in tokenizer.all_special_ids]
+    assert len(pushed) > 20
+    contexts = ["", " the", " blood-", " (", " sky", "-"]
+    for ctx in contexts:
+        ids = tokenizer.encode(ctx, add_special_tokens=False)
+        prompt = torch.tensor([ids] * len(pushed), dtype=torch.long).reshape(len(pushed), len(ids))
+        scores = torch.zeros(len(pushed), vocab.size)
+        scores[torch.arange(len(pushed)), pushed] = 1e4
+        ban = BannedWords(vocab, [banned] * len(pushed))
+        ban.start = 0  # the context is generated text
+        chosen = ban(prompt, scores).argmax(-1).tolist()
+        written = [ctx + vocab.texts[i] for i in chosen]
+        assert not [t for t in written if leaked_words(t, REGION)], ctx
+    # every banned word in every spelling: the token that would finish it is banned
+    for word in banned:
+        for form in (f" {word}", f" {word.upper()}", f" {word.capitalize()}", f"-{word}", f"({word}"):
+            ids = tokenizer.encode(" the" + form, add_special_tokens=False)
+            ban = BannedWords(vocab, [banned])
+            ban.start = 0
+            out = ban(torch.tensor([ids[:-1]]), torch.zeros(1, vocab.size))
+            assert torch.isinf(out[0, ids[-1]]), (form, [vocab.texts[i] for i in ids])
+
+
+def test_allowed_words_and_words_that_merely_contain_a_banned_one_stay(smollm2_dir):
     tok = AutoTokenizer.from_pretrained(smollm2_dir)
-    ids = word_token_ids(tok, "red")
-    assert len(ids) == 3 and {tok.decode([i]) for i in ids} == {" red", " Red", "Red"}
-    region = {"area_fraction": 0.1, "centroid": [0.2, 0.1], "colours": [{"name": "dark blue"}]}
-    banned = grounding_processor(tok, [region, None]).banned
-    words = {tok.decode([i]).strip().lower() for i in banned[0].tolist()}
-    assert {"red", "right", "bottom"} <= words and not {"blue", "left", "top"} & words
-    assert len(banned[1]) == 0  # no cues, nothing banned
+    vocab = vocabulary_words(tok)
+    ban = grounding_processor(tok, [REGION])
+    ban.start = 0
+    for text in (" the dark blue", " the upper left", " covered", " bored", " the sky"):
+        ids = tok.encode(text, add_special_tokens=False)
+        out = ban(torch.tensor([ids[:-1]]), torch.zeros(1, vocab.size))
+        assert not torch.isinf(out[0, ids[-1]]), text
 
 
 class _Push(LogitsProcessor):
-    """Makes the given ids the decoder's first choice (a model that loves wrong colour words)."""
+    """Makes the given ids the decoder's first choice (a model that loves checkable words)."""
 
     def __init__(self, ids: list[int]) -> None:
         self.ids = ids
 
     def __call__(self, input_ids, scores):
-        scores[:, self.ids] += 1e4
+        scores[:, self.ids] += 1e4 * torch.rand(len(self.ids), generator=torch.Generator().manual_seed(
+            input_ids.shape[1]))
         return scores
 
 
+def test_beam_search_generate_keeps_each_rows_own_ban(tiny_llama_dir):
+    """Inside a real beam-search ``generate`` with several returned sequences per input, each
+    input's beams avoid its own banned words (and only those)."""
+    from transformers import AutoModelForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
+    vocab = vocabulary_words(tok)
+    pushed = [i for i, t in enumerate(vocab.texts) if set(words(t)) & CHECKABLE and i not in tok.all_special_ids]
+    right = {"area_fraction": 0.1, "centroid": [0.9, 0.5], "colours": [{"name": "red"}], "object": None}
+    ids = torch.tensor([tok.encode("I feel", add_special_tokens=False)] * 2)
+
+    def run(processors: list[LogitsProcessor]) -> list[str]:
+        torch.manual_seed(0)
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, num_beams=3,
+                             num_return_sequences=2, do_sample=False, pad_token_id=tok.pad_token_id,
+                             logits_processor=LogitsProcessorList(processors))
+        return tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+
+    free = run([_Push(pushed)])
+    assert any(leaked_words(t, REGION) for t in free[:2]), free
+    grounded = run([_Push(pushed), grounding_processor(tok, [REGION, right])])
+    assert len(grounded) == 4
+    assert not [t for t in grounded[:2] if leaked_words(t, REGION)], grounded
+    assert not [t for t in grounded[2:] if leaked_words(t, right)], grounded
+
+
 def test_the_predictor_never_writes_a_contradicted_word(tiny_checkpoint, sample_paintings):
-    """A decoder pushed towards every colour and position word writes them freely, and none of
-    the ones the region contradicts once grounded."""
-    from emosem.data.cue_words import COLOUR_WORDS, POSITION_WORDS
+    """A decoder pushed towards every checkable word writes them freely, and none of the ones
+    the region contradicts once grounded."""
     from emosem.inference.predictor import EmoSEMPredictor
 
     predictor = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
     predictor.set_image(Image.open(sample_paintings[0]))
     tok = predictor.model.lm.tokenizer
-    pushed = sorted({i for w in (*COLOUR_WORDS, *POSITION_WORDS) for i in word_token_ids(tok, w)})
-    assert pushed, "the tiny tokenizer spells some colour and position words as one token"
+    vocab = vocabulary_words(tok)
+    pushed = [i for i, t in enumerate(vocab.texts) if set(words(t)) & CHECKABLE and i not in tok.all_special_ids]
     emotions = ["awe", "fear", "sadness"]
 
     def run(grounding: bool):
         return predictor.predict(emotions, threshold=0.01, max_new_tokens=6, word_grounding=grounding,
                                  logits_processor=LogitsProcessorList([_Push(pushed)]))
 
-    def contradicted(r) -> set[str]:
-        words = set(re.findall(r"[a-z]+", (r.explanation or "").lower()))
-        return words & set(contradicting_words(r.cues.record()))
-
     free, grounded = run(False), run(True)
     assert any(r.explanation for r in grounded)
-    assert any(contradicted(r) for r in free), [r.explanation for r in free]
-    assert not any(contradicted(r) for r in grounded), [r.explanation for r in grounded]
+    assert any(leaked_words(r.explanation or "", r.cues.record()) for r in free), [r.explanation for r in free]
+    assert not any(leaked_words(r.explanation or "", r.cues.record()) for r in grounded), \
+        [r.explanation for r in grounded]

@@ -10,6 +10,14 @@ the region.
 * **Position phrases** (:data:`POSITIONS`) name cells of the canvas's 3×3 grid: "upper left" →
   row 0 and column 0, "at the top" → row 0, "on the left" → column 0, "in the center" → the
   centre cell. A phrase holds when it names the cell of the region's centroid.
+* **Object nouns** (:data:`OBJECT_NOUNS`) are the trained vocabulary's names of things: the
+  synthetic motifs' nouns, the head nouns of their phrases and their keywords
+  (:data:`emosem.data.synthetic.motifs.MOTIFS`), singular and plural. A region's cues license
+  at most one object (``Cues.object``: ``{"word", "source", "score"}``, None when nothing is
+  licensed); an object noun holds only when it names that object (a licensed motif licenses
+  all of its vocabulary).
+
+Words are matched whole (``\\b…\\b``, any case), as the decoder sees them (:func:`words`).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import re
 from collections.abc import Mapping
 
 from emosem.data.cues import BASIC_TERMS
+from emosem.data.synthetic.motifs import MOTIFS, Motif
 
 SYNONYMS = {"gray": "grey", "violet": "purple", "golden": "yellow", "gold": "yellow",
             "crimson": "red", "scarlet": "red", "turquoise": "blue", "navy": "blue",
@@ -44,6 +53,72 @@ POSITION_WORDS: dict[str, tuple[int | None, int | None]] = {
     "left": (None, 0), "right": (None, 2), "top": (0, None), "upper": (0, None),
     "bottom": (2, None), "lower": (2, None), "center": (1, 1), "centre": (1, 1), "middle": (1, 1),
 }
+
+
+
+_NOT_NOUNS = ("ing", "tly", "wy")  # keyword endings that are not nouns: "weeping", "ghostly", "shadowy"
+
+
+def plural_forms(word: str) -> set[str]:
+    """A noun and its regular singular/plural forms: "lily" → {"lily", "lilies"}, "peaks" →
+    {"peaks", "peak"}, "mass" → {"mass", "masses"}."""
+    w = word.lower()
+    if w.endswith("ies"):
+        return {w, w[:-3] + "y"}
+    if w.endswith(("ches", "shes", "sses", "xes", "oes")):
+        return {w, w[:-2]}
+    if w.endswith("s") and not w.endswith("ss"):
+        return {w, w[:-1]}
+    if w.endswith("y") and w[-2:-1] not in "aeiou":
+        return {w, w[:-1] + "ies"}
+    if w.endswith(("ch", "sh", "ss", "x", "o")):
+        return {w, w + "es"}
+    return {w, w + "s"}
+
+
+def _motif_vocabulary(motif: Motif) -> set[str]:
+    """The words that name one motif: its noun's words, its phrases' head nouns, its keywords,
+    each singular and plural (keywords that are adjectives or verb forms, "ghostly",
+    "weeping", as they are)."""
+    heads = [p.split()[-1] for p in motif.phrases]
+    heads += [p.split(" with ")[0].split()[-1] for p in motif.phrases if " with " in p]
+    return {f for w in (*motif.noun.split(), *heads, *motif.keywords)
+            for f in ({w} if w.endswith(_NOT_NOUNS) else plural_forms(w))}
+
+
+MOTIF_WORDS: dict[str, frozenset[str]] = {m.name: frozenset(_motif_vocabulary(m)) for m in MOTIFS}
+OBJECT_NOUNS: frozenset[str] = frozenset().union(*MOTIF_WORDS.values())
+_WORD_RE = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    """The whole words of a text, lower case, as the matchers and the decoder split them:
+    "(blood-RED sky" → ["blood", "red", "sky"]."""
+    return [w.lower() for w in _WORD_RE.findall(text or "")]
+
+
+def object_words(text: str) -> set[str]:
+    """Object nouns of the trained vocabulary a text uses: "two tiny Boats, a wave" → {"wave"}."""
+    return {w for w in words(text) if w in OBJECT_NOUNS}
+
+
+def licensed_object(cues: Mapping | object) -> dict | None:
+    """The object a cues record (or :class:`~emosem.data.cues.Cues`) licenses, or None (also
+    for cues from before the object slot: nothing is licensed)."""
+    return cues.get("object") if isinstance(cues, Mapping) else getattr(cues, "object", None)
+
+
+def licensed_words(obj: Mapping | None) -> set[str]:
+    """The object nouns an object slot allows: its word's forms, and for a motif of the trained
+    vocabulary (``source == "motif"``) every word that names that motif."""
+    if not obj or not obj.get("word"):
+        return set()
+    allowed = {f for w in str(obj["word"]).split() for f in plural_forms(w)}
+    if obj.get("source") == "motif":
+        for vocab in MOTIF_WORDS.values():
+            if allowed & vocab:
+                allowed |= vocab
+    return allowed
 
 
 def colour_terms(text: str) -> set[str]:
@@ -73,14 +148,25 @@ def _holds(cell: tuple[int | None, int | None], row: int, col: int) -> bool:
 
 
 def contradicting_words(cues: Mapping) -> list[str]:
-    """The colour and position words that would be false of the region a cues record
-    describes (none for an empty region, which is not explained)."""
+    """The colour, position and object words that would be false of the region a cues record
+    describes (none for an empty region, which is not explained): colours not measured,
+    positions off the region's cell, object nouns the region's object slot does not license."""
     if not cues or not cues.get("area_fraction"):
         return []
     terms = measured_terms(cues)
     row, col = region_cell(cues)
     colours = [w for w in COLOUR_WORDS if SYNONYMS.get(w, w) not in terms]
-    return colours + [w for w, cell in POSITION_WORDS.items() if not _holds(cell, row, col)]
+    positions = [w for w, cell in POSITION_WORDS.items() if not _holds(cell, row, col)]
+    objects = sorted(OBJECT_NOUNS - licensed_words(licensed_object(cues)))
+    return colours + positions + objects
+
+
+def leaked_words(text: str, cues: Mapping) -> list[str]:
+    """The words of ``text`` that grounded decoding should have kept out (its
+    :func:`contradicting_words`), in order: the decoder-side leak count, not a faithfulness
+    score (it checks the decoder against the same cues it was given)."""
+    banned = set(contradicting_words(cues))
+    return [w for w in words(text) if w in banned]
 
 
 def phrases_hold(phrases: list[str], cues: Mapping) -> bool:
