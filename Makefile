@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 LM_DIR := checkpoints/smollm2-135m-instruct
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup weights demo test test-fast lint serve data train-default clean-runs browser
+.PHONY: setup weights demo test test-fast lint serve data train-default clean-runs browser docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,14 @@ train-default: weights data
 	$(PY) tools/train.py --config configs/emosem_lite0_stage2.yaml --resume auto
 	$(PY) tools/export_checkpoint.py runs/emosem-lite0-stage2/best checkpoints/emosem-tiny \
 		--calibrate-on data/synthetic
+
+# The README's marked tables, rewritten from the reports kept in docs/results/ (fails on a number
+# without a source). A report is remade by its one command: make result-NAME (names: tools/results.py list).
+docs: setup
+	$(PY) tools/results.py docs
+
+result-%: setup
+	$(PY) tools/results.py record $*
 
 clean-runs:
 	rm -rf runs outputs
