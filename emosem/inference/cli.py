@@ -229,13 +229,13 @@ class _Run:
         predictor = self.model()
         threshold = predictor.threshold(args.threshold)  # checked by _check_numbers already
         state = predictor.encode(decoded.rgb)
-        distribution = None
+        distribution = estimate = None
         wanted = list(self.emotions)
         if self.auto or predictor.model.emotion_head is not None:
-            distribution = predictor.predict_distribution(state)
+            estimate = predictor.predict_emotions(state)  # the head's, toward the prior out of domain
+            distribution = estimate.distribution
         if self.auto:
-            ranked = sorted(distribution, key=distribution.get, reverse=True)
-            wanted += [e for e in ranked[: args.top_k] if e not in wanted]
+            wanted += [e for e in estimate.ranked()[: args.top_k] if e not in wanted]
         results, batches = [], []
         for i in range(0, len(wanted), args.batch_size):
             batches.append(wanted[i : i + args.batch_size])
@@ -248,7 +248,8 @@ class _Run:
             self.first_result_s = process_age_s() or (time.perf_counter() - self.t_start)
         extra = {"source": str(item.path), "source_sha256": sha, "run_signature": self.signature,
                  "auto_top_k": args.top_k if self.auto else None, "mask_threshold": threshold,
-                 "emotion_batches": batches, "process_index": self.rank}
+                 "emotion_batches": batches, "process_index": self.rank,
+                 **(estimate.record() if estimate is not None else {})}
         if note:
             extra["note"] = note
         annotate = None

@@ -28,8 +28,10 @@ from emosem.data.cues import Cues, extract_cues
 from emosem.data.image_io import load_image
 from emosem.data.transforms import SamTransform
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
+from emosem.inference.affect_prior import blend_distribution, is_out_of_domain, painting_prior
 from emosem.inference.packed_linear import pack_linears, packing_supported
 from emosem.inference.quantize import int8_supported, quantize_linears
+from emosem.inference.region import RULE_THRESHOLD, Region, choose_region
 from emosem.modeling.emosem import EmoSEM
 from emosem.paths import default_checkpoint
 
@@ -97,6 +99,7 @@ class StimulusResult:
     explanation: str | None  # None: explanations off, or an empty region (nothing to explain)
     timing: dict[str, float] = field(default_factory=dict)
     cues: Cues | None = None  # what the region shows, measured (emosem.data.cues)
+    region: Region | None = None  # how the mask was chosen (emosem.inference.region)
 
     @property
     def concepts(self) -> list[dict]:
@@ -124,6 +127,7 @@ class StimulusResult:
             "explanation": self.explanation,
             "concepts": self.concepts,
             "cues": self.cues.record() if self.cues is not None else None,
+            "region": self.region.record() if self.region is not None else None,
             "timing_s": {k: round(v, 4) for k, v in self.timing.items()},
         }
 
@@ -132,6 +136,33 @@ class StimulusResult:
         """Mean soft-mask probability inside the mask times the clipped predicted IoU."""
         inside = float(self.soft_mask[self.mask].mean()) if self.area else 0.0
         return inside * float(np.clip(self.predicted_iou, 0.0, 1.0))
+
+
+@dataclass
+class EmotionEstimate:
+    """A painting's emotion distribution and what it is made of (see
+    :func:`~emosem.inference.affect_prior.blend_distribution`): the visual head's, the colour
+    prior's, the prior's weight and the in-domain score it came from (None: no score)."""
+
+    distribution: dict[str, float]
+    head: dict[str, float]
+    prior: dict[str, float]
+    prior_weight: float
+    in_domain: float | None
+
+    def ranked(self) -> list[str]:
+        """The emotions, most probable first."""
+        return sorted(self.distribution, key=self.distribution.get, reverse=True)
+
+    def record(self) -> dict[str, Any]:
+        """The ``results.json`` keys: ``emotion_distribution`` (the blend), its parts and weight."""
+        def rounded(d: dict[str, float]) -> dict[str, float]:
+            return {k: round(float(v), 4) for k, v in d.items()}
+
+        return {"emotion_distribution": rounded(self.distribution),
+                "emotion_distribution_head": rounded(self.head),
+                "emotion_distribution_prior": rounded(self.prior),
+                "prior_weight": round(self.prior_weight, 4), "in_domain_score": self.in_domain}
 
 
 class EmoSEMPredictor:
@@ -230,6 +261,27 @@ class EmoSEMPredictor:
         probs = self.model.emotion_logits(st.embedding).softmax(-1)[0].float().cpu().tolist()
         return dict(zip(ARTEMIS_EMOTIONS, probs))
 
+    def in_domain_score(self, state: ImageState | None = None) -> float | None:
+        """The painting's in-domain score in [0, 1] (None: none computed; taken as in domain)."""
+        score = getattr(state, "domain_score", None) if state is not None else None
+        return score if score is not None else getattr(self, "domain_score", None)
+
+    def _in_domain(self, state: ImageState | None, in_domain: float | None | str) -> float | None:
+        return self.in_domain_score(state) if in_domain == "auto" else in_domain
+
+    @torch.no_grad()
+    def predict_emotions(self, state: ImageState | None = None,
+                         in_domain: float | None | str = "auto") -> EmotionEstimate:
+        """The painting's emotion distribution: the emotion head's where the painting is in domain,
+        moving toward the colour prior (:mod:`emosem.inference.affect_prior`) as its in-domain
+        score falls. ``in_domain``: the score, or "auto" for :meth:`in_domain_score`."""
+        st = self._current(state)
+        head = self.predict_distribution(st)
+        prior = painting_prior(st.image)
+        score = self._in_domain(st, in_domain)
+        blended, weight = blend_distribution(head, prior, score)
+        return EmotionEstimate(blended, head, prior, weight, score)
+
     @torch.no_grad()
     def predict(
         self,
@@ -241,6 +293,7 @@ class EmoSEMPredictor:
         seed: int | None = None,
         with_cues: bool = True,
         word_grounding: bool = True,
+        in_domain: float | None | str = "auto",
         **gen: Any,
     ) -> list[StimulusResult]:
         """Segment (and explain) each emotion for the current image.
@@ -252,6 +305,8 @@ class EmoSEMPredictor:
         10 ms an emotion); a model trained with ``model.cues`` reads them, so they are always
         measured when it explains. ``word_grounding``: the explanations cannot use a colour or
         position word the region's cues contradict (:mod:`emosem.inference.grounding`).
+        ``in_domain``: the painting's in-domain score ("auto": :meth:`in_domain_score`); out of
+        domain, a mask that is not pointable is chosen by :func:`~emosem.inference.region.choose_region`.
         """
         st = self._current(state)
         threshold = self.threshold(threshold)
@@ -273,11 +328,13 @@ class EmoSEMPredictor:
         full = self.transform.postprocess_masks(logits, st.input_size, st.original_size)[:, 0]
         # In place: a fresh [n, H, W] buffer per step costs more in page faults than the maths.
         soft = full.float().sigmoid_().cpu().numpy()  # [n, H, W] float32
-        masks = soft > threshold
+        outside = is_out_of_domain(self._in_domain(st, in_domain))
+        regions = [choose_region(s, threshold, outside) for s in soft]
+        masks = np.stack([r.mask for r in regions])
         t_decode = time.perf_counter() - t0
         t1 = time.perf_counter()
         with_cues = with_cues or (explain and self.model.config.cues)
-        cues = self.region_cues(st, masks, logits.float().sigmoid() > threshold) \
+        cues = self.region_cues(st, masks, self._low_masks(regions, logits, threshold)) \
             if with_cues else [None] * n
         t_cues = time.perf_counter() - t1
         texts: list[str | None] = [None] * n
@@ -304,7 +361,7 @@ class EmoSEMPredictor:
             StimulusResult(
                 emotion=names[i], trained=parsed[i][1], mask=masks[i],
                 soft_mask=soft[i], predicted_iou=float(iou[i]),
-                explanation=texts[i], timing=dict(timing), cues=cues[i],
+                explanation=texts[i], timing=dict(timing), cues=cues[i], region=regions[i],
             )
             for i in range(n)
         ]
@@ -317,6 +374,16 @@ class EmoSEMPredictor:
 
         ban = grounding_processor(self.model.lm.tokenizer, records)
         return {**gen, "logits_processor": LogitsProcessorList([*gen.get("logits_processor", []), ban])}
+
+    def _low_masks(self, regions: list[Region], logits: torch.Tensor, threshold: float) -> torch.Tensor:
+        """[n, 1, h, w] bool masks at the decoder's resolution: the thresholded logits, or for a
+        region chosen by another rule its mask mapped back (resized and padded like the image)."""
+        low = logits.float().sigmoid() > threshold
+        for i, r in enumerate(regions):
+            if r.rule != RULE_THRESHOLD:
+                padded = self.transform.apply_mask(r.mask)[None, None].to(logits.device)
+                low[i] = torch.nn.functional.interpolate(padded, size=low.shape[-2:], mode="area")[0] >= 0.5
+        return low
 
     def region_cues(self, st: ImageState, masks: np.ndarray, low: torch.Tensor) -> list[Cues]:
         """Measured cues of each region as shown (masks [n, H, W] bool at the original size),
