@@ -15,6 +15,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from emosem.emotions import emotion_file_stem
+from emosem.inference.collection import RESULT_MARKER
 
 REPO = Path(__file__).resolve().parents[1]
 INFER = [sys.executable, str(REPO / "tools" / "infer.py")]
@@ -52,8 +53,8 @@ def _check_image_outputs(folder: Path, source: Path, emotions: list[str], figure
             for kind in ("overlay", "heatmap", "panel"):
                 assert (folder / f"{slug}_{kind}.png").stat().st_size > 1000
             assert Image.open(folder / f"{slug}_overlay.png").size == (w, h)
-    # every file written is named in results.json, and nothing else is in the folder
-    assert sorted(p.name for p in folder.iterdir()) == sorted(doc["files"])
+    # every file written is named in results.json; nothing else is in the folder but the result marker
+    assert sorted(p.name for p in folder.iterdir() if p.name != RESULT_MARKER) == sorted(doc["files"])
     return doc
 
 
@@ -69,6 +70,11 @@ def test_sample_paintings_all_outputs(tmp_path, tiny_checkpoint, sample_painting
         assert [r["trained_emotion"] for r in doc["results"]] == [True, True, False]
         assert set(doc["emotion_distribution"]) >= {"awe", "fear", "something else"}
         assert abs(sum(doc["emotion_distribution"].values()) - 1) < 1e-3
+        # no in-domain score: the head's distribution, the prior beside it, masks as thresholded
+        assert doc["prior_weight"] == 0 and doc["in_domain_score"] is None
+        assert doc["emotion_distribution"] == doc["emotion_distribution_head"]
+        assert set(doc["emotion_distribution_prior"]) == set(doc["emotion_distribution"])
+        assert all(r["region"]["rule"] == "threshold" for r in doc["results"])
         assert (out / src.name / "grid.png").is_file()
     html = (out / "index.html").read_text()
     assert html.count("<img") >= 6 and "melancholy" in html
