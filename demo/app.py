@@ -344,7 +344,7 @@ def _analyze(predictor: EmoSEMPredictor, image: str | Path | None, emotions: Seq
                 max_new_tokens=int(max_new_tokens), state=state, **dict(generation or {}),
             )
             dist = (
-                predictor.predict_distribution(state)
+                predictor.predict_emotions(state).distribution
                 if predictor.model.emotion_head is not None
                 else None
             )

@@ -116,7 +116,8 @@ class PaintingScorer:
         emotions = [s.emotion for s in samples]
         probs = None
         if predictor.model.emotion_head is not None:
-            probs = [float(v) for v in predictor.predict_distribution(state).values()]
+            # what users get: the head's, moving toward the colour prior out of domain
+            probs = [float(v) for v in predictor.predict_emotions(state).distribution.values()]
         # ArtEmis alignment protocol: one explanation per painting, grounded on the emotion the
         # model predicts for it (decoded in the same batch unless it was asked anyway)
         grounded = ARTEMIS_EMOTIONS[int(np.argmax(probs))] if probs and o.explain else None
