@@ -382,6 +382,51 @@ def _hand_made_config(root: Path, data):
     return DataConfig(root=str(root), split_ratios=ratios, split_seed=seed)
 
 
+def test_a_scoring_error_stops_the_evaluation_unless_failures_are_skipped(
+        hand_made, tiny_checkpoint, tmp_path, monkeypatch):
+    """Issue 23: a ValueError anywhere in the per-painting scorer was a "failed painting" and the
+    metrics were computed on the rest. Now a scorer fault stops the run; skip_failures counts
+    it in the report."""
+    from emosem.evaluation import predict
+    from emosem.evaluation.evaluate import evaluate
+
+    root, data, _, _ = hand_made
+    real = predict.PaintingScorer._score_masks
+
+    def broken_on_b(self, row, *args):  # a bug that shows on one painting only
+        if row.key.endswith("b"):
+            raise ValueError("operands could not be broadcast together")
+        return real(self, row, *args)
+
+    monkeypatch.setattr(predict.PaintingScorer, "_score_masks", broken_on_b)
+    ckpt = _own_checkpoint(tiny_checkpoint, tmp_path)
+    kwargs = dict(split="all", device="cpu", explain=False, progress=False, num_overlays=0)
+    with pytest.raises(predict.ScoringError, match=r"painting \S*b failed: ValueError") as err:
+        evaluate(ckpt, root, out_dir=tmp_path / "stopped", **kwargs)
+    assert isinstance(err.value.__cause__, ValueError)
+    assert not (tmp_path / "stopped" / "report.json").exists()
+
+    report = evaluate(ckpt, root, out_dir=tmp_path / "skipped", skip_failures=True, **kwargs)
+    assert report["settings"]["skip_failures"] is True
+    assert report["n_failed"] == 1 and report["n_paintings"] == 1 and report["n_samples"] == 2
+    (failed,) = report["failed"]
+    assert failed["painting"].endswith("b") and failed["kind"] == "error"
+    assert failed["reason"] == "ValueError: operands could not be broadcast together"
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1", "1.5"])
+def test_a_bad_world_size_is_an_error_not_one_process(monkeypatch, value):
+    from emosem.evaluation.peers import peers, world_size
+
+    monkeypatch.setenv("WORLD_SIZE", value)
+    with pytest.raises(ValueError, match=f"WORLD_SIZE must be a positive integer .*got '{value}'"):
+        peers("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert world_size() == 1 and peers("cpu").num_processes == 1
+    monkeypatch.delenv("WORLD_SIZE")
+    assert world_size() == 1
+
+
 def test_evaluate_never_writes_into_the_checkpoint(hand_made, tiny_checkpoint, tmp_path,
                                                    monkeypatch):
     """Issue 20 (5): the classifier fitted on other data went into <checkpoint>/emotion_classifier/."""

@@ -13,7 +13,7 @@ the dominant annotator emotion, cross-entropy, KL) — each beside its baselines
 emotion-agnostic model, retrieval of the most typical train utterance, majority emotion, train
 prior). Writes report.json, report.md, samples.jsonl and figures to --out (default
 outputs/eval/<checkpoint>-<split>). Exit code 1 if a painting could not be read (the others
-are still scored), 2 on bad arguments or data.
+are still scored) or, with --skip-failures, could not be scored; 2 on bad arguments or data.
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None,
                    help="where the text-emotion classifier is cached (default: $EMOSEM_CACHE_DIR, "
                    "else $XDG_CACHE_HOME/emosem, else ~/.cache/emosem); never the checkpoint")
+    p.add_argument("--skip-failures", action="store_true",
+                   help="a painting whose scoring raises is counted as failed and the others are "
+                        "scored (default: such an error stops the evaluation; an unreadable "
+                        "painting is always counted and skipped)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
 
 
@@ -131,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             num_overlays=args.num_overlays,
             progress=False if args.quiet else None,
             cache_dir=args.cache_dir,
+            skip_failures=args.skip_failures,
         )
     except EvaluationArgumentError as e:  # the library names the parameter; name the flag
         logger.error("--%s %s", e.name.replace("_", "-"), e.message)
@@ -151,6 +156,6 @@ def run(args: argparse.Namespace) -> int:
     if report["n_failed"]:
         print(f"{report['n_failed']} painting(s) failed:")
         for f in report["failed"]:
-            print(f"  {f['painting']}: {f['reason']}")
+            print(f"  {f['painting']} ({f.get('kind', 'unreadable')}): {f['reason']}")
         return 1
     return 0

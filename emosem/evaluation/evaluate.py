@@ -53,7 +53,8 @@ processes, the per-sample rows are gathered, and rank 0 computes the metrics and
 
 Report (``report.json``; NaN is written as ``null``; ``None`` where a part does not apply)::
 
-    checkpoint, out, split, n_samples, n_paintings, n_failed, failed: [{painting, reason}]
+    checkpoint, out, split, n_samples, n_paintings, n_failed,
+    failed: [{painting, kind: unreadable | error (skip_failures), reason}]
     data: {root, csv, masks, image_root, split_ratios, split_seed, source}
     settings: {explain, meteor, batch_emotions, threshold, max_new_tokens, num_beams, seed,
                max_samples, decoding}
@@ -313,6 +314,7 @@ def evaluate(
     cache_dir: str | Path | None = None,
     lm_int8: bool = False,
     word_grounding: bool = True,
+    skip_failures: bool = False,
 ) -> dict:
     """Evaluate ``checkpoint`` on ``split`` of ``data_root`` against the baselines.
 
@@ -348,6 +350,10 @@ def evaluate(
         lm_int8: run the LM's linears in int8 (CPU; see :mod:`emosem.inference.quantize`).
         word_grounding: explanations cannot use colour or position words the region's cues
             contradict (:mod:`emosem.inference.grounding`); ``False`` measures the free decoder.
+        skip_failures: a painting whose scoring raises is listed in ``failed`` (``kind``
+            ``error``) and the others are scored; by default such an error stops the evaluation
+            (:class:`~emosem.evaluation.predict.ScoringError`). An unreadable painting is always
+            listed (``kind`` ``unreadable``) and skipped.
 
     Returns:
         The report (also written to ``out_dir/report.json``) on the main process; ``{}`` on
@@ -384,7 +390,7 @@ def evaluate(
                           word_grounding=bool(word_grounding))
     show = (sys.stderr.isatty() if progress is None else progress) and main
     run = run_predictions(PaintingScorer(predictor, edata.data, prior, opts), edata.by_key, peers,
-                          f"evaluate {split}", show)
+                          f"evaluate {split}", show, skip_failures=skip_failures)
     t_fit = time.perf_counter()
     feats = train_features(predictor, edata.train_samples, peers, show) if explain else {}
     fit_s = time.perf_counter() - t_fit
@@ -400,7 +406,8 @@ def evaluate(
         "settings": {**_settings(explain, meteor, batch_emotions, threshold, max_new_tokens,
                                  num_beams, seed, max_samples),
                      "lm_linears": "int8" if predictor.int8_layers else "float32",
-                     "word_grounding": bool(word_grounding)},
+                     "word_grounding": bool(word_grounding),
+                     "skip_failures": bool(skip_failures)},
         "fit": edata.fit_section(),
     }
     seg, records = _sections(report, run, edata, prior, feats,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["AcceleratePeers", "SingleProcess", "peers"]
+__all__ = ["AcceleratePeers", "SingleProcess", "peers", "world_size"]
 
 
 class SingleProcess:
@@ -55,10 +55,20 @@ class AcceleratePeers:
         return list(gather_object(list(rows)))
 
 
+def world_size() -> int:
+    """``WORLD_SIZE`` as the launcher set it (1 when unset); ValueError, naming the variable, for
+    anything but a positive integer (a typo must not quietly become a single-process run)."""
+    raw = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    try:
+        world = int(raw)
+    except ValueError:
+        world = 0
+    if world < 1:
+        raise ValueError(f"the environment variable WORLD_SIZE must be a positive integer (the "
+                         f"number of launched processes), got {raw!r}; unset it for one process")
+    return world
+
+
 def peers(device: str) -> Any:
     """Several processes when launched by ``accelerate launch``/``torchrun`` (WORLD_SIZE > 1)."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        world = 1
-    return AcceleratePeers(device) if world > 1 else SingleProcess()
+    return AcceleratePeers(device) if world_size() > 1 else SingleProcess()

@@ -29,8 +29,17 @@ from emosem.evaluation.rows import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PaintingScorer", "PredictOptions", "PredictionRun", "mentions", "run_predictions",
-           "train_features"]
+__all__ = ["PaintingScorer", "PredictOptions", "PredictionRun", "ScoringError", "UnreadablePainting",
+           "mentions", "run_predictions", "train_features"]
+
+
+class UnreadablePainting(ValueError):
+    """The painting's file could not be read: bad input, reported, and the evaluation goes on."""
+
+
+class ScoringError(RuntimeError):
+    """Scoring a readable painting failed: a fault of the code or the model, which stops the run
+    (the original error is its ``__cause__``) unless failures are skipped."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +120,13 @@ class PaintingScorer:
         return [self.predictor.predict([e], **gen)[0] for e in ask]
 
     def __call__(self, key: str, samples: list[Any]) -> tuple[list[SampleRow], PaintingRow]:
+        from emosem.data.image_io import ImageLoadError
+
         o, predictor = self.opts, self.predictor
-        state = predictor.encode(samples[0].image_path)
+        try:
+            state = predictor.encode(samples[0].image_path)
+        except (ImageLoadError, OSError) as e:
+            raise UnreadablePainting(str(e)) from e
         emotions = [s.emotion for s in samples]
         probs = None
         if predictor.model.emotion_head is not None:
@@ -168,16 +182,22 @@ class PaintingScorer:
             row.multi_emotion = motifs.n_emotions >= 2
 
 
+def _failure(key: str, error: Exception, kind: str) -> dict[str, str]:
+    return {"painting": key, "kind": kind,
+            "reason": str(error) if kind == "unreadable" else f"{type(error).__name__}: {error}"}
+
+
 def run_predictions(scorer: PaintingScorer, by_key: dict[str, list[Any]], peers: Any,
-                    desc: str, show: bool) -> PredictionRun:
+                    desc: str, show: bool, skip_failures: bool = False) -> PredictionRun:
     """Score this process's share of the paintings and gather every process's rows.
 
-    A painting that cannot be read or scored is logged and listed in ``failures``; the others go
-    on. On every process the result holds all the gathered rows (each sample once).
+    A painting whose file cannot be read is logged and listed in ``failures`` (``kind``
+    ``unreadable``); the others go on. Any other error while scoring a painting is a fault of
+    the code or the model, not of the data: it stops the run, unless ``skip_failures``, which
+    lists it in ``failures`` too (``kind`` ``error``) so the report counts it. On every process
+    the result holds all the gathered rows (each sample once).
     """
     from tqdm.auto import tqdm
-
-    from emosem.data.image_io import ImageLoadError
 
     mine = peers.shard(list(by_key))
     rows: list[SampleRow] = []
@@ -187,9 +207,17 @@ def run_predictions(scorer: PaintingScorer, by_key: dict[str, list[Any]], peers:
     for key in tqdm(mine, desc=desc, unit="painting", disable=not show, dynamic_ncols=True):
         try:
             r, p = scorer(key, by_key[key])
-        except (ImageLoadError, OSError, ValueError) as e:  # a bad painting; go on, report it
+        except UnreadablePainting as e:  # a bad painting; go on, report it
             logger.error("%s: %s", key, e)
-            failures.append({"painting": key, "reason": str(e)})
+            failures.append(_failure(key, e, "unreadable"))
+            continue
+        except Exception as e:  # noqa: BLE001 - re-raised unless the user asked to skip
+            if not skip_failures:
+                raise ScoringError(
+                    f"scoring painting {key} failed: {type(e).__name__}: {e} (skip_failures / "
+                    "--skip-failures scores the others and counts it as failed)") from e
+            logger.exception("%s: scoring failed (skipped, counted in the report)", key)
+            failures.append(_failure(key, e, "error"))
             continue
         rows.extend(r)
         paintings.append(p)
