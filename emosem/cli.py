@@ -1,4 +1,4 @@
-"""The ``emosem`` command: ``emosem train|infer|evaluate|benchmark ...``.
+"""The ``emosem`` command: ``emosem train|infer|evaluate|benchmark|real-art ...``.
 
 Each subcommand lives with its stage (``emosem.<stage>.cli`` with ``add_arguments`` and ``run``);
 ``tools/*.py`` call :func:`main` with their subcommand name.
@@ -16,6 +16,7 @@ COMMANDS = {
     "infer": ("emosem.inference.cli", "Segment and explain emotion stimuli in paintings."),
     "evaluate": ("emosem.evaluation.cli", "Score a checkpoint on a data split against baselines."),
     "benchmark": ("emosem.benchmark.cli", "Measure latency, throughput and memory."),
+    "real-art": ("emosem.evaluation.real_art_cli", "Check a checkpoint's explanations and emotions on real paintings."),
 }
 
 
