@@ -61,6 +61,8 @@ def test_hand_made_results_have_known_answers(tmp_path):
     assert s["colour_words_true"] == {"share": 2 / 3, "n": 3}
     assert s["position_words_true"]["share"] == 1.0 and s["top1_plausible"]["share"] == 0.0
     assert s["pointable_regions"]["share"] == 1.0 and s["in_domain_mean"] == 0.25
+    # the awe row's cues (copied from the fear row) contradict blue, green, top, sea and waves
+    assert s["leaked_words"] == {"colour": 2, "position": 1, "object": 3}
 
 
 def test_the_command_scores_a_run_and_refuses_bad_input(tmp_path):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from emosem.data.cue_words import leaked_words
+from emosem.data.cue_words import COLOUR_WORDS, POSITION_WORDS, leaked_words
 from emosem.evaluation.oracle import check_explanation, present_things
 
 __all__ = [
@@ -174,6 +174,10 @@ def _share(flags: Iterable[bool]) -> dict[str, float | int | None]:
     return {"share": sum(flags) / len(flags) if flags else None, "n": len(flags)}
 
 
+def _leak_kind(word: str) -> str:
+    return "colour" if word in COLOUR_WORDS else "position" if word in POSITION_WORDS else "object"
+
+
 def summarize(paintings: list[PaintingRow], explained: list[ExplanationRow]) -> dict[str, Any]:
     """The report's figures (shares with their counts)."""
     colours = [ok for r in explained for ok in r.colours.values()]
@@ -187,7 +191,8 @@ def summarize(paintings: list[PaintingRow], explained: list[ExplanationRow]) -> 
         "colour_words_true": _share(colours),
         "position_words_true": _share(positions),
         "explanations_with_leaks": _share(bool(r.leaks) for r in explained),
-        "leaked_words": sum(len(r.leaks) for r in explained),
+        "leaked_words": {kind: sum(1 for r in explained for w in r.leaks if _leak_kind(w) == kind)
+                         for kind in ("colour", "position", "object")},
         "pointable_regions": _share(r.pointable for r in explained),
         "region_share_median": float(np.median(shares)) if shares else None,
         "explained_region_parts_median": float(np.median([r.parts for r in explained])) if explained else None,
@@ -206,8 +211,10 @@ def report_record(paintings: list[PaintingRow], explained: list[ExplanationRow],
 
 
 def _fmt(x: Any) -> str:
+    if isinstance(x, dict) and "share" in x:
+        return "—" if x["share"] is None else f"{x['share']:.2f} (n={x['n']})"
     if isinstance(x, dict):
-        return "—" if x.get("share") is None else f"{x['share']:.2f} (n={x['n']})"
+        return ", ".join(f"{k} {v}" for k, v in x.items())
     if isinstance(x, float):
         return f"{x:.3f}"
     return "—" if x is None else str(x)
@@ -217,7 +224,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     """The markdown report: the figures, then each painting and its explanations."""
     s = report["summary"]
     lines = ["# Real-art report", ""]
-    for key in ("command", "commit", "run", "machine"):
+    for key in ("command", "commit", "run", "run_made_by", "machine"):
         if report.get(key):
             lines.append(f"- {key}: `{report[key]}`")
     lines += ["", "| measure | value |", "| --- | --- |"]

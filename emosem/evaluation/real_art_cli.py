@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=3, help="emotions explained with --emotion auto")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="report folder (default: outputs/real_art/<checkpoint or run>)")
+    p.add_argument("--describe", default=None,
+                   help="how the scored run was made (e.g. the infer command and commit), recorded in the report")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     report = report_record(paintings, explained, command=shlex.join(sys.argv),
                            commit=git_commit(Path(__file__).resolve().parents[2]), run=str(results),
+                           run_made_by=args.describe,
                            machine=machine_line(machine_info("cpu")))
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
