@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from emosem.data.cue_words import colour_terms, measured_terms, phrases_hold, position_phrases
+from emosem.regions import cues_see_region
 
 
 def colour_agrees(text: str, cues: Mapping) -> bool | None:
@@ -39,7 +40,7 @@ def position_agrees(text: str, cues: Mapping) -> bool | None:
 def faithfulness(pairs: Iterable[tuple[str, Mapping]]) -> dict[str, float | int | None]:
     """Scores over (explanation, cues record of the region) pairs: ``colour`` and ``position``
     (shares of the scored explanations, None when none was scored) and their counts."""
-    scored = [(t, c) for t, c in pairs if t and c and c.get("area_fraction")]
+    scored = [(t, c) for t, c in pairs if t and cues_see_region(c)]
     col = [a for a in (colour_agrees(t, c) for t, c in scored) if a is not None]
     pos = [a for a in (position_agrees(t, c) for t, c in scored) if a is not None]
     return {

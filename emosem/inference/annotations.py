@@ -27,6 +27,8 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from emosem.regions import record_is_empty
+
 ANNO_CONTEXT = "http://www.w3.org/ns/anno.jsonld"
 IIIF_CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 MEDIA_FRAGMENTS = "http://www.w3.org/TR/media-frags/"
@@ -162,8 +164,8 @@ def annotation_page(doc: dict[str, Any], page_id: str, target: Target,
     H, W = int(doc["height"]), int(doc["width"])
     items = []
     for i, rec in enumerate(doc["results"]):
-        if not rec.get("area"):
-            continue  # an empty mask has no region to annotate
+        if record_is_empty(rec):
+            continue  # no region to annotate (emosem.regions: a speck the cues do not see)
         if masks is not None:
             mask = masks[i]
         else:

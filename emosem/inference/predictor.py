@@ -34,6 +34,7 @@ from emosem.inference.quantize import int8_supported, quantize_linears
 from emosem.inference.region import RULE_THRESHOLD, Region, choose_region
 from emosem.modeling.emosem import EmoSEM
 from emosem.paths import default_checkpoint
+from emosem.regions import region_is_empty
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,11 @@ class StimulusResult:
         return int(self.mask.sum())
 
     @property
+    def empty(self) -> bool:
+        """No region to show or explain (:func:`emosem.regions.region_is_empty`)."""
+        return region_is_empty(self.area, self.cues)
+
+    @property
     def bbox(self) -> list[int]:
         return mask_bbox(self.mask)
 
@@ -122,6 +128,7 @@ class StimulusResult:
             "segmentation": mask_to_rle(self.mask),
             "bbox": self.bbox,
             "area": self.area,
+            "empty": self.empty,
             "predicted_iou": round(float(self.predicted_iou), 4),
             "confidence": round(float(self.confidence), 4),
             "explanation": self.explanation,
@@ -304,7 +311,8 @@ class EmoSEMPredictor:
         ``with_cues``: measure each region's cues (place, size, colours, light, concepts; about
         10 ms an emotion); a model trained with ``model.cues`` reads them, so they are always
         measured when it explains. ``word_grounding``: the explanations cannot use a colour or
-        position word the region's cues contradict (:mod:`emosem.inference.grounding`).
+        position word the region's cues contradict (:mod:`emosem.inference.grounding`; the cues
+        are measured for it even with ``with_cues=False``).
         ``in_domain``: the painting's in-domain score ("auto": :meth:`in_domain_score`); out of
         domain, a mask that is not pointable is chosen by :func:`~emosem.inference.region.choose_region`.
         """
@@ -333,7 +341,8 @@ class EmoSEMPredictor:
         masks = np.stack([r.mask for r in regions])
         t_decode = time.perf_counter() - t0
         t1 = time.perf_counter()
-        with_cues = with_cues or (explain and self.model.config.cues)
+        # a model that reads cues needs them, and grounded decoding bans the words they contradict
+        with_cues = with_cues or (explain and (self.model.config.cues or word_grounding))
         cues = self.region_cues(st, masks, self._low_masks(regions, logits, threshold)) \
             if with_cues else [None] * n
         t_cues = time.perf_counter() - t1
@@ -341,7 +350,7 @@ class EmoSEMPredictor:
         t_explain = 0.0
         # an empty region has nothing to explain: no text rather than one about nothing (nor
         # about a speck of a few pixels that the cues, measured at the working size, do not see)
-        rows = [i for i in range(n) if masks[i].any() and (cues[i] is None or cues[i].area_fraction > 0)
+        rows = [i for i in range(n) if not region_is_empty(int(masks[i].sum()), cues[i])
                 ] if explain else []
         if rows:
             t1 = time.perf_counter()

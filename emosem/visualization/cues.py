@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from emosem.regions import cues_see_region
+
 __all__ = ["CUES_TITLE", "cue_lines"]
 
 CUES_TITLE = "what the region shows"
@@ -14,7 +16,7 @@ def cue_lines(cues: Mapping | None) -> list[str]:
     """The "what the region shows" lines of a ``cues`` record (``emosem.data.cues.Cues.record``):
     place and size, colour shares, light, concepts; [] for no record or an empty region. The
     panel, the HTML gallery and the web demo all show these."""
-    if not cues or not cues.get("area_fraction"):
+    if not cues_see_region(cues):
         return []
     lines = [f"{cues.get('extent') or cues['place']}, {cues['size']} "
              f"({100 * cues['area_fraction']:.0f}% of the canvas)"]
@@ -34,4 +36,4 @@ NO_REGION_NOTE = "no region found, so nothing to explain"
 def no_explanation_note(cues: Mapping | None) -> str:
     """What to show where a result has no explanation: why, when its cues say the region is
     empty (the predictor explains no empty region), else that there is none."""
-    return NO_REGION_NOTE if cues and not cues.get("area_fraction") else "no explanation"
+    return NO_REGION_NOTE if cues and not cues_see_region(cues) else "no explanation"
