@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emosem.results.manifest import ResultsError, load_manifest
-from emosem.results.render import render_readme, unsourced_numbers
+from emosem.results.render import PLACEHOLDER, render_readme, unsourced_numbers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,5 +79,6 @@ def test_readme_is_up_to_date_with_the_committed_reports():
     # `make docs` on the committed reports changes nothing: no number in a marked block is stale
     # or typed by hand; every report the README quotes has its one command in the manifest
     assert render_readme(REPO, write=False) is False, "README.md is stale: run `make docs`"
-    quoted = {p.stem for p in (REPO / "docs/results").glob("*.json")}
+    quoted = {m["report"] for t in (REPO / "docs/results/templates").glob("*.md")
+              for m in PLACEHOLDER.finditer(t.read_text()) if m["report"]}
     assert quoted and quoted <= set(load_manifest(REPO))

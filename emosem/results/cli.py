@@ -15,6 +15,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="action", required=True)
     rec = sub.add_parser("record", help="run a report's command from docs/results/reports.yaml")
     rec.add_argument("names", nargs="+", metavar="NAME", help="report names, run in this order")
+    rec.add_argument("--in-working-tree", action="store_true",
+                     help="run in this working tree, uncommitted edits included (listed in the "
+                          "report), instead of a clean checkout of HEAD")
     docs = sub.add_parser("docs", help="rewrite the README's marked tables from docs/results/")
     docs.add_argument("--check", action="store_true",
                       help="change nothing; exit 1 if the README differs from the reports")
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "docs":
             return _docs(args.check)
         for name in args.names:
-            record_report(name)
+            record_report(name, clean=not args.in_working_tree)
     except ResultsError as e:
         logger.error("%s", e)
         return 1

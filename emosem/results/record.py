@@ -1,9 +1,12 @@
 """Run a report's command and keep what it wrote as ``docs/results/NAME.json``.
 
-The kept file is ``{name, about, command, commit, changed_files, recorded_at, seconds, machine,
-report}``: ``commit`` is the checkout's HEAD when the command started and ``changed_files`` the
-tracked files that differed from it then (code, configs or checkpoint not yet committed), so a
-number in the README leads to the exact code and command that made it.
+The kept file is ``{name, about, command, commit, changed_files, clean_checkout, recorded_at,
+seconds, machine, report}``, so a number in the README leads to the exact code and command that
+made it. By default the command runs in a clean checkout of HEAD (a temporary ``git worktree``
+with this checkout's ignored inputs linked in: ``data/``, the converted base LM, ``outputs/``),
+so uncommitted edits in the working tree cannot leak into a published number and
+``changed_files`` is empty; ``clean=False`` runs it in the working tree itself and lists the
+tracked files that differed from HEAD then.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from emosem.paths import repo_root
+from emosem.paths import DEFAULT_LM, repo_root
 from emosem.results.manifest import ReportSpec, ResultsError, load_manifest, results_dir
 
 __all__ = ["checkout_state", "record_report", "report_path"]
@@ -27,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 #: Tracked folders whose uncommitted changes a report lists (they change what a command measures).
 WATCHED = ("emosem", "tools", "configs", "checkpoints", "Makefile", "pyproject.toml")
+#: Ignored inputs (made by ``make data`` / ``make weights``) and the outputs folder, linked into
+#: a clean checkout.
+LINKED = ("data", DEFAULT_LM, "outputs")
 
 
 def report_path(name: str, root: Path | None = None) -> Path:
@@ -48,18 +57,39 @@ def checkout_state(root: Path) -> dict[str, Any]:
             "changed_files": sorted(line[3:] for line in changed.splitlines() if line.strip())}
 
 
-def _environment() -> dict[str, str]:
-    """This environment with its interpreter first on PATH, so the manifest's ``python`` is it."""
+def _environment(code: Path) -> dict[str, str]:
+    """This environment with its interpreter first on PATH (the manifest's ``python`` is it) and
+    ``code`` first on PYTHONPATH (ahead of an editable install of another checkout)."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(code), env.get("PYTHONPATH")) if p)
     return env
 
 
-def _run(spec: ReportSpec, root: Path) -> float:
-    """Run the command (a shell line, as a user types it); its seconds, or ResultsError."""
-    logger.info("Running %s: %s", spec.name, spec.command)
+@contextmanager
+def clean_checkout(root: Path):
+    """A temporary ``git worktree`` of HEAD with :data:`LINKED` linked from ``root``."""
+    (root / "outputs").mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="emosem-record-", dir=root / "outputs"))
+    tree = tmp / "checkout"
+    _git(root, "worktree", "add", "--detach", str(tree), "HEAD")
+    try:
+        for rel in LINKED:
+            if (root / rel).exists():
+                (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tree / rel).symlink_to(root / rel, target_is_directory=True)
+        yield tree
+    finally:
+        _git(root, "worktree", "remove", "--force", str(tree))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(spec: ReportSpec, cwd: Path) -> float:
+    """Run the command (a shell line, as a user types it) in ``cwd``; its seconds, or
+    ResultsError."""
+    logger.info("Running %s in %s: %s", spec.name, cwd, spec.command)
     t0 = time.perf_counter()
-    done = subprocess.run(spec.command, shell=True, cwd=root, env=_environment(), check=False)
+    done = subprocess.run(spec.command, shell=True, cwd=cwd, env=_environment(cwd), check=False)
     if done.returncode != 0:
         raise ResultsError(f"{spec.name}: the command exited with {done.returncode}; "
                            f"nothing recorded ({spec.command})")
@@ -75,8 +105,28 @@ def _machine(report: dict[str, Any]) -> dict[str, Any]:
     return machine_info("cpu")
 
 
-def record_report(name: str, root: Path | None = None) -> Path:
-    """Run report ``name``'s command and write ``docs/results/NAME.json``; returns that path."""
+def _run_where(spec: ReportSpec, root: Path, clean: bool) -> tuple[dict[str, Any], float]:
+    """Run the command (in a clean checkout unless ``clean`` is False); the parsed output and
+    the seconds."""
+    if clean:
+        with clean_checkout(root) as tree:
+            seconds = _run(spec, tree)
+            return _read_output(spec, tree), seconds
+    seconds = _run(spec, root)
+    return _read_output(spec, root), seconds
+
+
+def _read_output(spec: ReportSpec, cwd: Path) -> dict[str, Any]:
+    output = cwd / spec.output
+    try:
+        return json.loads(output.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ResultsError(f"{spec.name}: cannot read its output {output}: {e}") from None
+
+
+def record_report(name: str, root: Path | None = None, clean: bool = True) -> Path:
+    """Run report ``name``'s command and write ``docs/results/NAME.json``; returns that path.
+    ``clean``: run it in a clean checkout of HEAD (see the module doc)."""
     root = root or repo_root()
     specs = load_manifest(root)
     if name not in specs:
@@ -84,20 +134,16 @@ def record_report(name: str, root: Path | None = None) -> Path:
                            f"known: {', '.join(specs)}")
     spec = specs[name]
     state = checkout_state(root)
+    if clean:
+        state["changed_files"] = []
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    seconds = _run(spec, root)
-    output = root / spec.output
-    try:
-        report = json.loads(output.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ResultsError(f"{name}: cannot read its output {output}: {e}") from None
+    report, seconds = _run_where(spec, root, clean)
     kept = {"name": name, "about": spec.about, "command": spec.command, **state,
-            "recorded_at": started, "seconds": round(seconds, 1),
+            "clean_checkout": clean, "recorded_at": started, "seconds": round(seconds, 1),
             "machine": _machine(report), "report": report}
     path = report_path(name, root)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(kept, indent=1, ensure_ascii=False, sort_keys=False) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(json.dumps(kept, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     logger.info("Recorded %s (commit %s)", path, state["commit"][:10])
     return path
