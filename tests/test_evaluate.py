@@ -573,7 +573,13 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
                           if row.get("explanation") is not None])
     fa = r["explanations"]["faithfulness"]
     assert {k: fa[k] for k in again} == again
-    assert "colour faithfulness" in proc.stdout or "faithfulness" in md
+    assert "colour leak check" in proc.stdout and "leak check: colour words" in md
+    # the independent oracle against the generator's truth, recomputed from samples.jsonl
+    checked = [row["oracle"] for row in rows if row.get("oracle")]
+    oracle = r["explanations"]["faithfulness_oracle"]
+    assert checked and oracle["n"] == len(checked)
+    assert oracle["colour_words"] == sum(len(o["colours"]) for o in checked)
+    assert oracle["names_absent_thing"] == sum(not all(o["things"].values()) for o in checked) / len(checked)
     # one record per painting: the grounded explanation, the baselines' and the judge's labels
     recs = [json.loads(line) for line in (out / "paintings.jsonl").read_text().splitlines()]
     assert len(recs) == r["n_paintings"]

@@ -79,3 +79,17 @@ def test_synthetic_ground_truth_motif_colour_position_and_noun():
     bad = check_explanation("the blue wave at the bottom", rgb, mask, truth)
     assert bad.colours == {"blue": False} and bad.positions == {"at the bottom": False}
     assert bad.absent_things == ["wave"]
+
+
+def test_oracle_scores_of_hand_made_rows():
+    from emosem.evaluation.rows import SampleRow
+    from emosem.evaluation.sections.explanations import oracle_scores
+
+    def row(oracle):
+        return SampleRow(key="k", emotion="fear", image="x.png", has_mask=True, has_text=True,
+                         predicted_iou=0.5, explanation="text", oracle=oracle)
+
+    rows = [row({"colours": {"blue": True, "red": False}, "positions": {"at the top": True}, "things": {"wave": True}}),
+            row({"colours": {}, "positions": {}, "things": {"cottage": False}}), row(None)]
+    assert oracle_scores(rows) == {"colour": 0.5, "colour_words": 2, "position": 1.0, "position_phrases": 1,
+                                   "names_absent_thing": 0.5, "n": 2}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ import numpy as np
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.evaluation.baselines import CentrePrior, neutral_prediction, painting_feature
 from emosem.evaluation.metrics import SegmentationMeter, correct_motif, soft_to_shape
+from emosem.evaluation.oracle import check_explanation, motif_things
 from emosem.evaluation.rows import (
     GroundedExplanation,
     PaintingRow,
@@ -140,7 +141,7 @@ class PaintingScorer:
         any_mask = any(s.has_mask for s in samples)
         neutral = neutral_prediction(predictor, state, o.threshold) if any_mask else None
         motifs = _Motifs(self.data, key, any_mask)
-        rows = [self._row(key, s, r, neutral, motifs) for s, r in zip(samples, results)]
+        rows = [self._row(key, s, r, neutral, motifs, state.image) for s, r in zip(samples, results)]
         painting = PaintingRow(key=key, emotion_probs=probs)
         if grounded is not None:
             painting.grounded = GroundedExplanation(
@@ -149,24 +150,27 @@ class PaintingScorer:
             painting.feature = painting_feature(state.embedding).tolist()
         return rows, painting
 
-    def _row(self, key: str, s: Any, r: Any, neutral: Any, motifs: _Motifs) -> SampleRow:
+    def _row(self, key: str, s: Any, r: Any, neutral: Any, motifs: _Motifs, image: np.ndarray) -> SampleRow:
         row = SampleRow(key=key, emotion=s.emotion, image=str(s.image_path), has_mask=s.has_mask,
                         has_text=s.has_text, predicted_iou=float(r.predicted_iou),
                         explanation=r.explanation,
                         cues=r.cues.record() if getattr(r, "cues", None) is not None else None)
-        if s.has_mask:
-            self._score_masks(row, s, r, neutral, motifs)
+        gt = self.data.decode_mask(s) if s.has_mask else None
+        if gt is not None:
+            self._score_masks(row, s, r, neutral, motifs, gt)
         names = motifs.names(s.emotion)
         if names:
             row.motifs = names
             if r.explanation is not None:
                 row.names_motif = any(mentions(r.explanation, m) for m in names)
+                row.oracle = _oracle(r.explanation, image, gt, names)
         return row
 
-    def _score_masks(self, row: SampleRow, s: Any, r: Any, neutral: Any, motifs: _Motifs) -> None:
-        """The model's and the mask baselines' masks against the ground truth (and the motifs)."""
+    def _score_masks(self, row: SampleRow, s: Any, r: Any, neutral: Any, motifs: _Motifs,
+                     gt: np.ndarray) -> None:
+        """The model's and the mask baselines' masks against the ground truth ``gt`` [H, W] bool
+        (and the motifs)."""
         t = self.opts.threshold
-        gt = self.data.decode_mask(s)
         shape = gt.shape
         preds = {"model": soft_to_shape(r.soft_mask, shape, t),
                  "emotion_agnostic": soft_to_shape(neutral[1], shape, t)}
@@ -180,6 +184,19 @@ class PaintingScorer:
             row.correct_motif = {name: bool(correct_motif(mask, targets, others))
                                  for name, (mask, _) in preds.items()}
             row.multi_emotion = motifs.n_emotions >= 2
+
+
+def _oracle(text: str, image: np.ndarray, gt: np.ndarray | None, motifs: list[str]) -> dict[str, Any] | None:
+    """The independent oracle's verdicts on an explanation against the generator's truth: the
+    painting's pixels under the ground-truth mask, the mask, the motifs' vocabulary (None without
+    a mask at the image's size, or for motifs the generator does not know)."""
+    if gt is None or gt.shape != image.shape[:2]:
+        return None
+    try:
+        things = frozenset().union(*(motif_things(m) for m in motifs))
+    except KeyError:
+        return None
+    return asdict(check_explanation(text, image, gt, things))
 
 
 def _failure(key: str, error: Exception, kind: str) -> dict[str, str]:

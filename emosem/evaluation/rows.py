@@ -38,7 +38,10 @@ class SampleRow:
     set). ``motifs``: the asked emotion's motif names; ``names_motif``: whether the explanation
     names one. ``caption_scores``: the explanation's sentence-level scores (set by the
     explanations section). ``cues``: the region cues record of the model's mask (what the
-    faithfulness of every method's explanation is checked against). ``None`` means "does not apply" and is left out of ``samples.jsonl``.
+    faithfulness of every method's explanation is checked against). ``oracle``: the model's
+    explanation checked by :mod:`emosem.evaluation.oracle` against the generator's ground truth
+    (the painting's pixels under the ground-truth mask, the mask, the asked emotion's motifs):
+    ``{"colours", "positions", "things"}`` word → true. ``None`` means "does not apply" and is left out of ``samples.jsonl``.
     """
 
     key: str
@@ -55,6 +58,7 @@ class SampleRow:
     multi_emotion: bool | None = None
     caption_scores: dict[str, Any] | None = None
     cues: dict[str, Any] | None = None  # the cues measured on the model's own region
+    oracle: dict[str, Any] | None = None  # independent verdicts against the generator's truth
 
     @property
     def id(self) -> str:
@@ -71,7 +75,7 @@ class SampleRow:
             "explanation": self.explanation,
         }
         for name in ("motifs", "names_motif", "correct_motif", "multi_emotion", "caption_scores",
-                     "cues"):
+                     "cues", "oracle"):
             value = getattr(self, name)
             if value is not None:
                 rec[name] = value

@@ -129,7 +129,12 @@ def _explanations_md(report: dict) -> list[str]:
         rows.append([f"alignment {k}", *[a.get(k) for a in als]])
     fas = [ex.get("faithfulness") or {}] + [b.get("faithfulness") or {} for b in bls]
     for k in ("colour", "position"):
-        rows.append([f"faithfulness: {k} words agree with the region", *[f.get(k) for f in fas]])
+        rows.append([f"leak check: {k} words agree with the cues the decoder read", *[f.get(k) for f in fas]])
+    oracle = ex.get("faithfulness_oracle") or {}
+    for k, label in (("colour", "colour words true (independent oracle, ground truth)"),
+                     ("position", "position phrases true (independent oracle, ground truth)"),
+                     ("names_absent_thing", "names a thing that is not the motif (oracle)")):
+        rows.append([label, oracle.get(k), *[None for _ in bls]])
     L += _table(["metric", "model", *[f"{n.replace('_', ' ')} baseline" for n in TEXT_BASELINES]],
                 rows)
     al = ex.get("emotional_alignment") or {}
@@ -259,8 +264,11 @@ def _explanations_summary(report: dict) -> list[str]:
     rows.append(("alignment acc. (dominant)", [a.get("accuracy_dominant") for a in als]))
     rows.append(("alignment cross-entropy", [a.get("cross_entropy") for a in als]))
     fas = [s.get("faithfulness") or {} for s in secs]
-    rows.append(("colour faithfulness", [f.get("colour") for f in fas]))
-    rows.append(("position faithfulness", [f.get("position") for f in fas]))
+    rows.append(("colour leak check", [f.get("colour") for f in fas]))
+    rows.append(("position leak check", [f.get("position") for f in fas]))
+    oracles = [s.get("faithfulness_oracle") or {} for s in secs]
+    rows.append(("colour true (oracle)", [o.get("colour") for o in oracles]))
+    rows.append(("position true (oracle)", [o.get("position") for o in oracles]))
     return _block(f"explanations (n={ex.get('n')})",
                   ["model", "retrieval (NN)", "typical utt."], rows)
 

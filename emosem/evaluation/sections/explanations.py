@@ -183,6 +183,19 @@ def faithfulness_scores(rows: list[SampleRow], texts: list[str]) -> dict[str, An
     return out
 
 
+def oracle_scores(rows: list[SampleRow]) -> dict[str, Any]:
+    """The model's explanations by the independent oracle against the generator's truth
+    (:attr:`SampleRow.oracle`): shares of colour words and position phrases true, and of
+    explanations naming a thing that is not the asked emotion's motif, with their counts."""
+    checked = [r.oracle for r in rows if r.oracle is not None]
+    colours = [ok for o in checked for ok in o["colours"].values()]
+    positions = [ok for o in checked for ok in o["positions"].values()]
+    return {"colour": rate(colours), "colour_words": len(colours),
+            "position": rate(positions), "position_phrases": len(positions),
+            "names_absent_thing": rate([not all(o["things"].values()) for o in checked]),
+            "n": len(checked)}
+
+
 def explanations(rows: list[SampleRow], paintings: list[PaintingRow], data: Any,
                  references: dict[str, list[str]], train_samples: list,
                  train_features: dict[str, np.ndarray], clf: Any, clf_info: dict, *,
@@ -207,7 +220,9 @@ def explanations(rows: list[SampleRow], paintings: list[PaintingRow], data: Any,
     section["n_names_motif"] = len(named)
     counts = [data.emotion_counts(p.key) for p in grounded]
     section["emotional_alignment"] = model_alignment(clf, clf_info, grounded, counts, with_expl)
+    # the decoder-side check: words against the cues the decoder itself read (a leak count)
     section["faithfulness"] = faithfulness_scores(with_expl, [r.explanation for r in with_expl])
+    section["faithfulness_oracle"] = oracle_scores(with_expl)
     result = ExplanationResult(section)
     said = {name: b.ungrounded for name, b in baselines.items()}
     result.paintings = painting_records(grounded, said, clf)
