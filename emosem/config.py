@@ -66,6 +66,13 @@ class DataConfig:
     max_eval_samples: int | None = None
     # Keep a painting's emotions in one batch (each image is encoded once per batch).
     group_by_painting: bool = True
+    # Object slot targets of the language stage (models with model.cue_version 2), on samples
+    # whose stimulus is a known synthetic motif: this share gets an appearance reference built
+    # from the region's measured cues and the slot "none" (abstention), and this share a plain
+    # noun in the slot that the reference then uses (copying the slot); the rest name the motif
+    # with the motif in the slot. See emosem.data.dataset.StimulusDataset.object_target.
+    appearance_share: float = 0.0
+    object_swap_share: float = 0.0
 
 
 @dataclass
@@ -108,6 +115,9 @@ class ModelConfig:
     # from the predicted mask at inference.
     cues: bool = False
     num_concepts: int = 3
+    # Which cue phrase the LM reads (emosem.data.cues.Cues.phrase): 1 = place, size, colours,
+    # light, "shows: <concepts>"; 2 = also shape and texture words and "object: <word or none>".
+    cue_version: int = 1
     dtype: str = "float32"
 
 
@@ -288,6 +298,12 @@ def config_from_dict(data: dict[str, Any]) -> EmoSEMConfig:
     """Validate a nested mapping into an :class:`EmoSEMConfig` (types, keys, closed sets)."""
     cfg = _from_dict(EmoSEMConfig, data or {}, "")
     _check_choices(cfg)
+    if cfg.model.cue_version not in (1, 2):
+        raise ConfigError(f"model.cue_version must be 1 or 2, got {cfg.model.cue_version!r}")
+    shares = (cfg.data.appearance_share, cfg.data.object_swap_share)
+    if min(shares) < 0 or sum(shares) > 1:
+        raise ConfigError(f"data.appearance_share and data.object_swap_share must be >= 0 and sum "
+                          f"to at most 1, got {shares[0]!r} and {shares[1]!r}")
     try:
         check_mask_threshold(cfg.model.mask_threshold)
     except ValueError as e:

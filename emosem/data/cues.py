@@ -17,10 +17,23 @@ mask) and at inference (predicted soft mask). It measures
   of the region against the rest of the painting, and its lightness contrast (std of L*),
   in words when the difference is clear ("darker than its surroundings", "the brightest part
   of the canvas", "more muted", "warmer");
+* **shape**: from the region's second moments, its connected parts and its largest part's
+  outline (:func:`shape_measures`): elongation (1 − minor/major axis) and the major axis's
+  orientation ("a horizontal band", "a tall vertical form", "a diagonal streak"), roundness
+  (4πA/P², "a round shape"), fragmentation ("scattered in 5 patches" vs one mass), solidity
+  (area / convex hull, "a jagged outline");
+* **texture**: the Sobel gradient energy of L* inside against outside ("busy brushwork",
+  "smooth") and, from the structure tensor (Bigün & Granlund 1987), strokes that are locally
+  coherent while their orientations span every direction ("swirling strokes");
 * **concepts**: added by the caller where the segmenter has a pretrained classifier head
-  (:meth:`emosem.modeling.emosem.EmoSEM.region_concepts`).
+  (:meth:`emosem.modeling.emosem.EmoSEM.region_concepts`);
+* **object**: the one thing the region may be named as, with its provenance
+  (``{"word", "source", "score"}``: a motif of the trained vocabulary, a licensed ImageNet
+  concept), or None when no evidence licenses a name; set by the caller (:meth:`Cues.with_object`).
 
-``Cues.text`` is the short phrase the language model reads; ``Cues.record()`` the JSON record.
+``Cues.text`` is the short phrase the language model reads (:meth:`Cues.phrase` gives each
+version: 1 = place, size, colours, light, "shows: <concepts>"; 2 = those, the shape and
+texture words and "object: <word or none>"); ``Cues.record()`` the JSON record.
 """
 
 from __future__ import annotations
@@ -49,6 +62,17 @@ SIZE_WORDS = ((0.05, "small"), (0.20, "medium"), (0.50, "large"), (1.01, "very l
 MIN_COLOUR_SHARE = 0.15
 # Differences (region − rest) that get words: CIELAB units.
 LIGHT_DIFF, CHROMA_DIFF, WARM_DIFF = 8.0, 8.0, 6.0
+# Shape words. A part is a connected component holding >= PART_SHARE of the region; a region is
+# "scattered" in >= SCATTERED_PARTS parts when its largest holds < half of it. Elongation
+# (1 - minor/major axis) >= ELONGATED (axes 2.5 : 1) is a band / vertical form / streak, by the
+# major axis's orientation (within ORIENTATION_TOL degrees of horizontal or vertical).
+PART_SHARE, SCATTERED_PARTS, ELONGATED, ORIENTATION_TOL = 0.05, 4, 0.6, 22.5
+ROUND, JAGGED = 0.82, 0.6  # roundness 4πA/P² of the largest part; its solidity (area / hull)
+# Texture: gradient energy inside / outside; swirl = local coherence >= SWIRL_LOCAL, orientations
+# that vary smoothly (flow >= SWIRL_FLOW, see texture_measures) and whose resultant length
+# (0 = every direction, 1 = parallel) is <= SWIRL_GLOBAL.
+BUSY, SMOOTH, SWIRL_LOCAL, SWIRL_GLOBAL, SWIRL_FLOW = 1.35, 0.65, 0.45, 0.25, 0.6
+CUE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -78,6 +102,10 @@ class Cues:
     contrast: float
     light_words: list[str]
     concepts: list[dict] = field(default_factory=list)  # [{"name", "score"}], from the model
+    shape: dict = field(default_factory=dict)  # numbers of shape_measures / texture_measures
+    form: str = "shape"  # the shape noun: band, vertical form, streak, patches, round shape, mass, shape
+    shape_words: list[str] = field(default_factory=list)
+    object: dict | None = None  # {"word", "source", "score"}: the licensed name, or None
 
     @property
     def colour_names(self) -> list[str]:
@@ -85,8 +113,15 @@ class Cues:
 
     @property
     def text(self) -> str:
-        """The phrase the language model reads, e.g. "in the upper left, small (4% of the
-        canvas); dark blue, grey; darker than its surroundings; shows: wreck, schooner"."""
+        """The phrase the language model reads (version 2 of :meth:`phrase`)."""
+        return self.phrase(2)
+
+    def phrase(self, version: int = 2) -> str:
+        """The cue phrase of one version (see the module docstring), e.g. version 2: "along the
+        bottom edge, medium (12% of the canvas); black, dark grey; darker than its surroundings;
+        a horizontal band, busy brushwork; object: none"."""
+        if version not in CUE_VERSIONS:
+            raise ValueError(f"cue version must be one of {CUE_VERSIONS}, got {version!r}")
         if self.area_fraction == 0:
             return "no region"
         where = self.extent or self.place
@@ -95,8 +130,13 @@ class Cues:
             parts.append(", ".join(self.colour_names))
         if self.light_words:
             parts.append(", ".join(self.light_words))
-        if self.concepts:
-            parts.append("shows: " + ", ".join(c["name"] for c in self.concepts))
+        if version == 1:
+            if self.concepts:
+                parts.append("shows: " + ", ".join(c["name"] for c in self.concepts))
+            return "; ".join(parts)
+        if self.shape_words:
+            parts.append(", ".join(self.shape_words))
+        parts.append("object: " + (self.object["word"] if self.object else "none"))
         return "; ".join(parts)
 
     def record(self) -> dict:
@@ -107,6 +147,26 @@ class Cues:
 
     def with_concepts(self, concepts: list[dict]) -> Cues:
         return Cues(**{**self.__dict__, "concepts": list(concepts)})
+
+    def with_object(self, obj: dict | None) -> Cues:
+        """A copy whose object slot is ``obj`` (``{"word", "source", "score"}`` or None)."""
+        return Cues(**{**self.__dict__, "object": dict(obj) if obj else None})
+
+    @property
+    def appearance(self) -> str:
+        """The region named by what is measured, with no object noun: "dark grey horizontal
+        band", "scattered yellow patches" (first colour's name, the light word, the form)."""
+        colour = self.colour_names[0] if self.colours else ""
+        light = {"the brightest part of the canvas": "bright", "brighter than its surroundings": "bright",
+                 "the darkest part of the canvas": "dark", "darker than its surroundings": "dark"}
+        tone = next((light[w] for w in self.light_words if w in light), "")
+        if tone and colour.startswith(("dark", "light", "pale")):
+            tone = ""
+        words = [w for w in (tone, colour) if w]
+        form = self.form
+        if form == "patches":
+            return " ".join(["scattered", *words, "patches"])
+        return " ".join([*words, form])
 
 
 @lru_cache(maxsize=2)
@@ -252,6 +312,118 @@ def _light_words(lab: np.ndarray, weights: np.ndarray, region: np.ndarray, rest:
     return numbers, words
 
 
+def shape_measures(inside: np.ndarray) -> dict:
+    """Shape of a [H, W] bool region: ``parts`` (components >= PART_SHARE of it),
+    ``largest_share``, ``elongation`` (1 − minor/major axis of its second moments, 0 = as wide as
+    tall), ``orientation`` (the major axis in degrees: 0 horizontal, 90 vertical, 45 rising to the
+    right, 135 falling), ``roundness`` (4πA/P² of the largest part; a disc ≈ 0.9) and
+    ``solidity`` (largest part / its convex hull)."""
+    import cv2
+
+    region = inside.astype(np.uint8)
+    total = int(region.sum())
+    out = {"parts": 0, "largest_share": 0.0, "elongation": 0.0, "orientation": 0.0,
+           "roundness": 0.0, "solidity": 0.0}
+    if total == 0:
+        return out
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = 1 + int(np.argmax(areas))
+    out["parts"] = int((areas >= PART_SHARE * total).sum()) or 1
+    out["largest_share"] = round(float(areas.max() / total), 4)
+    ys, xs = np.nonzero(region)
+    cov = np.cov(np.stack([xs, -ys]).astype(np.float64)) if total > 1 else np.zeros((2, 2))
+    evals, evecs = np.linalg.eigh(cov)
+    if evals[1] > 1e-9:
+        out["elongation"] = round(float(1.0 - np.sqrt(max(evals[0], 0.0) / evals[1])), 4)
+        vx, vy = evecs[:, 1]
+        out["orientation"] = round(float(np.degrees(np.arctan2(vy, vx)) % 180.0), 2)
+    contours, _ = cv2.findContours((labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    c = max(contours, key=cv2.contourArea)
+    # the traced outline runs through pixel centres: area and perimeter of the pixels' own squares
+    area, perim = float(areas.max()), cv2.arcLength(c, True) + np.pi
+    out["roundness"] = round(float(min(1.0, 4 * np.pi * area / perim ** 2)), 4)
+    hull = cv2.convexHull(c)
+    hull_pixels = cv2.contourArea(hull) + cv2.arcLength(hull, True) / 2 + 1.0  # Pick: the pixels it covers
+    out["solidity"] = round(float(min(1.0, area / hull_pixels)), 4)
+    return out
+
+
+def texture_measures(lightness: np.ndarray, weights: np.ndarray) -> dict:
+    """Texture of a region (weights [H, W] in [0, 1]) in a lightness map L* [H, W]:
+    ``edge_energy`` / ``edge_energy_rest`` (mean Sobel gradient magnitude inside / outside) and,
+    from the structure tensor smoothed over ~3 px, ``coherence`` (mean local coherence
+    (λ1 − λ2)/(λ1 + λ2) inside, weighted by gradient energy) and ``spread`` (resultant length of
+    the doubled local orientations: 1 = all strokes parallel, 0 = every direction)."""
+    import cv2
+
+    L = lightness.astype(np.float32)
+    gx = cv2.Sobel(L, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3)
+    mag = np.hypot(gx, gy)
+    w_in, w_out = weights, 1.0 - weights
+    inside = float((mag * w_in).sum() / max(w_in.sum(), 1e-6))
+    outside = float((mag * w_out).sum() / max(w_out.sum(), 1e-6)) if w_out.sum() > 1e-6 else inside
+    jxx, jyy, jxy = (cv2.GaussianBlur(a, (0, 0), 1.5) for a in (gx * gx, gy * gy, gx * gy))
+    trace = jxx + jyy
+    coh = np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / np.maximum(trace, 1e-6)
+    energy = trace * w_in
+    if energy.sum() <= 1e-6:
+        return {"edge_energy": round(inside, 3), "edge_energy_rest": round(outside, 3),
+                "coherence": 0.0, "spread": 1.0}
+    z = (jxx - jyy) + 2j * jxy  # doubled orientation, magnitude = anisotropic energy
+    spread = float(abs((z * w_in).sum()) / max(float((np.abs(z) * w_in).sum()), 1e-6))
+    # flow: do the orientations vary smoothly over ~4 px (a swirl, a wave's curve) or at random
+    # from stroke to stroke (short dabs)? The mean length of the unit orientation field averaged
+    # over a wider window: near 1 for continuous curves, low for random dabs.
+    unit = z / np.maximum(np.abs(z), 1e-6)
+    wide = cv2.GaussianBlur(unit.real.astype(np.float32), (0, 0), 4.0) \
+        + 1j * cv2.GaussianBlur(unit.imag.astype(np.float32), (0, 0), 4.0)
+    flow = float((np.abs(wide) * energy).sum() / energy.sum())
+    return {"edge_energy": round(inside, 3), "edge_energy_rest": round(outside, 3),
+            "coherence": round(float((coh * energy).sum() / energy.sum()), 4), "spread": round(spread, 4),
+            "flow": round(flow, 4)}
+
+
+def shape_words(shape: dict) -> tuple[str, list[str]]:
+    """(form noun, words) of :func:`shape_measures` + :func:`texture_measures` numbers: e.g.
+    ("band", ["a horizontal band", "busy brushwork"])."""
+    words: list[str] = []
+    if shape.get("parts", 0) == 0:
+        return "shape", words
+    if shape["parts"] >= SCATTERED_PARTS and shape["largest_share"] < 0.5:
+        form = "patches"
+        words.append(f"scattered in {shape['parts']} patches")
+    elif shape["elongation"] >= ELONGATED:
+        angle = shape["orientation"]
+        if min(angle, 180 - angle) <= ORIENTATION_TOL:
+            form, phrase = "band", "a horizontal band"
+        elif abs(angle - 90) <= ORIENTATION_TOL:
+            form, phrase = "vertical form", "a tall vertical form"
+        else:
+            form, phrase = "streak", "a diagonal streak"
+        words.append(phrase)
+    elif shape["roundness"] >= ROUND:
+        form = "round shape"
+        words.append("a round shape")
+    else:
+        form = "mass" if shape["solidity"] >= 0.8 else "shape"
+        words.append("one compact mass" if form == "mass" else "an irregular shape")
+    if form not in ("patches", "round shape", "mass") and shape["solidity"] < JAGGED:
+        words.append("a jagged outline")
+    rest = max(shape.get("edge_energy_rest", 0.0), 1e-6)
+    ratio = shape.get("edge_energy", 0.0) / rest
+    if (shape.get("coherence", 0.0) >= SWIRL_LOCAL and shape.get("flow", 0.0) >= SWIRL_FLOW
+            and shape.get("spread", 1.0) <= SWIRL_GLOBAL):
+        words.append("swirling strokes")
+    elif ratio >= BUSY:
+        words.append("busy brushwork")
+    elif ratio <= SMOOTH:
+        words.append("smooth")
+    return form, words
+
+
 def extract_cues(image: np.ndarray, mask: np.ndarray, work_side: int = 128) -> Cues:
     """Cues of the region ``mask`` (HxW bool or soft [0, 1]) in ``image`` (HxWx3 uint8 RGB).
 
@@ -283,6 +455,8 @@ def extract_cues(image: np.ndarray, mask: np.ndarray, work_side: int = 128) -> C
               for i in range(0, bh * 4, bh) for j in range(0, bw * 4, bw)]
     block_l = np.array([float(b.mean()) for b, r in blocks if r.size and r.mean() > 0.9])
     numbers, words = _light_words(lab, weights, weights, rest, block_l)
+    shape = {**shape_measures(inside), **texture_measures(lab[..., 0], weights)} if inside.any() else {}
+    form, shapes = shape_words(shape) if shape else ("shape", [])
     return Cues(place=place, extent=extent, centroid=centroid, bbox=bbox,
                 area_fraction=round(area, 4), size=_size_word(area), colours=colours,
-                light_words=words, **numbers)
+                light_words=words, shape=shape, form=form, shape_words=shapes, **numbers)

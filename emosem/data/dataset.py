@@ -17,7 +17,9 @@ import torch
 from torch.utils.data import Dataset
 
 from emosem.data.artemis import ArtEmisData, StimulusSample
-from emosem.data.cues import extract_cues
+from emosem.data.cues import Cues, extract_cues
+from emosem.data.synthetic.motifs import mentions_motif, motif_by_name
+from emosem.data.synthetic.utterances import SWAP_NOUNS, describe_utterance
 from emosem.data.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from emosem.data.transforms import SamTransform
 from emosem.emotions import EMOTION_TO_INDEX, NUM_EMOTIONS
@@ -60,6 +62,9 @@ class StimulusDataset(Dataset):
         # Region cues of the ground-truth mask ("cues": emosem.data.cues.Cues or None) for
         # models that read them (model.cues); off by default, they cost ~10 ms a sample.
         self.with_cues = False
+        # Object slot targets (see object_target): shares of appearance / swapped-noun samples.
+        self.appearance_share = 0.0
+        self.object_swap_share = 0.0
         self.transform = SamTransform(self.image_size)
 
     def __len__(self) -> int:
@@ -78,6 +83,42 @@ class StimulusDataset(Dataset):
             return utts[0]
         rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
         return utts[rng.randrange(len(utts))]
+
+    def motif_of(self, index: int) -> str | None:
+        """The synthetic motif that sample ``index``'s stimulus shows (its COCO annotation's
+        ``motif``; the one its references name when several share the emotion), or None."""
+        s = self.samples[index]
+        names = [a["motif"] for a in self.data.annotations(s.key)
+                 if a.get("motif") and a["emotion"] == s.emotion]
+        if len(names) > 1 and s.utterances:
+            named = [n for n in names if any(mentions_motif(u, n) for u in s.utterances)]
+            names = named or names
+        return names[0] if names else None
+
+    def object_target(self, index: int, cues: Cues, utterance: str) -> tuple[Cues, str, str]:
+        """(cues with their object slot, reference, mode) for the language stage.
+
+        A sample whose stimulus is a known motif draws a mode from ``(seed, epoch, index)``:
+        "appearance" (share ``appearance_share``): slot none, a reference that describes the
+        region by its measured look (:func:`describe_utterance`); "swap" (``object_swap_share``):
+        a plain noun in the slot (source "given") that the reference uses; otherwise "motif": the
+        motif in the slot (source "motif") and the annotators' reference. A sample with no known
+        motif gets slot none and keeps its reference ("unknown")."""
+        motif = self.motif_of(index)
+        if motif is None or not utterance:
+            return cues.with_object(None), utterance, "unknown"
+        rng = random.Random(f"{self.seed}:{self.epoch}:{index}:object")
+        draw = rng.random()
+        if draw >= self.appearance_share + self.object_swap_share:
+            obj = {"word": motif_by_name(motif).noun, "source": "motif", "score": 1.0}
+            return cues.with_object(obj), utterance, "motif"
+        g = np.random.default_rng(rng.randrange(2**32))
+        where = cues.extent or cues.place
+        if draw < self.appearance_share:
+            return cues.with_object(None), describe_utterance(g, self.samples[index].emotion, cues.appearance, where), "appearance"
+        noun = SWAP_NOUNS[int(g.integers(len(SWAP_NOUNS)))]
+        text = describe_utterance(g, self.samples[index].emotion, cues.appearance, where, noun=noun)
+        return cues.with_object({"word": noun, "source": "given", "score": 1.0}), text, "swap"
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         s = self.samples[index]
@@ -116,13 +157,16 @@ class StimulusDataset(Dataset):
         except KeyError:
             dist = np.zeros(NUM_EMOTIONS, dtype=np.float32)
         has_dist = bool(dist.sum() > 0)
+        utterance = self.pick_utterance(index)
+        if cues is not None:
+            cues, utterance, _ = self.object_target(index, cues, utterance)
         return {
             "image": x,
             "mask": mask,
             "has_mask": has_mask,
             "emotion": s.emotion,
             "emotion_index": EMOTION_TO_INDEX[s.emotion],
-            "utterance": self.pick_utterance(index),
+            "utterance": utterance,
             "utterances": list(s.utterances),
             "has_text": s.has_text,
             "emotion_dist": torch.from_numpy(np.asarray(dist, dtype=np.float32).copy()),

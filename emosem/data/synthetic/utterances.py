@@ -235,3 +235,47 @@ def make_something_else_utterance(rng: np.random.Generator, color: str) -> str:
     tpl = pick(rng, SOMETHING_ELSE_TEMPLATES)
     q = list(rng.permutation(len(_QUAL))[:2])
     return tpl.format(color=color, qual=_QUAL[q[0]], qual2=_QUAL[q[1]], thing=pick(rng, _THINGS))
+
+
+# Plain nouns that no motif uses, for the language stage's "swap" samples: the slot holds one
+# and the reference names it, so the LM learns to name what the slot licenses, whatever it is.
+SWAP_NOUNS = ("ship", "boat", "church", "bridge", "dog", "bird", "woman", "man", "child", "face",
+              "tower", "road", "field", "crowd", "table", "rock", "lamp", "hat", "cart", "fence")
+
+# What a viewer says of a region named by its look rather than by a thing ("the dark grey
+# horizontal band along the bottom edge"): the language stage's abstention targets.
+_LOOK_TEMPLATES: tuple[str, ...] = (
+    "{NP} {pos} {feel3} because {reason}.",
+    "I feel {adj} when I look at {np} {pos}, because {reason}.",
+    "Looking at {np} {pos}, I feel {adj}; {reason}.",
+    "My eyes go straight to {np} {pos}, and I feel {adj} because {reason}.",
+    "What strikes me is {np} {pos}: {reason}, and that makes me feel {adj}.",
+    "I keep coming back to {np} {pos}, which leaves me feeling {adj} since {reason}.",
+    "{NP} {pos} gives me a feeling of {noun} because {reason}.",
+    "Seeing {np} {pos} makes me feel {adj} because {reason}.",
+)
+
+
+def describe_utterance(rng: np.random.Generator, emotion: str, appearance: str, where: str,
+                       noun: str | None = None) -> str:
+    """A first-person utterance about a region described by what is measured (``appearance``,
+    e.g. "dark grey band", from :attr:`emosem.data.cues.Cues.appearance`, and ``where``, its
+    place phrase), naming no motif; with ``noun`` the appearance's last word (the shape noun)
+    becomes that noun ("dark grey ship"). Reasons are the emotion's generic ones (no motif's)."""
+    ew = EMOTION_WORDS.get(emotion)
+    if ew is None:  # "something else": the region's look, no emotion claim
+        return f"I notice the {appearance} {where}, but I can't name what I feel."
+    if noun:
+        words = appearance.split()
+        if words and words[0] == "scattered":
+            words = words[1:]
+        shape_nouns = ("band", "form", "streak", "patches", "shape", "mass")
+        while words and words[-1] in shape_nouns + ("vertical", "round"):
+            words.pop()
+        appearance = " ".join([*words, noun])
+    adj = pick(rng, ew["adj"])
+    slots = {"np": "the " + appearance, "NP": "The " + appearance, "pos": where, "adj": adj,
+             "noun": pick(rng, ew["noun"]), "reason": pick(rng, ew["reasons"])}
+    slots["feel3"] = pick(rng, _FEEL3).format(**slots)
+    text = " ".join(pick(rng, _LOOK_TEMPLATES).format(**slots).split())
+    return text[0].upper() + text[1:]
