@@ -250,11 +250,29 @@ class EfficientNetLiteEncoder(nn.Module):
 
     def features(self, x: torch.Tensor, keys: list[str] | None = None):
         """One backbone pass → (packed features [B,512,h,w], concept map [B,1280,h/2,w/2])."""
+        packed, head, _ = self.features_and_maps(x, keys)
+        return packed, head
+
+    def features_and_maps(self, x: torch.Tensor, keys: list[str] | None = None):
+        """Like :meth:`features`, plus the frozen backbone's maps [C3, C4, C5, head] (strides
+        8, 16, 32, 32) that :mod:`emosem.inference.domain` pools into in-domain features."""
         c3, c4, c5 = self.backbone_features(x, keys)
         emb, hq = self.neck(c3, c4, c5)
         with torch.no_grad():
             head = self.concept_map(c5)
-        return torch.cat([emb, F.pixel_unshuffle(hq, 2)], dim=1), head
+        return torch.cat([emb, F.pixel_unshuffle(hq, 2)], dim=1), head, [c3, c4, c5, head]
+
+    @property
+    def domain_channels(self) -> list[int]:
+        """Channels of the maps :meth:`domain_maps` returns."""
+        chans = [f["num_chs"] for f in self.backbone.feature_info]
+        return [chans[i] for i in self.stage_indices] + [self.backbone.num_features]
+
+    @torch.no_grad()
+    def domain_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x [B,3,S,S] SAM-normalised → the frozen backbone's [C3, C4, C5, head] maps."""
+        c3, c4, c5 = self.backbone_features(x)
+        return [c3, c4, c5, self.concept_map(c5)]
 
     def concept_map(self, c5: torch.Tensor) -> torch.Tensor:
         """ImageNet head features before pooling: C5 [B,320,·] → [B,1280,·] (conv_head+BN+act)."""
