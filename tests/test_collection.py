@@ -22,6 +22,7 @@ from pycocotools import mask as mask_utils
 
 from emosem.emotions import emotion_file_stem
 from emosem.inference.annotations import rasterize_svg_selector, validate_annotation_page
+from emosem.inference.collection import RESULT_MARKER
 from emosem.inference.merge import CSV_COLUMNS, _flat, csv_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def test_result_paths_never_collide_and_every_file_is_recorded(tmp_path, tiny_ch
         doc = json.loads((folder / "results.json").read_text())
         assert doc["source"] == str(src / key) and (doc["width"], doc["height"]) == im.size
         assert [r["files"]["mask"] for r in doc["results"]] == [f"{s}_mask.png" for s in stems]
-        assert sorted(p.name for p in folder.iterdir()) == sorted(doc["files"])
+        assert sorted(p.name for p in folder.iterdir() if p.name != RESULT_MARKER) == sorted(doc["files"])
         for rec in doc["results"]:  # each emotion's PNG is its own mask
             png = np.asarray(Image.open(folder / rec["files"]["mask"])) > 127
             assert np.array_equal(png, _decode(rec)), (key, rec["emotion"])
@@ -122,7 +123,7 @@ def test_out_policy_lock_and_resume(tmp_path, tiny_checkpoint):
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads((out / "portrait.jpg" / "results.json").read_text())
     assert doc["source"] == str(b / "portrait.jpg") and (doc["width"], doc["height"]) == (60, 76)
-    assert sorted(p.name for p in (out / "portrait.jpg").iterdir()) == sorted(doc["files"])
+    assert sorted(p.name for p in (out / "portrait.jpg").iterdir()) == sorted([*doc["files"], RESULT_MARKER])
     # the same file and settings again: reused, no model loaded
     proc = _infer(b / "portrait.jpg", *common[:-2], "--emotion", "sadness", "--out", out)
     summary = json.loads((out / "summary.json").read_text())

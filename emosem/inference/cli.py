@@ -178,7 +178,7 @@ class _Run:
             note = None
         return anno.image_target(item.path, doc["width"], doc["height"]), note
 
-    def process(self, item, ledger) -> None:
+    def process(self, index: int, item, ledger) -> None:
         """Account for one input in the ledger: done (new or reused), failed or skipped."""
         from emosem.data.image_io import ImageLoadError, decode_image
         from emosem.files import file_sha256
@@ -187,38 +187,43 @@ class _Run:
         args, src = self.args, str(item.path)
         if item.error:
             logger.error("%s: %s", src, item.error)
-            return ledger.add(item.key, src, "failed", item.error)
+            return ledger.add(index, item.key, src, "failed", item.error)
         if item.skip:
             logger.info("skipping %s: %s", src, item.skip)
-            return ledger.add(item.key, src, "skipped", item.skip)
+            return ledger.add(index, item.key, src, "skipped", item.skip)
         try:
             sha = file_sha256(item.path)
         except OSError as e:
-            return ledger.add(item.key, src, "failed", f"unreadable ({e.strerror or e})")
+            return ledger.add(index, item.key, src, "failed", f"unreadable ({e.strerror or e})")
         state = existing_result(self.out.result_dir(item.key), sha, self.signature)
         if state == "same" and args.resume and not args.overwrite:
-            return ledger.add(item.key, src, "done", reused=True)
+            return ledger.add(index, item.key, src, "done", reused=True)
+        if state == "foreign":
+            msg = (f"{self.out.result_dir(item.key)} exists and is not a result folder of this tool; it is "
+                   "left as it is (also with --overwrite): move it away or choose another --out")
+            logger.error("%s: %s", src, msg)
+            return ledger.add(index, item.key, src, "failed", msg)
         if state in ("other", "broken") and not args.overwrite:
             why = ("results of another file or other settings" if state == "other"
                    else "files that are not a complete EmoSEM result")
             msg = f"{self.out.result_dir(item.key)} holds {why}; pass --overwrite to replace them or choose another --out"
             logger.error("%s: %s", src, msg)
-            return ledger.add(item.key, src, "failed", msg)
+            return ledger.add(index, item.key, src, "failed", msg)
         try:
             decoded = decode_image(item.path, max_side=args.max_side)
         except ImageLoadError as e:
             logger.error("%s", e)
-            return ledger.add(item.key, src, "failed", str(e))
+            return ledger.add(index, item.key, src, "failed", str(e))
         note = None
         if decoded.frames > 1:
             if decoded.format in ("GIF", "PNG", "WEBP"):
-                return ledger.add(item.key, src, "skipped",
+                return ledger.add(index, item.key, src, "skipped",
                                   f"animated {decoded.format} ({decoded.frames} frames): only still "
                                   "images are analysed; save the frame you want as a PNG")
             note = f"multi-page {decoded.format} ({decoded.frames} pages): page 1 analysed"
             logger.warning("%s: %s", src, note)
         self.analyse(item, decoded, sha, note)
-        ledger.add(item.key, src, "done", note=note)
+        ledger.add(index, item.key, src, "done", note=note)
 
     def analyse(self, item, decoded, sha: str, note: str | None) -> None:
         from emosem.inference import annotations as anno
@@ -297,46 +302,45 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # rank-0-only output; errors still show
     device = str(dist.device) if dist.num_processes > 1 and args.device == "auto" else args.device
     out = OutputFolder(Path(args.out))
-    error, run_id, manifest = _claim_output(args, out, dist)
-    if error:
-        if dist.is_main_process:
-            logger.error("%s", error)
-        return 1
-    signature = run_signature(args, str(Path(args.checkpoint or default_checkpoint()).resolve()))
-    worker = _Run(args, emotions, auto, out, dist.process_index, device, signature, manifest)
-    ledger = Ledger(out.ledger_path(run_id, dist.process_index))
-    code = _process_inputs(args, out, dist, worker, ledger)
-    if code:
-        out.unlock()
-        return code
-    if not dist.is_main_process:
-        return 0
-    return _finish_run(args, out, ledger, worker, dist.num_processes, manifest, t_start)
+    try:
+        error, run_id, manifest = _claim_output(args, out, dist)
+        if error:
+            if dist.is_main_process:
+                logger.error("%s", error)
+            return 1
+        signature = run_signature(args, str(Path(args.checkpoint or default_checkpoint()).resolve()))
+        worker = _Run(args, emotions, auto, out, dist.process_index, device, signature, manifest)
+        ledger = Ledger(out.ledger_path(run_id, dist.process_index))
+        code = _process_inputs(args, out, dist, worker, ledger)
+        if code or not dist.is_main_process:
+            return code
+        return _finish_run(args, out, ledger, worker, dist.num_processes, manifest, t_start)
+    finally:
+        out.unlock()  # on every exit path
 
 
 def _claim_output(args: argparse.Namespace, out: OutputFolder, dist: PartialState) -> tuple[str | None, str, Any]:
-    """Everything that can refuse the run, before the model loads: ``--out`` writable and
-    locked (rank 0), the IIIF manifest readable. Returns (error or None, run id, manifest)."""
+    """Everything that can refuse the run, before the model loads: ``--out`` not among the
+    inputs, the IIIF manifest readable, then ``--out`` writable and locked (rank 0; nothing is
+    written before the first two pass). Returns (error or None, run id, manifest)."""
     import uuid
 
     from accelerate.utils import broadcast_object_list
 
     from emosem.inference.annotations import ManifestError, load_manifest
-    from emosem.inference.collection import OutputFolderError
+    from emosem.inference.collection import OutputFolderError, check_inputs_against_out
 
     error, run_id, manifest = None, uuid.uuid4().hex[:12], None
-    if dist.is_main_process:
-        try:
+    try:
+        check_inputs_against_out(args.inputs, out.root)
+        if args.iiif_manifest:
+            manifest = load_manifest(args.iiif_manifest)
+        if dist.is_main_process:
             out.check_writable()
             out.lock()
             out.clean_tmp()
-        except OutputFolderError as e:
-            error = str(e)
-    if args.iiif_manifest and error is None:
-        try:
-            manifest = load_manifest(args.iiif_manifest)
-        except ManifestError as e:
-            error = str(e)
+    except (OutputFolderError, ManifestError) as e:
+        error = str(e)
     if dist.num_processes > 1:
         error, run_id = broadcast_object_list([error, run_id])
     return error, run_id, manifest
@@ -357,10 +361,10 @@ def _process_inputs(args: argparse.Namespace, out: OutputFolder, dist: PartialSt
                disable=not main_proc or args.quiet or not sys.stderr.isatty())
     code = 0
     try:
-        for chunk in _chunks(iter_inputs(args.inputs, exclude=out.root), 32):
+        for chunk in _chunks(enumerate(iter_inputs(args.inputs, exclude=out.root)), 32):
             with dist.split_between_processes(chunk) as mine:
-                for item in mine:
-                    worker.process(item, ledger)
+                for index, item in mine:
+                    worker.process(index, item, ledger)
                     bar.update(1)
     except _LoadError as e:  # a damaged checkpoint is a failed run (1), not a usage error (2)
         logger.error("Cannot load the checkpoint: %s", e)
@@ -380,24 +384,22 @@ def _finish_run(args: argparse.Namespace, out: OutputFolder, ledger: Ledger, wor
     release ``--out`` and print the accounting. Returns 1 if an image failed, else 0."""
     import shutil
 
-    from emosem.inference.collection import iter_inputs, read_ledgers
+    from emosem.inference.collection import read_ledgers
     from emosem.inference.merge import write_run_outputs
 
     rows = read_ledgers(ledger.path.parent)
     total_s = time.perf_counter() - t_start
     this_run = {
         "processes": world,
-        "processed": sum(1 for r in rows.values() if r["status"] == "done" and not r.get("reused")),
-        "reused": sum(1 for r in rows.values() if r.get("reused")),
+        "processed": sum(1 for r in rows if r["status"] == "done" and not r.get("reused")),
+        "reused": sum(1 for r in rows if r.get("reused")),
         "seconds": round(total_s, 2), "model_load_s": round(worker.load_s, 2),
         # from process start (interpreter and imports included) to the first image's results
         "cold_start_to_first_result_s": round(worker.first_result_s, 2) if worker.first_result_s else None,
         "out": str(out.root),
     }
-    summary = write_run_outputs(out.root, iter_inputs(args.inputs, exclude=out.root), rows, this_run,
-                                gallery=not args.json_only, manifest=manifest)
+    summary = write_run_outputs(out.root, rows, this_run, gallery=not args.json_only, manifest=manifest)
     shutil.rmtree(ledger.path.parent, ignore_errors=True)
-    out.unlock()
     n_done, n_failed = summary["images_done"], summary["images_failed"]
     print(f"Done: {n_done} image(s) in {total_s:.1f} s ({this_run['reused']} reused from an earlier "
           f"run), {n_failed} failed, {summary['images_skipped']} skipped; results in {out.root}")

@@ -2,8 +2,11 @@
 
 * **Inputs** are streamed (:func:`iter_inputs`): folders are walked recursively in sorted order
   without building the list; every file met is accounted for (an :class:`InputItem` to process,
-  or one with a ``skip`` reason: not an image type, duplicate). Hidden files and folders and the
-  output folder itself are left out.
+  or one with a ``skip`` reason: not an image type, duplicate, a link to a folder). Hidden files
+  and folders and the output folder (wherever it lies) are left out of every walk.
+* **Inputs are read-only**: :func:`check_inputs_against_out` refuses an ``--out`` that is or
+  contains an input before anything is written; :meth:`OutputFolder.publish` replaces only a
+  folder that carries its :data:`RESULT_MARKER`, so an input file or folder is never moved.
 * **Result folders** keep the inputs' relative paths, file extension included:
   ``OUT/sub/x.jpg/``, ``OUT/sub/x.png/``, ``OUT/x_2.jpg/`` never collide, nor do two
   ``portrait.jpg`` in different folders. Paths are relative to the inputs' common folder.
@@ -13,8 +16,9 @@
 * **Atomic image folders**: an image's files are written to ``OUT/.emosem/tmp/`` and moved into
   place with one rename, so a killed run leaves whole results or none.
 * **Lock**: one writer per output folder (``fcntl.flock`` on ``OUT/.emosem/lock``).
-* **Ledger**: each process appends one JSON line per input to ``OUT/.emosem/runs/<run>/rank-N.jsonl``;
-  rank 0 merges them into ``summary.json`` in input order.
+* **Ledger**: each process appends one JSON line per input (with its position in the stream) to
+  ``OUT/.emosem/runs/<run>/rank-N.jsonl``; rank 0 merges them into ``summary.json`` in input
+  order, from the ledgers alone (the inputs are walked once).
 """
 
 from __future__ import annotations
@@ -30,12 +34,47 @@ from typing import Any
 
 STATE_DIR = ".emosem"
 RESERVED = {"index.html", "summary.json", "results.csv", "manifest.json", STATE_DIR}
+# Written into every result folder this tool publishes; nothing without it is ever replaced.
+RESULT_MARKER = ".emosem-result"
 # Extensions read as paintings; GIF is accepted so an animated one is counted (and refused).
 COLLECTION_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 class OutputFolderError(RuntimeError):
-    """An ``--out`` that cannot be used (a file, read-only, locked by another run)."""
+    """An ``--out`` that cannot be used (a file, read-only, locked by another run, among the inputs)."""
+
+
+def _real(path: str | Path) -> str:
+    return os.path.realpath(os.path.abspath(path))
+
+
+def _is_within(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or lies below it (both real, absolute paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def is_output_folder(path: str | Path) -> bool:
+    """``path`` is a folder an earlier infer run wrote (it holds ``.emosem/``)."""
+    return os.path.isdir(os.path.join(path, STATE_DIR))
+
+
+def check_inputs_against_out(inputs: list[str], out: Path) -> None:
+    """Refuse an ``--out`` that would write among the inputs; :class:`OutputFolderError` names
+    the input. An ``--out`` inside an input folder is fine (every walk leaves it out), and so is
+    an input that *is* an earlier run's output folder next to other inputs (``in/*`` once
+    ``in/out`` exists), which :func:`iter_inputs` skips with a reason."""
+    o = _real(out)
+    others = [raw for raw in inputs if _real(raw) != o]
+    for raw in inputs:
+        r = _real(raw)
+        if r == o and (not others or not is_output_folder(o)):
+            raise OutputFolderError(
+                f"--out {out} is the input {raw}: results would be written among the paintings; "
+                "choose an --out outside the inputs (a subfolder of an input folder is left out of the walk)")
+        if r != o and _is_within(r, o):
+            raise OutputFolderError(
+                f"--out {out} contains the input {raw}: results would be written among the paintings; "
+                "choose an --out outside the inputs (a subfolder of an input folder is left out of the walk)")
 
 
 @dataclass(frozen=True)
@@ -60,10 +99,12 @@ def iter_inputs(inputs: list[str], exclude: Path | None = None) -> Iterator[Inpu
 
     Keys are POSIX paths relative to the inputs' common folder; a file given twice yields a
     duplicate-skip the second time. Missing paths and image-less folders are yielded with a skip
-    reason too (``path`` as given).
+    reason too (``path`` as given). ``exclude`` (the output folder) is left out of every walk
+    wherever it lies; an input that is ``exclude`` itself is yielded as a skip. Links to folders
+    are not followed (a skip with the reason); links to files are read.
     """
     root = _common_root(inputs)
-    exclude_abs = os.path.abspath(exclude) if exclude is not None else None
+    exclude_real = _real(exclude) if exclude is not None else None
     seen: set[str] = set()
 
     def item(path: Path) -> InputItem:
@@ -73,21 +114,37 @@ def iter_inputs(inputs: list[str], exclude: Path | None = None) -> Iterator[Inpu
         seen.add(key)
         if path.suffix.lower() not in COLLECTION_EXTENSIONS:
             return InputItem(path, key, f"not an image file type ({path.suffix or 'no extension'})")
+        top = key.split("/", 1)[0]
+        if top.casefold() in {r.casefold() for r in RESERVED}:
+            return InputItem(path, key, error=f"its results would go to OUT/{top}, a name the run's own files "
+                                              "use; rename it or give its folder as the input")
         return InputItem(path, key)
 
     for raw in inputs:
         p = Path(raw)
-        if p.is_dir():
+        if exclude_real is not None and p.exists() and _real(p) == exclude_real:
+            yield InputItem(p, Path(os.path.relpath(os.path.abspath(p), root)).as_posix(),
+                            "the output folder (--out): results are never read as inputs")
+        elif p.is_dir():
             images = 0
             for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                                     and os.path.abspath(os.path.join(dirpath, d)) != exclude_abs)
+                keep, links = [], []
+                for d in sorted(dirnames):
+                    full = os.path.join(dirpath, d)
+                    if d.startswith(".") or (exclude_real is not None and _real(full) == exclude_real):
+                        continue
+                    (links if os.path.islink(full) else keep).append(d)
+                dirnames[:] = keep
                 for name in sorted(filenames):
                     if name.startswith("."):
                         continue
                     it = item(Path(dirpath) / name)
-                    images += it.skip is None
+                    images += it.skip is None and it.error is None
                     yield it
+                for d in links:
+                    path = Path(dirpath) / d
+                    yield InputItem(path, Path(os.path.relpath(os.path.abspath(path), root)).as_posix(),
+                                    "a link to a folder: not followed (give the folder itself as an input)")
             if not images:
                 yield InputItem(p, raw, error=f"folder holds no images ({', '.join(COLLECTION_EXTENSIONS)})")
         elif p.exists():
@@ -111,21 +168,27 @@ def run_signature(args: Any, checkpoint: str) -> dict[str, Any]:
 
 def existing_result(folder: Path, sha256: str, signature: dict[str, Any]) -> str:
     """State of ``folder``'s results: ``"absent"``, ``"same"`` (complete, same source file and
-    settings), ``"other"`` (complete, another file or other settings) or ``"broken"``."""
-    rj = folder / "results.json"
-    if not folder.exists():
+    settings: reused), ``"other"`` (a result folder of another file or other settings),
+    ``"broken"`` (an incomplete result folder) or ``"foreign"`` (anything else at that path, such
+    as a result of an earlier version without :data:`RESULT_MARKER`, or a file: never replaced)."""
+    if not os.path.lexists(folder):
         return "absent"
+    ours = is_result_folder(folder)
     try:
-        doc = json.loads(rj.read_text(encoding="utf-8"))
-        files = doc["files"]
-        complete = all((folder / f).is_file() for f in files)
+        doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        complete = all((folder / f).is_file() for f in doc["files"])
     except (OSError, ValueError, KeyError, TypeError):
-        return "broken"
-    if not complete:
-        return "broken"
-    if doc.get("source_sha256") == sha256 and doc.get("run_signature") == signature:
+        return "broken" if ours else "foreign"
+    if complete and doc.get("source_sha256") == sha256 and doc.get("run_signature") == signature:
         return "same"
-    return "other"
+    if not ours:
+        return "foreign"
+    return "other" if complete else "broken"
+
+
+def is_result_folder(path: Path) -> bool:
+    """A real folder (not a link) holding :data:`RESULT_MARKER`: one that :meth:`OutputFolder.publish` made."""
+    return path.is_dir() and not path.is_symlink() and (path / RESULT_MARKER).is_file()
 
 
 class OutputFolder:
@@ -184,11 +247,17 @@ class OutputFolder:
         return d
 
     def publish(self, staging: Path, key: str) -> Path:
-        """Move a finished staging folder to ``OUT/key`` in one rename (replacing what was there)."""
+        """Mark a finished staging folder as a result and move it to ``OUT/key`` in one rename,
+        replacing what was there only if that is a result folder this tool made
+        (:data:`RESULT_MARKER`); anything else is left alone and :class:`OutputFolderError` raised."""
         target = self.result_dir(key)
+        if os.path.lexists(target) and not is_result_folder(target):
+            raise OutputFolderError(f"{target} exists and is not a result folder of this tool; it is left "
+                                    "as it is: move it away or choose another --out")
+        (staging / RESULT_MARKER).write_text(json.dumps({"key": key}) + "\n", encoding="utf-8")
         target.parent.mkdir(parents=True, exist_ok=True)
         old = None
-        if target.exists():
+        if os.path.lexists(target):
             old = self.state / "tmp" / f"old-{uuid.uuid4().hex[:12]}"
             os.rename(target, old)
         os.rename(staging, target)
@@ -201,16 +270,17 @@ class OutputFolder:
 
 
 class Ledger:
-    """One process's account of its inputs: a JSON line per input, flushed as it goes."""
+    """One process's account of its inputs: a JSON line per input, flushed as it goes. ``index``
+    is the input's position in the stream, so rank 0 merges every process's lines in input order."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._f = open(path, "a", encoding="utf-8")
 
-    def add(self, key: str, source: str, status: str, reason: str | None = None,
+    def add(self, index: int, key: str, source: str, status: str, reason: str | None = None,
             note: str | None = None, reused: bool = False) -> None:
-        row = {"key": key, "source": source, "status": status}
+        row: dict[str, Any] = {"index": index, "key": key, "source": source, "status": status}
         if reason:
             row["reason"] = reason
         if note:
@@ -224,14 +294,15 @@ class Ledger:
         self._f.close()
 
 
-def read_ledgers(folder: Path) -> dict[str, dict[str, Any]]:
-    """key → ledger row over every ``rank-*.jsonl`` in a run folder (a torn last line is ignored)."""
-    rows: dict[str, dict[str, Any]] = {}
+def read_ledgers(folder: Path) -> list[dict[str, Any]]:
+    """The rows of every ``rank-*.jsonl`` in a run folder, in input order (a torn last line is
+    ignored; an input met twice keeps its last row)."""
+    rows: dict[int, dict[str, Any]] = {}
     for p in sorted(folder.glob("rank-*.jsonl")):
         for line in p.read_text(encoding="utf-8").splitlines():
             try:
                 row = json.loads(line)
-            except ValueError:
+                rows[int(row["index"])] = row
+            except (ValueError, KeyError, TypeError):
                 continue
-            rows[row["key"]] = row
-    return rows
+    return [rows[i] for i in sorted(rows)]

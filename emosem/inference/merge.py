@@ -2,9 +2,11 @@
 ``summary.json`` (every input accounted for), ``results.csv`` (one row per image × emotion),
 ``index.html`` (the gallery) and, with a IIIF manifest, ``manifest.json`` (annotated copy).
 
-Everything is read back from the per-image ``results.json`` files and the ledgers, streaming in
+Everything is read back from the ledgers (the inputs are not walked again: files the run wrote
+are never taken for inputs) and the per-image ``results.json`` files they name, streaming in
 input order, so the figures are the same whether one process or several wrote the images, and
-whether the run was interrupted and resumed.
+whether the run was interrupted and resumed. An image whose results cannot be read back is
+reported as failed, not a crash of the merge.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from emosem.inference.collection import STATE_DIR, InputItem
+from emosem.inference.collection import STATE_DIR
 from emosem.inference.outputs import atomic_write_json, gallery_entry
 
 logger = logging.getLogger(__name__)
@@ -72,15 +74,34 @@ def csv_rows(key: str, doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
         }
 
 
+def _read_result(folder: Path) -> dict[str, Any]:
+    """``folder/results.json``, checked enough for the merge; ValueError/OSError if not."""
+    doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise ValueError("results.json holds no list of results")
+    return doc
+
+
+def _canvas_page(folder: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{canvas id: annotation page} for an image whose annotations target a IIIF canvas."""
+    if not doc.get("annotations"):
+        return {}
+    page = json.loads((folder / doc["annotations"]).read_text(encoding="utf-8"))
+    items = page.get("items") or []
+    if items and items[0]["target"]["source"].get("type") == "Canvas":
+        return {items[0]["target"]["source"]["id"]: page}
+    return {}
+
+
 def write_run_outputs(
     out: Path,
-    items: Iterable[InputItem],
-    ledger: dict[str, dict[str, Any]],
+    rows: Iterable[dict[str, Any]],
     this_run: dict[str, Any],
     gallery: bool = True,
     manifest: tuple[dict[str, Any], Any] | None = None,
 ) -> dict[str, Any]:
-    """Write summary.json, results.csv, index.html and manifest.json; returns the summary."""
+    """Write summary.json, results.csv, index.html and manifest.json from the ledger ``rows``
+    (input order, see :func:`~emosem.inference.collection.read_ledgers`); returns the summary."""
     from emosem.inference.annotations import annotated_manifest
 
     done, failed, skipped, notes = [], [], [], []
@@ -91,33 +112,32 @@ def write_run_outputs(
     writer = csv.DictWriter(csv_file, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     n_rows = 0
-    for item in items:
-        row = ledger.get(item.key)
-        if row is None:
-            row = {"status": "failed", "reason": "not processed (the run stopped before it)"}
-        status = row["status"]
+    for row in rows:
+        key, source, status = row["key"], row["source"], row["status"]
         if row.get("note"):
-            notes.append({"image": item.key, "note": row["note"]})
+            notes.append({"image": key, "note": row["note"]})
         if status == "skipped":
-            skipped.append({"image": item.key, "source": str(item.path), "reason": row.get("reason", "")})
+            skipped.append({"image": key, "source": source, "reason": row.get("reason", "")})
             continue
-        if status == "failed":
-            failed.append({"image": str(item.path), "key": item.key, "reason": row.get("reason", "")})
-            entries.append({"image": item.key, "error": row.get("reason", "")})
+        folder = out / key
+        if status == "done":
+            try:
+                doc = _read_result(folder)
+                image_rows = list(csv_rows(key, doc))
+                image_pages = _canvas_page(folder, doc) if manifest is not None else {}
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                status, row = "failed", {"reason": f"its results in {folder} cannot be read back ({e}); "
+                                                   "run again with --overwrite"}
+        if status != "done":
+            failed.append({"image": source, "key": key, "reason": row.get("reason", "")})
+            entries.append({"image": key, "error": row.get("reason", "")})
             continue
-        folder = out / item.key
-        doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        done.append(item.key)
-        for r in csv_rows(item.key, doc):
-            writer.writerow(r)
-            n_rows += 1
+        done.append(key)
+        writer.writerows(image_rows)
+        n_rows += len(image_rows)
+        pages.update(image_pages)
         if gallery:
-            entries.extend(gallery_entry(item.key, rec, folder) for rec in doc["results"])
-        if manifest is not None and doc.get("annotations"):
-            page = json.loads((folder / doc["annotations"]).read_text(encoding="utf-8"))
-            items_ = page.get("items") or []
-            if items_ and items_[0]["target"]["source"].get("type") == "Canvas":
-                pages[items_[0]["target"]["source"]["id"]] = page
+            entries.extend(gallery_entry(key, rec, folder) for rec in doc["results"])
     csv_file.close()
     os.replace(csv_tmp, out / "results.csv")  # streamed to a temporary file, then one rename
     summary = {
