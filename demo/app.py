@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import html
 import json
 import logging
@@ -72,11 +73,21 @@ PREVIEW_SIDE = 900  # longest side of the preview / gallery images, pixels
 # side (masks and records are still given at its original size), so an upload's memory follows
 # this, not the size its header declares.
 WORK_SIDE = 2048
-# At most this many uploads are decoded or analysed at once in this process, previews and runs
-# together (build_app sets it to --concurrency): a request's peak is the file's full-size decode
-# before the pixel budget's reduce and the mask PNG and RLE at the original size (a few hundred
-# MB for a 13,000² 1-bit PNG), so this bounds the demo's memory however many requests arrive.
-WORK_SLOTS = threading.BoundedSemaphore(2)
+# Work slots: the app (build_app) bounds how many uploads are decoded or analysed at once,
+# previews and runs together, with a semaphore of its own (--concurrency) that it passes to
+# analyze() and preview(): a request's peak is the file's full-size decode before the pixel
+# budget's reduce and the mask PNG and RLE at the original size (a few hundred MB for a 13,000²
+# 1-bit PNG), so this bounds the demo's memory however many requests arrive. Called directly,
+# analyze() and preview() are bounded only by the slots given to them.
+
+
+def work_slots(concurrency: int) -> threading.BoundedSemaphore:
+    """The slots of one app: at most ``concurrency`` uploads decoded or analysed at once."""
+    return threading.BoundedSemaphore(max(1, int(concurrency)))
+
+
+def _held(slots: threading.Semaphore | None) -> Any:
+    return slots if slots is not None else contextlib.nullcontext()
 
 
 def limit_malloc_arenas(n: int = 2) -> bool:
@@ -85,7 +96,8 @@ def limit_malloc_arenas(n: int = 2) -> bool:
     glibc gives each request thread an arena of its own (up to 8 per core), which keeps the
     pages of a freed full-size decode: with 4 concurrent 13,000² uploads the peak was 850 MB
     above idle and 145 MB stayed; with 2 arenas 450 MB and 16 MB (``demo/measure_memory.py``).
-    Returns whether it applied (glibc only)."""
+    The server calls it (:func:`main`) before its request threads start; importing this module
+    does not. Returns whether it applied (glibc only)."""
     import ctypes
 
     try:
@@ -93,8 +105,6 @@ def limit_malloc_arenas(n: int = 2) -> bool:
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to cap
         return False
 
-
-limit_malloc_arenas()  # before the server starts its request threads
 SAMPLE_TITLES = {
     "starry_night": "Van Gogh, The Starry Night (1889)",
     "the_scream": "Munch, The Scream (1893)",
@@ -311,13 +321,15 @@ def analyze(
     explain: bool = True,
     folders: RequestFolders | None = None,
     generation: Mapping[str, Any] | None = None,
+    slots: threading.Semaphore | None = None,
 ) -> Analysis:
     """Run one request: load + encode ``image`` into its own state, segment, explain, save files.
 
     Never raises for bad input: the returned :class:`Analysis` has ``ok=False`` and a one-line
-    ``message`` instead. ``generation`` goes to the LM's ``generate`` (e.g. ``num_beams``).
+    ``message`` instead. ``generation`` goes to the LM's ``generate`` (e.g. ``num_beams``);
+    ``slots`` (:func:`work_slots`) is held while the request decodes and runs.
     """
-    with WORK_SLOTS:
+    with _held(slots):
         return _analyze(predictor, image, emotions, free_text, all_emotions, threshold,
                         max_new_tokens, explain, folders, generation)
 
@@ -404,12 +416,14 @@ def _analyze(predictor: EmoSEMPredictor, image: str | Path | None, emotions: Seq
                     request_id=out.name)
 
 
-def preview(image: str | Path | None) -> tuple[np.ndarray | None, str]:
-    """Load an upload for the preview: ``(RGB array or None, status HTML)``; never raises."""
+def preview(image: str | Path | None, slots: threading.Semaphore | None = None
+            ) -> tuple[np.ndarray | None, str]:
+    """Load an upload for the preview: ``(RGB array or None, status HTML)``; never raises.
+    ``slots`` (:func:`work_slots`) is held while it decodes."""
     if not image:
         return None, ""
     try:
-        with WORK_SLOTS:  # decoded straight at preview size: the run decodes it again
+        with _held(slots):  # decoded straight at preview size: the run decodes it again
             decoded = decode_image(image, max_side=PREVIEW_SIDE)
     except ImageLoadError as e:
         msg = load_error_message(e, image)
@@ -440,12 +454,13 @@ def build_app(
     import gradio as gr
 
     folders = folders or RequestFolders()
+    slots = work_slots(concurrency)  # this app's own: previews and runs share them
     samples = sample_paintings()
     has_head = predictor.model.emotion_head is not None
     trained_note = ", ".join(ARTEMIS_EMOTIONS)
 
     def on_upload(path: str | None):
-        img, status = preview(path)
+        img, status = preview(path, slots)
         return img, status
 
     def on_sample(evt):
@@ -455,7 +470,7 @@ def build_app(
 
     def on_run(path, selected, free_text, all_emotions, threshold, max_new_tokens, explain):
         a = analyze(predictor, path, selected, free_text, all_emotions, threshold,
-                    max_new_tokens, explain, folders=folders, generation=generation)
+                    max_new_tokens, explain, folders=folders, generation=generation, slots=slots)
         if not a.ok:
             return (a.status_html(), None, None, "", gr.update(value=None, visible=False), None)
         overlays = [(v.overlay, v.caption) for v in a.views]
@@ -529,8 +544,6 @@ def build_app(
                   [status, overlays, heatmaps, results, dist, downloads],
                   concurrency_limit=concurrency)
     app.queue(default_concurrency_limit=concurrency)
-    global WORK_SLOTS
-    WORK_SLOTS = threading.BoundedSemaphore(concurrency)
     return app
 
 
@@ -587,6 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             " (the bundled checkpoint is made by `make train-default`; or pass --checkpoint DIR)")
         print(f"error: cannot load the checkpoint: {msg}{hint}", file=sys.stderr)
         return 2
+    limit_malloc_arenas()  # before the server starts its request threads
     app = build_app(predictor, concurrency=max(1, args.concurrency))
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("binding %s: anyone who can reach this machine can use the demo", args.host)

@@ -61,19 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--uploads", type=int, default=4)
     p.add_argument("--side", type=int, default=13000)
     p.add_argument("--max-new-tokens", type=int, default=8)
+    p.add_argument("--concurrency", type=int, default=2, help="the app's work slots (default 2)")
     p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = p.parse_args(argv)
 
     from emosem.inference.predictor import EmoSEMPredictor
 
+    demo.limit_malloc_arenas()  # as the server does
+    slots = demo.work_slots(args.concurrency)
     predictor = EmoSEMPredictor.from_pretrained(None, device="cpu")  # the bundled checkpoint
     tmp = Path(tempfile.mkdtemp(prefix="emosem-demo-memory-"))
     folders = demo.RequestFolders(tmp / "requests")
     png = huge_png(tmp / "huge.png", args.side)
     sample = demo.sample_paintings()[0]
     for image in (sample, png):  # warm-up: allocator pools, lazy imports, the LM's first generate
-        demo.preview(str(image))
-        demo.analyze(predictor, str(image), ["awe"], max_new_tokens=args.max_new_tokens, folders=folders)
+        demo.preview(str(image), slots)
+        demo.analyze(predictor, str(image), ["awe"], max_new_tokens=args.max_new_tokens, folders=folders,
+                     slots=slots)
     idle = settle()
 
     peak, done = [idle], threading.Event()
@@ -84,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.01)
 
     def request(i: int) -> None:
-        demo.preview(str(png))
-        a = demo.analyze(predictor, str(png), ["awe"], max_new_tokens=args.max_new_tokens, folders=folders)
+        demo.preview(str(png), slots)
+        a = demo.analyze(predictor, str(png), ["awe"], max_new_tokens=args.max_new_tokens, folders=folders,
+                         slots=slots)
         assert a.ok, a.message
 
     sampler = threading.Thread(target=sample_rss, daemon=True)
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     after = settle()
     report = {
         "uploads": args.uploads, "side": args.side, "file_kb": round(png.stat().st_size / 1024, 1),
-        "work_slots": getattr(getattr(demo, "WORK_SLOTS", None), "_initial_value", None), "idle_rss_mb": round(idle, 1),
+        "work_slots": args.concurrency, "idle_rss_mb": round(idle, 1),
         "peak_rss_mb": round(peak[0], 1), "peak_above_idle_mb": round(peak[0] - idle, 1),
         "after_rss_mb": round(after, 1), "after_minus_idle_mb": round(after - idle, 1),
         "seconds": round(seconds, 1),

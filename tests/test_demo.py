@@ -90,17 +90,22 @@ def test_cli_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
     assert "\n" not in err
 
 
-def test_import_loads_no_model_and_no_gradio():
+def test_import_loads_no_model_and_no_gradio_and_changes_no_allocator():
+    # importing the module must not touch the process: it used to call mallopt(M_ARENA_MAX) on
+    # import (every importer, the tests included, got two malloc arenas); only main() does now
     code = (
-        "import importlib.util, sys\n"
+        "import ctypes, importlib.util, sys\n"
+        "loaded = []\n"
+        "real = ctypes.CDLL\n"
+        "ctypes.CDLL = lambda name, *a, **k: loaded.append(name) or real(name, *a, **k)\n"
         f"spec = importlib.util.spec_from_file_location('m', {str(REPO_ROOT / 'demo' / 'app.py')!r})\n"
         "m = importlib.util.module_from_spec(spec); sys.modules['m'] = m; spec.loader.exec_module(m)\n"
         "assert callable(m.build_app) and callable(m.main) and callable(m.analyze)\n"
-        "print(sorted(k for k in ('torch', 'gradio', 'transformers') if k in sys.modules))\n"
+        "print(sorted(k for k in ('torch', 'gradio', 'transformers') if k in sys.modules), loaded)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "[] []"
 
 
 def test_parse_emotion_request():
@@ -339,12 +344,13 @@ def test_browser_run_bad_upload_and_recovery(server, chromium_exe, bad_files):
         assert page.locator("#overlays img").count() == 2
 
 
-def test_work_slots_bound_concurrent_decodes(monkeypatch, tmp_path):
-    """However many uploads arrive at once, at most WORK_SLOTS of them decode (and analyse)
-    together: the demo's memory under a burst of huge files follows the slots, not the burst."""
+def test_work_slots_bound_concurrent_previews_and_runs(monkeypatch, predictor, folders):
+    """However many uploads arrive at once, at most the app's slots of them decode (and analyse)
+    together, previews and runs alike: the demo's memory under a burst of huge files follows the
+    slots, not the burst. (The old test bounded preview only, through a module global that
+    build_app rewrote.)"""
     import time
 
-    monkeypatch.setattr(demo, "WORK_SLOTS", threading.BoundedSemaphore(2))
     active, most, guard = [0], [0], threading.Lock()
     real = demo.decode_image
 
@@ -360,9 +366,33 @@ def test_work_slots_bound_concurrent_decodes(monkeypatch, tmp_path):
                 active[0] -= 1
 
     monkeypatch.setattr(demo, "decode_image", tracked)
-    threads = [threading.Thread(target=demo.preview, args=(str(STARRY),)) for _ in range(6)]
+    slots = demo.work_slots(2)
+    calls = [(demo.preview, (str(STARRY), slots), {})] * 3 + [
+        (demo.analyze, (predictor, str(STARRY), ["awe"]),
+         {"explain": False, "folders": folders, "slots": slots})] * 3
+    results: list = []
+    threads = [threading.Thread(target=lambda f=f, a=a, k=k: results.append(f(*a, **k)))
+               for f, a, k in calls]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert most[0] == 2
+    assert most[0] == 2 and len(results) == 6
+    assert all(r.ok for r in results if isinstance(r, demo.Analysis))
+    most[0] = 0  # and with a slot of one, never two at once
+    one = demo.work_slots(1)
+    threads = [threading.Thread(target=demo.analyze, args=(predictor, str(STARRY), ["awe"]),
+                                kwargs={"explain": False, "folders": folders, "slots": one})
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+
+
+def test_build_app_leaves_the_module_alone(predictor, folders):
+    pytest.importorskip("gradio")
+    before = dict(vars(demo))
+    demo.build_app(predictor, concurrency=3, folders=folders)
+    assert {k for k in vars(demo) if vars(demo)[k] is not before.get(k)} == set()
