@@ -1,15 +1,34 @@
-"""Datasets for a config: load the ArtEmis-style folder once, split by painting, wrap splits."""
+"""Datasets for a config: load the ArtEmis-style folder once, split by painting, wrap splits.
+
+The data layer sits below the config: :func:`build_splits` takes any object with the fields of
+:class:`SplitSettings` (``emosem.config.DataConfig`` has them) and imports nothing from above.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from emosem.config import DataConfig
 from emosem.data.artemis import ArtEmisData, load_artemis, split_by_painting
 from emosem.data.dataset import StimulusDataset
 
 logger = logging.getLogger(__name__)
+
+
+class SplitSettings(Protocol):
+    """What :func:`build_splits` reads: the data folder, its files, the split and the sizes."""
+
+    root: str
+    csv: str
+    image_root: str
+    masks: str | None
+    split_ratios: Sequence[float]
+    split_seed: int
+    image_size: int
+    max_train_samples: int | None
+    max_eval_samples: int | None
 
 
 @dataclass
@@ -25,7 +44,7 @@ class DataSplits:
         return getattr(self, split)
 
 
-def build_splits(cfg: DataConfig, check_images: bool = True) -> DataSplits:
+def build_splits(cfg: SplitSettings, check_images: bool = True) -> DataSplits:
     """Load ``cfg.root`` and split by painting (``cfg.split_ratios``, ``cfg.split_seed``)."""
     data = load_artemis(
         cfg.root, csv=cfg.csv, image_root=cfg.image_root, masks=cfg.masks,

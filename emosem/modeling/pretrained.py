@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -28,8 +28,9 @@ from emosem.modeling.image_encoders import WHEELS
 from emosem.modeling.language_model import ExplanationLM, lm_hidden_size, load_causal_lm
 from emosem.modeling.segmenter import build_segmenter, segmenter_entry
 
-if TYPE_CHECKING:
-    from emosem.modeling.emosem import EmoSEM
+# The model class is passed in (EmoSEM.from_pretrained gives ``cls``): this module never imports
+# emosem.modeling.emosem, which imports it, so the arrow points one way only.
+Model = TypeVar("Model", bound=torch.nn.Module)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "lm_adapter"
 PROMPTS_NAME = "emotion_prompts.safetensors"  # the nine emotions' prompt tokens, for LM-free masks
 
-def save_pretrained(model: EmoSEM, save_dir: str | Path, dtype: torch.dtype | None = None,
+def save_pretrained(model: torch.nn.Module, save_dir: str | Path, dtype: torch.dtype | None = None,
                     extra: dict[str, Any] | None = None) -> Path:
     """Write ``config.json``, ``model.safetensors`` and ``lm_adapter/`` atomically."""
     from safetensors.torch import save_file
@@ -126,15 +127,15 @@ def read_config(ckpt_dir: str | Path) -> dict[str, Any]:
 
 
 def from_pretrained(
-    cls: type[EmoSEM],
+    cls: type[Model],
     ckpt_dir: str | Path,
     device: str | torch.device = "cpu",
     lm: str | None = None,
     sam_checkpoint: str | None = None,
     trainable: bool = False,
     load_lm: bool = True,
-) -> EmoSEM:
-    """Load a checkpoint written by :meth:`save_pretrained`.
+) -> Model:
+    """Load a checkpoint written by :meth:`save_pretrained` into a new ``cls`` (EmoSEM).
 
     ``lm`` / ``sam_checkpoint`` override the referenced base LM folder and SAM file.
     ``load_lm=False`` builds a model for masks only: the language model is not constructed
