@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 LM_DIR := checkpoints/smollm2-135m-instruct
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup weights demo test test-fast lint serve data train-default clean-runs browser docs
+.PHONY: setup weights demo test test-fast lint serve data train-default clean-runs browser wordnet docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,14 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "Chromium not installed: the browser test will be skipped (apt-get install chromium)"; }
 
-test: weights browser
+# WordNet's noun database (Debian package) for the faithfulness oracle's thing words; without it
+# the oracle uses its built-in list and the WordNet test is skipped.
+wordnet:
+	@[ -f /usr/share/wordnet/index.noun ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null) || \
+	  echo "WordNet not installed: the oracle uses its built-in thing list (apt-get install wordnet-base)"; }
+
+test: weights browser wordnet
 	$(PY) -m pytest tests
 
 test-fast: weights

@@ -93,3 +93,26 @@ def test_oracle_scores_of_hand_made_rows():
             row({"colours": {}, "positions": {}, "things": {"cottage": False}}), row(None)]
     assert oracle_scores(rows) == {"colour": 0.5, "colour_words": 2, "position": 1.0, "position_phrases": 1,
                                    "names_absent_thing": 0.5, "n": 2}
+
+
+def test_thing_words_from_wordnet_and_the_built_in_list(monkeypatch, tmp_path):
+    """With WordNet's database any concrete noun is a thing (its most frequent sense), words
+    that describe what is measured are not, nor are nouns in a simile; without it, the built-in
+    list."""
+    from emosem.evaluation import oracle
+
+    img, mask = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), bool)
+    text = "The dark willow and the monster's eyes in a bright spot, like a beacon of hope."
+    if oracle._wordnet() is None:
+        pytest.skip("WordNet's database is not installed (make wordnet)")
+    assert oracle.thing_lexicon_name().startswith("WordNet")
+    assert check_explanation(text, img, mask, present_things(["tree"])).things == {
+        "willow": False, "monster": False, "eyes": False}
+    assert check_explanation(text, img, mask, present_things(["willow", "eye"])).absent_things == ["monster"]
+    oracle._wordnet.cache_clear()
+    monkeypatch.setenv("WORDNET_DIR", str(tmp_path))
+    try:
+        assert oracle.thing_lexicon_name() == "built-in list only"
+        assert check_explanation(text, img, mask, []).things == {"eyes": False}
+    finally:
+        oracle._wordnet.cache_clear()

@@ -14,16 +14,27 @@ the same kinds of words against independent evidence:
   along each axis it names, the named third of the canvas holds the largest share of the
   mask's pixels (a plurality of the region's mass, from the mask itself; not the centroid
   cell of the cues).
-* **Objects.** A thing word (:data:`THING_WORDS`: the trained vocabulary's object nouns and
-  common concrete nouns) is true when the painting shows it: on real paintings, its list of
+* **Objects.** A thing word is true when the painting shows it: on real paintings, its list of
   visible things (``visible.json``), with plural forms and :data:`THING_SYNONYMS`; on the
-  synthetic set, the generator's ground truth (the annotated motif's vocabulary).
+  synthetic set, the generator's ground truth (the annotated motif's vocabulary). Thing words
+  are the trained vocabulary's object nouns and common concrete nouns (:data:`THING_WORDS`)
+  and, where WordNet's database is installed (Debian's ``wordnet-base``, read from
+  ``$WORDNET_DIR`` or ``/usr/share/wordnet``; ``make wordnet``), every noun whose most frequent
+  sense is a concrete thing (:data:`THING_LEXFILES`: WordNet's lexicographer files of
+  artifacts, animals, plants, people, body parts, food, natural objects and phenomena), except
+  the words that describe what is measured (:data:`NOT_THINGS`: "light", "spot", "band",
+  "canvas"…). Nouns in a simile ("like a beacon", "as if …") are not claims about the
+  painting and are skipped. :func:`thing_lexicon_name` says which lexicon was used.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -31,8 +42,8 @@ from emosem.data.cue_words import MOTIF_WORDS, OBJECT_NOUNS, POSITIONS, plural_f
 
 __all__ = [
     "COLOUR_LEXICON", "MIN_COLOUR_SHARE", "THING_SYNONYMS", "THING_WORDS", "Verdicts",
-    "check_explanation", "colour_shares", "motif_things", "pixel_terms", "position_true",
-    "present_things",
+    "check_explanation", "colour_shares", "is_thing", "motif_things", "pixel_terms", "position_true",
+    "present_things", "thing_lexicon_name",
 ]
 
 MIN_COLOUR_SHARE = 0.10
@@ -59,6 +70,87 @@ COMMON_THINGS = frozenset({
     "hat", "umbrella", "cypress", "wheat", "angel", "soldier", "sword", "cross", "fire", "flame",
 })
 THING_WORDS: frozenset[str] = frozenset(OBJECT_NOUNS | {f for w in COMMON_THINGS for f in plural_forms(w)})
+# WordNet lexicographer files (wndb(5), lex_filenum) whose nouns are concrete things: animal,
+# artifact, body, food, object, person, phenomenon, plant.
+THING_LEXFILES = frozenset({5, 6, 8, 13, 17, 18, 19, 20})
+# Nouns that describe what is measured (place, size, colour, light, shape, texture) or the
+# painting itself, not a thing in it.
+NOT_THINGS = frozenset("""
+    light lights glow shade shades tone tones hue colour colours color colors contrast texture
+    spot spots patch patches band bands strip strips stripe stripes streak streaks area areas
+    region regions shape shapes mass masses form forms line lines blob blobs stroke strokes
+    brushwork swirl swirls pattern patterns detail details edge edges corner corners side sides
+    centre center middle part parts surface background foreground half top bottom
+    painting paintings picture canvas artist painter viewer scene image piece work
+""".split())
+_SIMILE = re.compile(r"\b(?:like|as if|as though)\b[^.,;:!?]*", re.IGNORECASE)
+
+
+def _wordnet_dir() -> Path:
+    return Path(os.environ.get("WORDNET_DIR", "/usr/share/wordnet"))
+
+
+@lru_cache(maxsize=1)
+def _wordnet() -> tuple[dict[str, int], dict[str, list[str]]] | None:
+    """WordNet's nouns: lemma → lexicographer file of its most frequent sense, and irregular
+    plural → base forms (``index.noun``, ``data.noun``, ``noun.exc``; wndb(5)); None when the
+    database is not installed."""
+    root = _wordnet_dir()
+    if not (root / "index.noun").is_file():
+        return None
+    first: dict[str, int] = {}
+    with open(root / "index.noun", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(" "):
+                continue
+            p = line.split()
+            n_ptr = int(p[3])
+            first[p[0]] = int(p[4 + n_ptr + 2])  # synset offsets follow, most frequent first
+    lexfile: dict[str, int] = {}
+    with open(root / "data.noun", "rb") as f:
+        for lemma, offset in first.items():
+            f.seek(offset)
+            lexfile[lemma] = int(f.readline().split(b" ", 2)[1])
+    exc: dict[str, list[str]] = {}
+    with open(root / "noun.exc", encoding="utf-8") as f:
+        for line in f:
+            p = line.split()
+            exc[p[0]] = p[1:]
+    return lexfile, exc
+
+
+def thing_lexicon_name() -> str:
+    """Which thing lexicon :func:`is_thing` uses: WordNet's database (with its folder) or the
+    built-in list."""
+    return f"WordNet nouns ({_wordnet_dir()}) + built-in" if _wordnet() else "built-in list only"
+
+
+def _base_forms(word: str, exc: dict[str, list[str]]) -> list[str]:
+    """A noun's candidate base forms: itself, its irregular bases, then regular singulars."""
+    forms = [word, *exc.get(word, [])]
+    for suffix, repl in (("ies", "y"), ("ches", "ch"), ("shes", "sh"), ("ses", "s"), ("xes", "x"),
+                         ("men", "man"), ("s", "")):
+        if word.endswith(suffix) and len(word) > len(suffix) + 1:
+            forms.append(word[: -len(suffix)] + repl)
+    return forms
+
+
+def is_thing(word: str) -> bool:
+    """Whether a word (lower case) names a concrete thing (see the module rule)."""
+    if word in NOT_THINGS or word in COLOUR_LEXICON:
+        return False
+    if word in THING_WORDS:
+        return True
+    wn = _wordnet()
+    if wn is None:
+        return False
+    lexfile, exc = wn
+    for form in _base_forms(word, exc):
+        if form in lexfile:
+            return lexfile[form] in THING_LEXFILES
+    return False
+
+
 # Groups of words a viewer uses for the same thing: naming one is true when another is listed.
 THING_SYNONYMS: tuple[frozenset[str], ...] = tuple(frozenset(g.split()) for g in (
     "sea ocean", "wave surf breaker", "ship boat vessel", "person figure man woman people",
@@ -161,5 +253,5 @@ def check_explanation(text: str, image: np.ndarray, mask: np.ndarray, present: C
         colours={w: any(shares.get(t, 0.0) >= MIN_COLOUR_SHARE for t in COLOUR_LEXICON[w])
                  for w in said if w in COLOUR_LEXICON},
         positions={p: position_true(p, mask) for p in position_phrases(text)},
-        things={w: w in present for w in said if w in THING_WORDS},
+        things={w: w in present for w in words(_SIMILE.sub(" ", text or "")) if is_thing(w)},
     )

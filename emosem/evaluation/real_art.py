@@ -224,7 +224,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     """The markdown report: the figures, then each painting and its explanations."""
     s = report["summary"]
     lines = ["# Real-art report", ""]
-    for key in ("command", "commit", "run", "run_made_by", "machine"):
+    for key in ("command", "commit", "run", "run_made_by", "machine", "thing_lexicon"):
         if report.get(key):
             lines.append(f"- {key}: `{report[key]}`")
     lines += ["", "| measure | value |", "| --- | --- |"]

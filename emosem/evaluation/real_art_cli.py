@@ -60,6 +60,7 @@ def _make_run(args: argparse.Namespace, out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from emosem.evaluation.oracle import thing_lexicon_name
     from emosem.evaluation.real_art import score_results
     from emosem.inference.outputs import atomic_write_json, atomic_write_text
     from emosem.machine import git_commit, machine_info, machine_line
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     report = report_record(paintings, explained, command=shlex.join(sys.argv),
                            commit=git_commit(Path(__file__).resolve().parents[2]), run=str(results),
-                           run_made_by=args.describe,
+                           run_made_by=args.describe, thing_lexicon=thing_lexicon_name(),
                            machine=machine_line(machine_info("cpu")))
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
