@@ -14,8 +14,10 @@ if any image failed.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -136,6 +138,16 @@ def _chunks(items, n: int):
 
 class _LoadError(RuntimeError):
     """The checkpoint cannot be loaded: the run stops (exit code 2)."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line for the summary: its type and the first line of its message."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def _out_of_space(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class _Run:
@@ -267,10 +279,13 @@ class _Run:
                 context = anno.IIIF_CONTEXT if target.is_canvas else anno.ANNO_CONTEXT
                 return anno.annotation_page(doc, page_id, target, args.polygon_tolerance, context, masks)
         staging = self.out.staging_dir(self.rank)
-        write_image_results(staging, item.key, decoded.rgb, results, distribution,
-                            figures=not args.json_only, extra=extra,
-                            original_size=decoded.original_size, annotate=annotate)
-        self.out.publish(staging, item.key)
+        try:
+            write_image_results(staging, item.key, decoded.rgb, results, distribution,
+                                figures=not args.json_only, extra=extra,
+                                original_size=decoded.original_size, annotate=annotate)
+            self.out.publish(staging, item.key)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; left only by a failure
         for r in results:
             text = r.explanation if r.explanation is not None else (
                 f"({no_explanation_note(r.cues.record())})" if r.cues is not None else "")
@@ -359,12 +374,17 @@ def _process_inputs(args: argparse.Namespace, out: OutputFolder, dist: PartialSt
     total = sum(1 for _ in iter_inputs(args.inputs, exclude=out.root)) if main_proc else 0
     bar = tqdm(total=-(-total // world), unit="img", desc="paintings" if world == 1 else f"paintings (rank 0 of {world})",
                disable=not main_proc or args.quiet or not sys.stderr.isatty())
-    code = 0
+    code, stopped = 0, None
     try:
         for chunk in _chunks(enumerate(iter_inputs(args.inputs, exclude=out.root)), 32):
             with dist.split_between_processes(chunk) as mine:
                 for index, item in mine:
-                    worker.process(index, item, ledger)
+                    if stopped:
+                        _account(ledger, index, item, f"not processed: {stopped}")
+                    elif _process_one(worker, index, item, ledger):
+                        stopped = (f"the run stopped: no space left on device under {out.root}; free "
+                                   "space and run the same command again (finished images are reused)")
+                        logger.error("%s", stopped[0].upper() + stopped[1:])
                     bar.update(1)
     except _LoadError as e:  # a damaged checkpoint is a failed run (1), not a usage error (2)
         logger.error("Cannot load the checkpoint: %s", e)
@@ -378,11 +398,35 @@ def _process_inputs(args: argparse.Namespace, out: OutputFolder, dist: PartialSt
     return code
 
 
+def _account(ledger: Ledger, index: int, item, reason: str) -> None:
+    """A failed input's ledger line, if the disk still takes it."""
+    try:
+        ledger.add(index, item.key, str(item.path), "failed", reason)
+    except OSError:
+        pass
+
+
+def _process_one(worker: _Run, index: int, item, ledger: Ledger) -> bool:
+    """One input; whatever goes wrong with it is its failure (one line in the log and the
+    ledger) and the run goes on. Returns True when the disk is full, which stops the run."""
+    try:
+        worker.process(index, item, ledger)
+        return False
+    except _LoadError:
+        raise
+    except Exception as e:  # noqa: BLE001  (one image's error is that image's failure)
+        full = _out_of_space(e)
+        reason = "no space left on device" if full else one_line(e)
+        logger.error("%s: %s", item.path, reason)
+        logger.debug("%s", item.path, exc_info=True)
+        _account(ledger, index, item, reason)
+        return full
+
+
 def _finish_run(args: argparse.Namespace, out: OutputFolder, ledger: Ledger, worker: _Run, world: int,
                 manifest: Any, t_start: float) -> int:
     """Rank 0: merge the ledgers into summary.json, results.csv, the gallery and the manifest,
-    release ``--out`` and print the accounting. Returns 1 if an image failed, else 0."""
-    import shutil
+    and print the accounting. Returns 1 if an image failed, else 0."""
 
     from emosem.inference.collection import read_ledgers
     from emosem.inference.merge import write_run_outputs
@@ -398,7 +442,13 @@ def _finish_run(args: argparse.Namespace, out: OutputFolder, ledger: Ledger, wor
         "cold_start_to_first_result_s": round(worker.first_result_s, 2) if worker.first_result_s else None,
         "out": str(out.root),
     }
-    summary = write_run_outputs(out.root, rows, this_run, gallery=not args.json_only, manifest=manifest)
+    try:
+        summary = write_run_outputs(out.root, rows, this_run, gallery=not args.json_only, manifest=manifest)
+    except OSError as e:
+        why = "no space left on device" if _out_of_space(e) else one_line(e)
+        logger.error("Cannot write summary.json, results.csv and the gallery in %s (%s); run the same "
+                     "command again (finished images are reused)", out.root, why)
+        return 1
     shutil.rmtree(ledger.path.parent, ignore_errors=True)
     n_done, n_failed = summary["images_done"], summary["images_failed"]
     print(f"Done: {n_done} image(s) in {total_s:.1f} s ({this_run['reused']} reused from an earlier "
