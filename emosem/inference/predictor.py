@@ -28,6 +28,7 @@ from emosem.data.cues import Cues, extract_cues
 from emosem.data.image_io import load_image
 from emosem.data.transforms import SamTransform
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
+from emosem.inference.domain import DomainModel, load_domain, pooled_features, valid_weight
 from emosem.inference.affect_prior import blend_distribution, is_out_of_domain, painting_prior
 from emosem.inference.packed_linear import pack_linears, packing_supported
 from emosem.inference.quantize import int8_supported, quantize_linears
@@ -86,6 +87,8 @@ class ImageState:
     original_size: tuple[int, int]
     encode_s: float
     concept_map: torch.Tensor | None = None
+    domain_maps: list[torch.Tensor] | None = None  # frozen backbone maps (emosem.inference.domain)
+    domain_score: float | None = None  # in-domain score of the whole image, None without statistics
 
 
 @dataclass
@@ -100,6 +103,7 @@ class StimulusResult:
     explanation: str | None  # None: explanations off, or an empty region (nothing to explain)
     timing: dict[str, float] = field(default_factory=dict)
     cues: Cues | None = None  # what the region shows, measured (emosem.data.cues)
+    in_domain: float | None = None  # the region's in-domain score (emosem.inference.domain)
     region: Region | None = None  # how the mask was chosen (emosem.inference.region)
 
     @property
@@ -133,6 +137,7 @@ class StimulusResult:
             "confidence": round(float(self.confidence), 4),
             "explanation": self.explanation,
             "concepts": self.concepts,
+            "in_domain": self.in_domain,
             "cues": self.cues.record() if self.cues is not None else None,
             "region": self.region.record() if self.region is not None else None,
             "timing_s": {k: round(v, 4) for k, v in self.timing.items()},
@@ -177,8 +182,11 @@ class EmoSEMPredictor:
 
     def __init__(self, model: EmoSEM, device: str | torch.device = "cpu", max_side: int = 4096,
                  merge_lora: bool = True, pack_weights: bool = True,
-                 lm_int8: bool = False) -> None:
+                 lm_int8: bool = False, domain: DomainModel | None = None) -> None:
         self.device = resolve_device(device)
+        # the checkpoint's in-domain statistics (None: no scores); they pool the frozen backbone's
+        # maps, which only a pretrained encoder has
+        self.domain = domain if hasattr(model.sam.image_encoder, "features_and_maps") else None
         self.max_side = max_side  # larger images are downscaled (with a warning) before encoding
         self.model = model.to(self.device).eval()
         # Inference only: LoRA folded into the LM weights and its modules dropped (see
@@ -215,7 +223,8 @@ class EmoSEMPredictor:
         ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
         dev = resolve_device(device)
         model = EmoSEM.from_pretrained(ckpt, device=dev, load_lm=explain, **kwargs)
-        return cls(model, dev, merge_lora=merge_lora, pack_weights=pack_weights, lm_int8=lm_int8)
+        return cls(model, dev, merge_lora=merge_lora, pack_weights=pack_weights, lm_int8=lm_int8,
+                   domain=load_domain(ckpt))
 
     def threshold(self, value: float | None = None) -> float:
         """The mask probability threshold to use: ``value``, checked to lie in (0, 1), or the
@@ -235,9 +244,23 @@ class EmoSEMPredictor:
         rgb = load_image(image, max_side=self.max_side)
         t0 = time.perf_counter()
         tensor, input_size = self.transform.apply_image(rgb)
-        emb, concept_map = self.model.encode_with_concepts(tensor[None].to(self.device))
+        if self.domain is None:
+            emb, concept_map = self.model.encode_with_concepts(tensor[None].to(self.device))
+            return ImageState(rgb, emb, tuple(input_size), rgb.shape[:2], time.perf_counter() - t0,
+                              concept_map)
+        emb, concept_map, maps = self.model.sam.image_encoder.features_and_maps(tensor[None].to(self.device))
+        weight = valid_weight(input_size, self.transform.image_size).to(self.device)
+        score = self.domain.image_score(pooled_features(maps, weight).cpu())
         return ImageState(rgb, emb, tuple(input_size), rgb.shape[:2], time.perf_counter() - t0,
-                          concept_map)
+                          concept_map, maps, score)
+
+    @property
+    def domain_score(self) -> float | None:
+        """The current image's in-domain score in [0, 1]: the share of held-out training paintings
+        farther from the training statistics (:mod:`emosem.inference.domain`), computed in
+        :meth:`set_image`; None without an image or without statistics in the checkpoint."""
+        with self.lock:
+            return None if self._state is None else self._state.domain_score
 
     def set_image(self, image: str | Path | np.ndarray | Any) -> ImageState:
         """Encode an image and cache it for later :meth:`predict` calls."""
@@ -343,8 +366,9 @@ class EmoSEMPredictor:
         t1 = time.perf_counter()
         # a model that reads cues needs them, and grounded decoding bans the words they contradict
         with_cues = with_cues or (explain and (self.model.config.cues or word_grounding))
-        cues = self.region_cues(st, masks, self._low_masks(regions, logits, threshold)) \
-            if with_cues else [None] * n
+        low = self._low_masks(regions, logits, threshold)
+        cues = self.region_cues(st, masks, low) if with_cues else [None] * n
+        in_domain_regions = self.region_domain(st, low)
         t_cues = time.perf_counter() - t1
         texts: list[str | None] = [None] * n
         t_explain = 0.0
@@ -371,6 +395,7 @@ class EmoSEMPredictor:
                 emotion=names[i], trained=parsed[i][1], mask=masks[i],
                 soft_mask=soft[i], predicted_iou=float(iou[i]),
                 explanation=texts[i], timing=dict(timing), cues=cues[i], region=regions[i],
+                in_domain=in_domain_regions[i],
             )
             for i in range(n)
         ]
@@ -393,6 +418,15 @@ class EmoSEMPredictor:
                 padded = self.transform.apply_mask(r.mask)[None, None].to(logits.device)
                 low[i] = torch.nn.functional.interpolate(padded, size=low.shape[-2:], mode="area")[0] >= 0.5
         return low
+
+    def region_domain(self, st: ImageState, low: torch.Tensor) -> list[float | None]:
+        """In-domain score of each region (masks ``low`` [n, 1, h, w] bool on the model's padded
+        canvas), None for an empty one or without statistics."""
+        if self.domain is None or st.domain_maps is None:
+            return [None] * low.shape[0]
+        maps = [m.expand(low.shape[0], -1, -1, -1) for m in st.domain_maps]
+        scores = self.domain.region_scores(pooled_features(maps, low.float()).cpu())
+        return [s if bool(m.any()) else None for s, m in zip(scores, low)]
 
     def region_cues(self, st: ImageState, masks: np.ndarray, low: torch.Tensor) -> list[Cues]:
         """Measured cues of each region as shown (masks [n, H, W] bool at the original size),
