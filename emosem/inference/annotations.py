@@ -313,6 +313,11 @@ class ManifestError(ValueError):
     """A IIIF manifest the run cannot use; the message names the problem."""
 
 
+MANIFEST_MAX_BYTES = 64 * 1024 * 1024  # a manifest of a few thousand canvases is a few MB
+MANIFEST_MAX_DEPTH = 64  # IIIF Presentation 3 nests about 10 deep
+CANVAS_MAX_SIDE = 1e9  # canvas units; any real canvas is far smaller
+
+
 @dataclass
 class Canvas:
     id: str
@@ -321,11 +326,21 @@ class Canvas:
     names: list[str] = field(default_factory=list)  # file names / paths of the painted images
 
 
-def _image_names(canvas: dict[str, Any]) -> list[str]:
+def _list_of_objects(value: Any, where: str) -> list[dict[str, Any]]:
+    """``value`` if it is a list of JSON objects (a missing value: an empty list); else ValueError."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{where} must be a list of objects")
+    return value
+
+
+def _image_names(canvas: dict[str, Any], where: str) -> list[str]:
+    """The image URL paths a canvas's painting annotations show; ValueError on a wrong shape."""
     names = []
-    for page in canvas.get("items") or []:
-        for anno in (page.get("items") or []) if isinstance(page, dict) else []:
-            bodies = anno.get("body") if isinstance(anno, dict) else None
+    for i, page in enumerate(_list_of_objects(canvas.get("items"), f"{where} items")):
+        for anno in _list_of_objects(page.get("items"), f"{where} items[{i}].items"):
+            bodies = anno.get("body")
             for b in bodies if isinstance(bodies, list) else [bodies]:
                 bid = b.get("id") if isinstance(b, dict) else b
                 if isinstance(bid, str):
@@ -333,32 +348,100 @@ def _image_names(canvas: dict[str, Any]) -> list[str]:
     return names
 
 
-def load_manifest(path: str | Path) -> tuple[dict[str, Any], list[Canvas]]:
-    """Read a local IIIF Presentation 3 manifest; every defect is a one-line :class:`ManifestError`."""
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def read_json_bounded(path: Path, max_bytes: int, max_depth: int) -> Any:
+    """A regular file's JSON, read without waiting (a FIFO or a device is refused before it is
+    opened), within ``max_bytes`` and ``max_depth``; ValueError with the reason otherwise."""
+    import stat
+
+    st = path.stat()  # FileNotFoundError / OSError for the caller
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
+            "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+        raise ValueError(f"{kind}, not a regular file")
+    cap = f"larger than the limit of {max_bytes / 2**20:.3g} MB"
+    if st.st_size > max_bytes:
+        raise ValueError(cap)
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(cap)
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_not_json)
+    except RecursionError:
+        raise ValueError(f"JSON nested more than {max_depth} deep") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON ({e.msg} at line {e.lineno})") from None
+    except ValueError as e:  # UnicodeDecodeError, NaN / Infinity
+        raise ValueError(f"not JSON ({e})") from None
+    if _depth(value) > max_depth:
+        raise ValueError(f"JSON nested more than {max_depth} deep")
+    return value
+
+
+def _canvas(c: Any, i: int) -> Canvas:
+    """``items[i]`` of a manifest as a :class:`Canvas`, every field the run uses checked."""
+    if not isinstance(c, dict) or c.get("type") != "Canvas":
+        raise ValueError(f"items[{i}] is not a Canvas")
+    if not _is_iri(c.get("id")):
+        raise ValueError(f"canvas items[{i}] has no IRI id")
+    w, h = c.get("width"), c.get("height")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= CANVAS_MAX_SIDE
+               for v in (w, h)):  # also refuses NaN and infinities
+        raise ValueError(f"canvas {c['id']} needs a width and height between 0 and {CANVAS_MAX_SIDE:g} "
+                         f"(got {w!r} x {h!r})")
+    _list_of_objects(c.get("annotations"), f"canvas {c['id']} annotations")
+    return Canvas(c["id"], float(w), float(h), _image_names(c, f"canvas {c['id']}"))
+
+
+def load_manifest(path: str | Path, max_bytes: int = MANIFEST_MAX_BYTES) -> tuple[dict[str, Any], list[Canvas]]:
+    """Read a local IIIF Presentation 3 manifest; every defect is a one-line :class:`ManifestError`.
+
+    Bounded: a regular file only (never a FIFO or a device), at most ``max_bytes``, nested at most
+    :data:`MANIFEST_MAX_DEPTH` deep; every field the run uses later is type- and range-checked
+    here (canvas sizes, unique canvas ids, lists where lists are meant), so nothing about the
+    manifest can fail after the images are analysed.
+    """
     path = Path(path)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = read_json_bounded(path, max_bytes, MANIFEST_MAX_DEPTH)
     except FileNotFoundError:
         raise ManifestError(f"IIIF manifest {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ManifestError(f"IIIF manifest {path}: unreadable ({e})") from None
-    except json.JSONDecodeError as e:
-        raise ManifestError(f"IIIF manifest {path}: not JSON ({e.msg} at line {e.lineno})") from None
+    except OSError as e:
+        raise ManifestError(f"IIIF manifest {path}: unreadable ({e.strerror or e})") from None
+    except ValueError as e:
+        raise ManifestError(f"IIIF manifest {path}: {e}") from None
     if not isinstance(manifest, dict) or manifest.get("type") != "Manifest":
         raise ManifestError(f"IIIF manifest {path}: not a IIIF Presentation 3 Manifest (\"type\": \"Manifest\" missing)")
     items = manifest.get("items")
     if not isinstance(items, list) or not items:
         raise ManifestError(f"IIIF manifest {path}: \"items\" must be a non-empty list of canvases")
-    canvases = []
+    canvases: list[Canvas] = []
+    seen: set[str] = set()
     for i, c in enumerate(items):
-        if not isinstance(c, dict) or c.get("type") != "Canvas":
-            raise ManifestError(f"IIIF manifest {path}: items[{i}] is not a Canvas")
-        if not _is_iri(c.get("id")):
-            raise ManifestError(f"IIIF manifest {path}: canvas items[{i}] has no IRI id")
-        w, h = c.get("width"), c.get("height")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (w, h)):
-            raise ManifestError(f"IIIF manifest {path}: canvas {c['id']} needs positive width and height")
-        canvases.append(Canvas(c["id"], float(w), float(h), _image_names(c)))
+        try:
+            canvas = _canvas(c, i)
+        except ValueError as e:
+            raise ManifestError(f"IIIF manifest {path}: {e}") from None
+        if canvas.id in seen:
+            raise ManifestError(f"IIIF manifest {path}: canvas id {canvas.id} is used by more than one canvas; "
+                                "each canvas needs its own id")
+        seen.add(canvas.id)
+        canvases.append(canvas)
     return manifest, canvases
 
 

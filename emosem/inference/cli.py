@@ -75,6 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iiif-manifest", default=None,
                    help="a local IIIF Presentation 3 manifest whose canvases show the images: "
                         "annotations target the canvases, and OUT/manifest.json is an annotated copy")
+    p.add_argument("--iiif-manifest-max-mb", type=float, default=64,
+                   help="largest --iiif-manifest read, in MB (default 64)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -120,6 +122,8 @@ def _check_numbers(args: argparse.Namespace) -> str | None:
                              ("--max-side", args.max_side, 64)):
         if value < low:
             return f"{flag} must be at least {low}, got {value}"
+    if not args.iiif_manifest_max_mb > 0:
+        return f"--iiif-manifest-max-mb must be > 0, got {args.iiif_manifest_max_mb}"
     if not args.polygon_tolerance >= 0:
         return f"--polygon-tolerance must be >= 0 pixels, got {args.polygon_tolerance}"
     return None
@@ -282,7 +286,8 @@ class _Run:
         try:
             write_image_results(staging, item.key, decoded.rgb, results, distribution,
                                 figures=not args.json_only, extra=extra,
-                                original_size=decoded.original_size, annotate=annotate)
+                                original_size=decoded.original_size, annotate=annotate,
+                                in_domain=state.domain_score)
             self.out.publish(staging, item.key)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; left only by a failure
@@ -349,7 +354,7 @@ def _claim_output(args: argparse.Namespace, out: OutputFolder, dist: PartialStat
     try:
         check_inputs_against_out(args.inputs, out.root)
         if args.iiif_manifest:
-            manifest = load_manifest(args.iiif_manifest)
+            manifest = load_manifest(args.iiif_manifest, max_bytes=int(args.iiif_manifest_max_mb * 2**20))
         if dist.is_main_process:
             out.check_writable()
             out.lock()
