@@ -42,7 +42,7 @@ from emosem.data.cue_words import MOTIF_WORDS, OBJECT_NOUNS, POSITIONS, plural_f
 
 __all__ = [
     "COLOUR_LEXICON", "MIN_COLOUR_SHARE", "THING_SYNONYMS", "THING_WORDS", "Verdicts",
-    "check_explanation", "colour_shares", "is_thing", "motif_things", "pixel_terms", "position_true",
+    "check_explanation", "colour_shares", "is_thing", "motif_things", "non_words", "pixel_terms", "position_true",
     "present_things", "thing_lexicon_name",
 ]
 
@@ -90,65 +90,124 @@ def _wordnet_dir() -> Path:
     return Path(os.environ.get("WORDNET_DIR", "/usr/share/wordnet"))
 
 
+POS = ("noun", "verb", "adj", "adv")
+# WordNet's morphological detachment rules per part of speech (morphy(7WN)).
+_DETACH = {
+    "noun": (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
+             ("men", "man"), ("ies", "y")),
+    "verb": (("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")),
+    "adj": (("er", ""), ("est", ""), ("er", "e"), ("est", "e")),
+    "adv": (),
+}
+# Function words WordNet also lists as rare nouns ("can", "will").
+FUNCTION_WORDS = frozenset("can could will would shall should may might must do does did have has had".split())
+
+
+@dataclass(frozen=True)
+class WordNet:
+    """What the oracle reads from WordNet's database (wndb(5)): per part of speech, lemma →
+    sense-tagged count in SemCor (``tagsense_cnt``, how often the lemma is used so), the
+    lexicographer file of each noun's most frequent sense, and the irregular forms."""
+
+    tagged: dict[str, dict[str, int]]
+    noun_lexfile: dict[str, int]
+    exceptions: dict[str, dict[str, list[str]]]
+
+    def bases(self, word: str, pos: str) -> list[str]:
+        """The word's base forms of one part of speech that WordNet lists (morphy)."""
+        forms = [word, *self.exceptions[pos].get(word, [])]
+        forms += [word[: -len(a)] + b for a, b in _DETACH[pos] if word.endswith(a) and len(word) > len(a) + 1]
+        return [f for f in dict.fromkeys(forms) if f in self.tagged[pos]]
+
+    def usage(self, word: str, pos: str) -> int:
+        """How often the word is used as ``pos`` (-1 when it cannot be)."""
+        return max((self.tagged[pos][b] for b in self.bases(word, pos)), default=-1)
+
+
 @lru_cache(maxsize=1)
-def _wordnet() -> tuple[dict[str, int], dict[str, list[str]]] | None:
-    """WordNet's nouns: lemma → lexicographer file of its most frequent sense, and irregular
-    plural → base forms (``index.noun``, ``data.noun``, ``noun.exc``; wndb(5)); None when the
-    database is not installed."""
+def _wordnet() -> WordNet | None:
+    """WordNet's database from :func:`_wordnet_dir` (``index.*``, ``data.noun``, ``*.exc``), or
+    None when it is not installed."""
     root = _wordnet_dir()
-    if not (root / "index.noun").is_file():
+    if not all((root / f"index.{pos}").is_file() for pos in POS):
         return None
+    tagged: dict[str, dict[str, int]] = {}
     first: dict[str, int] = {}
-    with open(root / "index.noun", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith(" "):
-                continue
-            p = line.split()
-            n_ptr = int(p[3])
-            first[p[0]] = int(p[4 + n_ptr + 2])  # synset offsets follow, most frequent first
+    exceptions: dict[str, dict[str, list[str]]] = {}
+    for pos in POS:
+        tagged[pos] = {}
+        with open(root / f"index.{pos}", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(" "):
+                    continue
+                p = line.split()
+                n_ptr = int(p[3])
+                tagged[pos][p[0]] = int(p[4 + n_ptr + 1])
+                if pos == "noun":
+                    first[p[0]] = int(p[4 + n_ptr + 2])  # offsets follow, most frequent first
+        exc = root / f"{pos}.exc"
+        exceptions[pos] = {}
+        if exc.is_file():
+            for line in exc.read_text(encoding="utf-8").splitlines():
+                p = line.split()
+                exceptions[pos][p[0]] = p[1:]
     lexfile: dict[str, int] = {}
     with open(root / "data.noun", "rb") as f:
         for lemma, offset in first.items():
             f.seek(offset)
             lexfile[lemma] = int(f.readline().split(b" ", 2)[1])
-    exc: dict[str, list[str]] = {}
-    with open(root / "noun.exc", encoding="utf-8") as f:
-        for line in f:
-            p = line.split()
-            exc[p[0]] = p[1:]
-    return lexfile, exc
+    return WordNet(tagged, lexfile, exceptions)
+
+
+# Closed-class words WordNet does not list (it has only nouns, verbs, adjectives and adverbs).
+CLOSED_CLASS = frozenset("""
+    the and but nor yet for because although though while whereas unless until since than that
+    which who whom whose what whatever whichever whoever this these those there
+    i me my mine myself you your yours yourself he him his himself she her hers herself it its
+    itself we us our ours ourselves they them their theirs themselves one ones
+    of to in into onto on upon at from with within without by about above below across along
+    among around before behind beneath beside besides between beyond during except inside
+    near off out outside over past through throughout toward towards under underneath up
+    a an some any each every either neither no none all both few many much several such
+    is am are was were be been being isn aren wasn weren don doesn didn won wouldn couldn
+    shouldn can could will would shall should may might must do does did have has had
+    not if whether so as how why when where whenever wherever else
+    everything something nothing anything everyone someone anyone noone everybody somebody
+    anybody nobody
+""".split())
+
+
+def non_words(text: str) -> list[str]:
+    """Words of three or more letters that neither WordNet nor :data:`CLOSED_CLASS` knows
+    ("raceruboutrainer": a decoder steering round banned words); [] without WordNet."""
+    wn = _wordnet()
+    if wn is None:
+        return []
+    return [w for w in words(text) if len(w) >= 3 and w.isalpha() and w not in CLOSED_CLASS
+            and not any(wn.bases(w, pos) for pos in POS)]
 
 
 def thing_lexicon_name() -> str:
     """Which thing lexicon :func:`is_thing` uses: WordNet's database (with its folder) or the
     built-in list."""
-    return f"WordNet nouns ({_wordnet_dir()}) + built-in" if _wordnet() else "built-in list only"
-
-
-def _base_forms(word: str, exc: dict[str, list[str]]) -> list[str]:
-    """A noun's candidate base forms: itself, its irregular bases, then regular singulars."""
-    forms = [word, *exc.get(word, [])]
-    for suffix, repl in (("ies", "y"), ("ches", "ch"), ("shes", "sh"), ("ses", "s"), ("xes", "x"),
-                         ("men", "man"), ("s", "")):
-        if word.endswith(suffix) and len(word) > len(suffix) + 1:
-            forms.append(word[: -len(suffix)] + repl)
-    return forms
+    return f"WordNet 3 ({_wordnet_dir()}) + built-in" if _wordnet() else "built-in list only"
 
 
 def is_thing(word: str) -> bool:
-    """Whether a word (lower case) names a concrete thing (see the module rule)."""
-    if word in NOT_THINGS or word in COLOUR_LEXICON:
+    """Whether a word (lower case) names a concrete thing (see the module rule): with WordNet,
+    a noun at least as often as any other part of speech (SemCor's counts: "stands", "small"
+    and "lower" are not) whose most frequent noun sense is in :data:`THING_LEXFILES`."""
+    if word in NOT_THINGS or word in COLOUR_LEXICON or word in FUNCTION_WORDS:
         return False
     if word in THING_WORDS:
         return True
     wn = _wordnet()
     if wn is None:
         return False
-    lexfile, exc = wn
-    for form in _base_forms(word, exc):
-        if form in lexfile:
-            return lexfile[form] in THING_LEXFILES
-    return False
+    nouns = wn.bases(word, "noun")
+    if not nouns or wn.usage(word, "noun") < max(wn.usage(word, pos) for pos in POS[1:]):
+        return False
+    return wn.noun_lexfile[nouns[0]] in THING_LEXFILES
 
 
 # Groups of words a viewer uses for the same thing: naming one is true when another is listed.

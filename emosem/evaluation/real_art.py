@@ -7,7 +7,8 @@ It reads a run's outputs (each image's ``results.json``, written by ``tools/infe
 collection run), so it scores any checkpoint's run; :mod:`emosem.evaluation.real_art_cli` can
 also make the run first. Per explanation: the things it names that the painting does not show,
 its colour and position words by the oracle, the words the decoder should have kept out by its
-own cues (a leak count), the region's share of the canvas and its connected parts. Per
+own cues (a leak count), words no dictionary knows (a decoder steering round banned words),
+the region's share of the canvas and its connected parts. Per
 painting: the top emotion of ``emotion_distribution`` and whether it, or one of the top three,
 is among the plausible ones; the in-domain score where the results carry one.
 """
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from emosem.data.cue_words import COLOUR_WORDS, POSITION_WORDS, leaked_words
-from emosem.evaluation.oracle import check_explanation, present_things
+from emosem.evaluation.oracle import check_explanation, non_words, present_things
 
 __all__ = [
     "DEFAULT_EMOTIONS", "MAX_PARTS", "MIN_REGION_SHARE", "ExplanationRow", "PaintingRow",
@@ -60,6 +61,7 @@ class ExplanationRow:
     colours: dict[str, bool]
     positions: dict[str, bool]
     leaks: list[str]
+    non_words: list[str] = field(default_factory=list)
 
     @property
     def pointable(self) -> bool:
@@ -162,7 +164,8 @@ def score_results(run: Path, truth: Mapping[str, PaintingTruth], images: Path | 
             image = _painting_image(record, images) if image is None else image
             v = check_explanation(text, image, mask, present)
             explained.append(ExplanationRow(name, res["emotion"], text, share, parts, v.absent_things,
-                                            v.colours, v.positions, leaked_words(text, res.get("cues") or {})))
+                                            v.colours, v.positions, leaked_words(text, res.get("cues") or {}),
+                                            non_words(text)))
         paintings.append(row)
     if not paintings:
         raise RealArtError(f"none of the paintings in {run} is in the list of visible things")
@@ -193,6 +196,7 @@ def summarize(paintings: list[PaintingRow], explained: list[ExplanationRow]) -> 
         "explanations_with_leaks": _share(bool(r.leaks) for r in explained),
         "leaked_words": {kind: sum(1 for r in explained for w in r.leaks if _leak_kind(w) == kind)
                          for kind in ("colour", "position", "object")},
+        "explanations_with_non_words": _share(bool(r.non_words) for r in explained),
         "pointable_regions": _share(r.pointable for r in explained),
         "region_share_median": float(np.median(shares)) if shares else None,
         "explained_region_parts_median": float(np.median([r.parts for r in explained])) if explained else None,
@@ -233,6 +237,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "colour_words_true": "colour words true (independent pixel check, ≥ 10% of the region)",
         "position_words_true": "position phrases true (independent mask check)",
         "explanations_with_leaks": "explanations with a word their own cues contradict (decoder leak count)",
+        "explanations_with_non_words": "explanations with a word no dictionary knows (WordNet)",
         "pointable_regions": f"explained regions ≥ {MIN_REGION_SHARE:.0%} of the canvas in ≤ {MAX_PARTS} parts",
         "top1_plausible": "top emotion plausible", "top3_plausible": "a top-3 emotion plausible",
     }
