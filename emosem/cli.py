@@ -1,4 +1,4 @@
-"""The ``emosem`` command: ``emosem train|infer|evaluate|benchmark|real-art ...``.
+"""The ``emosem`` command: ``emosem train|infer|evaluate|benchmark|real-art|search ...``.
 
 Each subcommand lives with its stage (``emosem.<stage>.cli`` with ``add_arguments`` and ``run``);
 ``tools/*.py`` call :func:`main` with their subcommand name.
@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": ("emosem.evaluation.cli", "Score a checkpoint on a data split against baselines."),
     "benchmark": ("emosem.benchmark.cli", "Measure latency, throughput and memory."),
     "real-art": ("emosem.evaluation.real_art_cli", "Check a checkpoint's explanations and emotions on real paintings."),
+    "search": ("emosem.retrieval.cli", "Index a collection's stimulus regions and search them."),
 }
 
 
