@@ -55,6 +55,7 @@ from emosem.emotions import (  # noqa: E402
     normalize_prompt_emotion,
 )
 from emosem.files import file_stem  # noqa: E402
+from emosem.in_domain import domain_lines, domain_note  # noqa: E402
 from emosem.visualization.cues import CUES_TITLE, NO_REGION_NOTE, cue_lines  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -151,6 +152,7 @@ class EmotionView:
     heatmap: np.ndarray  # H x W x 3 uint8 (display size)
     mask_png: Path
     record: dict[str, Any]
+    painting_in_domain: float | None = None  # EmoSEMPredictor's domain_score of the painting
 
     @property
     def caption(self) -> str:
@@ -273,6 +275,9 @@ def render_results_html(views: Sequence[EmotionView]) -> str:
         cues = (f'<div class="cues"><b>{html.escape(CUES_TITLE)}</b><ul>'
                 + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul></div>"
                 if lines else "")
+        domain = domain_lines(v.painting_in_domain, r.in_domain)
+        cues += "".join(f'<div class="{"metrics" if i == 0 else "note"}">{html.escape(line)}</div>'
+                        for i, line in enumerate(domain))
         cards.append(
             f'<div class="card" data-emotion="{html.escape(r.emotion)}" style="--emo: {rgb}">'
             f"<h4>{html.escape(r.emotion)}</h4>{note}"
@@ -384,13 +389,15 @@ def _analyze(predictor: EmoSEMPredictor, image: str | Path | None, emotions: Seq
         mask_path = write_mask_png(out / f"{stem}_{emotion_file_stem(r.emotion)}_mask.png", r.mask,
                                    decoded.original_size)
         record = {"image": name, **full_size_record(r, decoded.original_size)}
-        views.append(EmotionView(r, over, heat, mask_path, record))
+        views.append(EmotionView(r, over, heat, mask_path, record, state.domain_score))
         files.append(mask_path)
     payload = {
         "image": name,
         "height": int(decoded.original_size[0]),
         "width": int(decoded.original_size[1]),
         "threshold": float(threshold),
+        "in_domain": state.domain_score,
+        "in_domain_note": domain_note(state.domain_score),
         "emotion_distribution": {k: round(float(v), 4) for k, v in (dist or {}).items()} or None,
         "results": [v.record for v in views],
     }
@@ -412,6 +419,8 @@ def _analyze(predictor: EmoSEMPredictor, image: str | Path | None, emotions: Seq
     msg = (
         f"Analysed {name} ({w}×{h}) for {n} emotion{'s' if n != 1 else ''} in {seconds:.1f} s."
     )
+    if payload["in_domain_note"]:
+        msg += f" Note: {payload['in_domain_note']}."
     return Analysis(True, msg, name, (int(h), int(w)), views, dist, dist_png, files, out, seconds,
                     request_id=out.name)
 

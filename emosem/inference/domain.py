@@ -28,7 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emosem.in_domain import IN_DOMAIN_THRESHOLD, domain_note, is_in_domain
 from emosem.modeling.errors import CheckpointError, load_safetensors
+
+__all__ = ["DomainModel", "IN_DOMAIN_THRESHOLD", "domain_note", "fit_checkpoint_domain", "is_in_domain",
+           "load_domain", "pooled_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +40,6 @@ DOMAIN_DIR = "domain"
 STATS_NAME = "domain.safetensors"
 META_NAME = "domain.json"
 FORMAT = 1
-# A painting (or region) is "in domain" when at least this share of held-out training images
-# (regions) lies farther from the training statistics: by construction about 2% of
-# training-like images fall below it.
-IN_DOMAIN_THRESHOLD = 0.02
 DEFAULT_COMPONENTS = 32
 
 
@@ -245,21 +245,6 @@ def load_domain(checkpoint: str | Path) -> DomainModel | None:
     return DomainModel.load(Path(checkpoint) / DOMAIN_DIR)
 
 
-def is_in_domain(score: float | None) -> bool | None:
-    """Whether a score counts as in domain (:data:`IN_DOMAIN_THRESHOLD`); None for no score."""
-    return None if score is None else score >= IN_DOMAIN_THRESHOLD
-
-
-def domain_note(score: float | None, what: str = "painting") -> str | None:
-    """A plain sentence for a low score (None where the score is in domain or unknown)."""
-    if score is None or score >= IN_DOMAIN_THRESHOLD:
-        return None
-    share = f"{score:.0%}" if score > 0 else "none"
-    return (f"this {what} is unlike the paintings the model learned from: {share} of the held-out "
-            "training paintings are as far from them, so its explanation may name things that are "
-            "not there")
-
-
 # ---------------------------------------------------------------------- fitting
 class DomainFeaturizer:
     """Pooled in-domain features of images and regions through a model's frozen encoder, on the
@@ -406,8 +391,8 @@ def separation(domain: DomainModel, inside: FeatureSet, outside: FeatureSet) -> 
     return {
         "auroc": round(auroc(d_in, d_out), 4),
         "margin_sd": round(float(d_out.min() - d_in.max()) / spread, 2),
-        "inside": {"n": len(d_in), "in_domain": round(float((s_in >= IN_DOMAIN_THRESHOLD).mean()), 4),
+        "inside": {"n": len(d_in), "in_domain": round(float(np.mean([is_in_domain(float(s)) for s in s_in])), 4),
                    "score_median": round(float(np.median(s_in)), 4)},
-        "outside": {"n": len(d_out), "in_domain": round(float((s_out >= IN_DOMAIN_THRESHOLD).mean()), 4),
+        "outside": {"n": len(d_out), "in_domain": round(float(np.mean([is_in_domain(float(s)) for s in s_out])), 4),
                     "score_max": round(float(s_out.max()), 4)},
     }

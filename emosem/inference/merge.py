@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 CSV_COLUMNS = [
     "image", "source", "emotion", "trained_emotion", "width", "height", "area", "area_share",
     "bbox_x", "bbox_y", "bbox_w", "bbox_h", "confidence", "predicted_iou", "explanation",
-    "concepts", "cues", "mask_file",
+    "concepts", "cues", "mask_file", "in_domain", "region_in_domain",
 ]
 
 
@@ -71,6 +71,7 @@ def csv_rows(key: str, doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "explanation": rec.get("explanation") or "",
             "concepts": _flat(rec.get("concepts")), "cues": _flat(rec.get("cues")),
             "mask_file": f"{key}/{rec['files']['mask']}" if rec.get("files", {}).get("mask") else "",
+            "in_domain": _flat(doc.get("in_domain")), "region_in_domain": _flat(rec.get("in_domain")),
         }
 
 
@@ -137,7 +138,7 @@ def write_run_outputs(
         n_rows += len(image_rows)
         pages.update(image_pages)
         if gallery:
-            entries.extend(gallery_entry(key, rec, folder) for rec in doc["results"])
+            entries.extend(gallery_entry(key, rec, folder, doc.get("in_domain")) for rec in doc["results"])
     csv_file.close()
     os.replace(csv_tmp, out / "results.csv")  # streamed to a temporary file, then one rename
     summary = {

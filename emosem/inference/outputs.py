@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from emosem.emotions import emotion_color, emotion_file_stem
+from emosem.in_domain import domain_note
 from emosem.inference.predictor import StimulusResult
 from emosem.visualization.figures import (
     close_figure,
@@ -149,13 +150,16 @@ def write_image_results(
     extra: dict[str, Any] | None = None,
     original_size: tuple[int, int] | None = None,
     annotate: Callable[[dict[str, Any], list[np.ndarray]], dict[str, Any]] | None = None,
+    in_domain: float | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Write every file for one image; returns (results.json content, gallery entries).
 
     ``image`` is the picture at the working size the masks in ``results`` have; ``original_size``
     (H, W; default: the same) is where masks, RLE, bbox and area are written. ``annotate`` gets
     the finished ``results.json`` content and the working-size masks, and returns the annotation
-    page written next to it.
+    page written next to it. ``in_domain``: the painting's in-domain score
+    (``EmoSEMPredictor.domain_score``), written as ``in_domain`` with ``in_domain_note`` where it
+    is low, and shown on the panels and in the gallery beside each region's own score.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     size = tuple(original_size or image.shape[:2])
@@ -174,20 +178,24 @@ def write_image_results(
             fig = panel_figure(image, overlay, r.emotion, r.explanation, r.confidence,
                                distribution=distribution, title=image_name,
                                out_path=out_dir / f"{stem}_panel.png",
-                               cues=record["cues"])
+                               cues=record["cues"], in_domain=in_domain,
+                               region_in_domain=record.get("in_domain"))
             close_figure(fig)
             paths["panel"] = out_dir / f"{stem}_panel.png"
             tiles.append({"emotion": r.emotion, "overlay": overlay, "explanation": r.explanation,
                           "confidence": r.confidence, "cues": record.get("cues")})
             record["files"] = {k: p.name for k, p in paths.items()}
         records.append(record)
-        entries.append(gallery_entry(image_name, record, out_dir))
+        entries.append(gallery_entry(image_name, record, out_dir, in_domain))
     doc: dict[str, Any] = {
         "image": image_name,
         "height": int(size[0]),
         "width": int(size[1]),
+        "in_domain": in_domain,
         "results": records,
     }
+    if domain_note(in_domain):
+        doc["in_domain_note"] = domain_note(in_domain)
     if size != tuple(image.shape[:2]):
         doc["working_size"] = [int(image.shape[0]), int(image.shape[1])]
     if distribution is not None:
@@ -212,8 +220,10 @@ def write_image_results(
     return doc, entries
 
 
-def gallery_entry(image_name: str, record: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """The gallery card of one ``results.json`` record whose files lie in ``out_dir``."""
+def gallery_entry(image_name: str, record: dict[str, Any], out_dir: Path,
+                  in_domain: float | None = None) -> dict[str, Any]:
+    """The gallery card of one ``results.json`` record whose files lie in ``out_dir``
+    (``in_domain``: the painting's score, ``results.json``'s ``in_domain``)."""
     files = record.get("files") or {}
     return {
         "image": image_name, "emotion": record["emotion"],
@@ -223,4 +233,5 @@ def gallery_entry(image_name: str, record: dict[str, Any], out_dir: Path) -> dic
         "explanation": record.get("explanation"), "confidence": record.get("confidence"),
         "cues": record.get("cues"),
         "trained": record.get("trained_emotion"),
+        "in_domain": in_domain, "region_in_domain": record.get("in_domain"),
     }

@@ -25,6 +25,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.transforms import offset_copy
 
 from emosem.emotions import ARTEMIS_EMOTIONS, emotion_color, is_artemis_emotion, parse_emotion
+from emosem.in_domain import domain_lines
 from emosem.visualization.cues import CUES_TITLE, cue_lines, no_explanation_note
 from emosem.visualization.overlay import to_rgb_uint8
 
@@ -278,6 +279,14 @@ def _cue_items(cues: Mapping | None, scale: float = 1.0) -> list[dict]:
     return items
 
 
+def _domain_items(lines: Sequence[str], scale: float = 1.0) -> list[dict]:
+    """The in-domain block of a panel (:func:`~emosem.in_domain.domain_lines`): the scores, then
+    the note about a painting unlike the training ones, in the note colour."""
+    return [dict(text=line, size=9.5 * scale, color=_MUTED if i == 0 else _NOTE,
+                 style="normal" if i == 0 else "italic", gap=1 * scale, shrink=True)
+            for i, line in enumerate(lines)]
+
+
 def _emotion_items(
     emotion: str,
     confidence: float | None,
@@ -286,9 +295,11 @@ def _emotion_items(
     title: bool = True,
     cues: Mapping | None = None,
     cue_block: bool = True,
+    domain: Sequence[str] = (),
 ) -> list[dict]:
     """Text blocks for one result: name, confidence, free-text note, explanation, and (with
-    ``cue_block``) the cues; ``cues`` also say why there is no explanation for an empty region."""
+    ``cue_block``) the cues, then the ``domain`` lines (:func:`~emosem.in_domain.domain_lines`);
+    ``cues`` also say why there is no explanation for an empty region."""
     name, trained = _display_name(emotion)
     items: list[dict] = []
     if title:
@@ -326,7 +337,11 @@ def _emotion_items(
     block = _cue_items(cues, scale) if cue_block else []
     if block:
         items[-1]["gap"] = items[-1].get("gap", 0.0) + 10 * scale
-    return items + block
+    items += block
+    if domain:
+        items[-1]["gap"] = items[-1].get("gap", 0.0) + 8 * scale
+        items += _domain_items(domain, scale)
+    return items
 
 
 # ------------------------------------------------------------------------------ distribution
@@ -446,6 +461,8 @@ def panel_figure(
     out_path: PathLike | None = None,
     dpi: float = 110,
     cues: Mapping | None = None,
+    in_domain: float | None = None,
+    region_in_domain: float | None = None,
 ) -> Figure:
     """One result as a wide figure: painting | overlay | text (and distribution bars).
 
@@ -459,6 +476,8 @@ def panel_figure(
         title: optional figure title (e.g. the painting's name).
         out_path: PNG to write, parent folders created.
         cues: the region's measured cues record (shown as "what the region shows").
+        in_domain, region_in_domain: the painting's and the region's in-domain scores
+            (:mod:`emosem.inference.domain`; None: not measured), with a note where they are low.
     """
     img = to_rgb_uint8(image)
     ovl = to_rgb_uint8(overlay)
@@ -466,7 +485,8 @@ def panel_figure(
     r = w / h
     n_dist = len(distribution) if distribution else 0
     name, _ = _display_name(emotion)
-    items = _emotion_items(emotion, confidence, explanation, cues=cues)
+    items = _emotion_items(emotion, confidence, explanation, cues=cues,
+                           domain=domain_lines(in_domain, region_in_domain))
 
     # Sizes in inches: images keep the painting's aspect; the text column's height is measured.
     margin, gap, text_w, max_img_w = 0.3, 0.3, 4.8, 6.2

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from PIL import Image, ImageOps
 
 from emosem.emotions import emotion_color, is_artemis_emotion, parse_emotion
+from emosem.in_domain import domain_lines
 from emosem.visualization.cues import CUES_TITLE, cue_lines, no_explanation_note
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ figcaption { font-size: 12px; color: var(--muted); margin-top: 2px; }
 blockquote { margin: 10px 0 6px; padding: 6px 12px; border-left: 3px solid var(--accent, #999);
   background: #fafbfc; font-style: italic; }
 .noexpl { color: var(--muted); font-style: italic; margin: 10px 0 6px; }
+.domain { color: var(--muted); font-size: 0.9em; margin: 4px 0; }
+.note { color: #8a5a00; font-size: 0.9em; font-style: italic; margin: 2px 0 6px; }
 .links { font-size: 13px; margin: 6px 0 0; }
 .links a { color: #0b62c4; margin-right: 12px; }
 .card.error { border-top-color: #c62828; background: #fff7f7; }
@@ -185,6 +188,10 @@ def _card(entry: Mapping[str, Any], base: Path) -> str:
     if lines:
         expl_html += (f'<div class="cues"><h4>{_esc(CUES_TITLE)}</h4><ul>'
                       + "".join(f"<li>{_esc(line)}</li>" for line in lines) + "</ul></div>")
+    domain = domain_lines(entry.get("in_domain"), entry.get("region_in_domain"))
+    if domain:
+        expl_html += f'<p class="domain">{_esc(domain[0])}</p>' + "".join(
+            f'<p class="note">{_esc(line[:1].upper() + line[1:])}.</p>' for line in domain[1:])
 
     links = []
     for key, label in (
