@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,19 +82,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _expand_emotions(values: list[str] | None) -> tuple[list[str], bool]:
-    """→ (emotions, auto). Raises ValueError for an empty emotion."""
+    """→ (emotions, auto): the nine for ``all``, free text in Unicode NFC; a variant of one
+    already given (another case or normalisation form: ``Melancholy``, NFD ``café``) is dropped.
+    Raises ValueError for an empty emotion."""
     values = values or ["all"]
     out: list[str] = []
+    seen: set[str] = set()
     auto = False
     for v in values:
         key = v.strip().lower() if isinstance(v, str) else v
-        if key == "all":
-            out.extend(e for e in ARTEMIS_EMOTIONS if e not in out)
-        elif key == "auto":
+        if key == "auto":
             auto = True
-        else:
-            name, _ = normalize_prompt_emotion(v)
-            if name not in out:
+            continue
+        names = ARTEMIS_EMOTIONS if key == "all" else [normalize_prompt_emotion(unicodedata.normalize("NFC", v))[0]]
+        for name in names:
+            if name.casefold() not in seen:
+                seen.add(name.casefold())
                 out.append(name)
     return out, auto
 
@@ -328,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
             if dist.is_main_process:
                 logger.error("%s", error)
             return 1
-        signature = run_signature(args, str(Path(args.checkpoint or default_checkpoint()).resolve()))
+        signature = run_signature(args, str(Path(args.checkpoint or default_checkpoint()).resolve()), emotions, auto)
         worker = _Run(args, emotions, auto, out, dist.process_index, device, signature, manifest)
         ledger = Ledger(out.ledger_path(run_id, dist.process_index))
         code = _process_inputs(args, out, dist, worker, ledger)

@@ -153,10 +153,12 @@ def iter_inputs(inputs: list[str], exclude: Path | None = None) -> Iterator[Inpu
             yield InputItem(p, raw, error="no such file")
 
 
-def run_signature(args: Any, checkpoint: str) -> dict[str, Any]:
-    """The settings that decide an image's results: equal signatures give equal results."""
+def run_signature(args: Any, checkpoint: str, emotions: list[str], auto: bool) -> dict[str, Any]:
+    """The settings that decide an image's results: equal signatures give equal results.
+    ``emotions`` are the expanded, normalised ones, sorted, so ``-e fear -e Awe`` and
+    ``-e awe -e fear`` are the same settings."""
     return {
-        "checkpoint": checkpoint, "emotions": list(args.emotion or ["all"]),
+        "checkpoint": checkpoint, "emotions": sorted(emotions), "auto": auto,
         "top_k": args.top_k, "threshold": args.threshold, "explain": not args.no_explain,
         "lm_precision": args.lm_precision, "word_grounding": not args.no_word_grounding,
         "max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams, "sample": args.sample,
@@ -187,8 +189,19 @@ def existing_result(folder: Path, sha256: str, signature: dict[str, Any]) -> str
 
 
 def is_result_folder(path: Path) -> bool:
-    """A real folder (not a link) holding :data:`RESULT_MARKER`: one that :meth:`OutputFolder.publish` made."""
-    return path.is_dir() and not path.is_symlink() and (path / RESULT_MARKER).is_file()
+    """A real folder (not a link) that :meth:`OutputFolder.publish` made: it holds
+    :data:`RESULT_MARKER`, or (written by a version before the marker) a ``results.json`` with a
+    run signature that names every file in the folder."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    if (path / RESULT_MARKER).is_file():
+        return True
+    try:
+        doc = json.loads((path / "results.json").read_text(encoding="utf-8"))
+        listed = {"results.json", *doc["files"]} if "run_signature" in doc else set()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(listed) and {p.name for p in path.iterdir()} <= listed
 
 
 class OutputFolder:
@@ -235,8 +248,10 @@ class OutputFolder:
             self._lock_fd = None
 
     def clean_tmp(self) -> None:
-        """Remove half-written image folders of killed runs (only under the lock)."""
+        """Remove what killed or stopped runs left: half-written image folders and their ledgers
+        (only under the lock, before this run starts its own)."""
         shutil.rmtree(self.state / "tmp", ignore_errors=True)
+        shutil.rmtree(self.state / "runs", ignore_errors=True)
 
     def result_dir(self, key: str) -> Path:
         return self.root / key
