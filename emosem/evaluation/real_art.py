@@ -150,7 +150,7 @@ def score_results(run: Path, truth: Mapping[str, PaintingTruth], images: Path | 
         known = truth[name]
         dist = record.get("emotion_distribution") or {}
         row = PaintingRow(name, sorted(dist, key=dist.get, reverse=True), sorted(known.plausible),
-                          _in_domain(record.get("in_domain")))
+                          _in_domain(record.get("in_domain", record.get("in_domain_score"))))
         image = None
         present = present_things(known.visible)
         for res in record.get("results", []):
@@ -228,9 +228,12 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     """The markdown report: the figures, then each painting and its explanations."""
     s = report["summary"]
     lines = ["# Real-art report", ""]
+    from emosem.machine import machine_line
+
     for key in ("command", "commit", "run", "run_made_by", "machine", "thing_lexicon"):
-        if report.get(key):
-            lines.append(f"- {key}: `{report[key]}`")
+        value = report.get(key)
+        if value:
+            lines.append(f"- {key}: `{machine_line(value) if isinstance(value, dict) else value}`")
     lines += ["", "| measure | value |", "| --- | --- |"]
     labels = {
         "names_absent_thing": "explanations naming a thing the painting does not show",

@@ -5,7 +5,7 @@
     python tools/real_art_report.py --results outputs/my_run --visible ../shared/art/visible.json
 
 With a paintings folder it runs ``infer`` on it (explanations for --emotion, default awe, fear,
-sadness, contentment) into OUT/run and scores that; with --results it scores an existing run of
+sadness, contentment) into OUT/run, replacing what an earlier run left there, and scores that; with --results it scores an existing run of
 any checkpoint (a folder of per-image ``results.json``). Writes OUT/report.json and
 OUT/report.md (:mod:`emosem.evaluation.real_art`). Exit code 2 on bad arguments or input.
 """
@@ -47,8 +47,9 @@ def _make_run(args: argparse.Namespace, out: Path) -> Path:
 
     parser = argparse.ArgumentParser()
     infer_cli.add_arguments(parser)
-    argv = [args.paintings, "--out", str(out / "run"), "--json-only", "--no-annotations", "--device", args.device,
-            "--top-k", str(args.top_k)]
+    # --overwrite: the report is of this checkpoint and code, never of an earlier run's results
+    argv = [args.paintings, "--out", str(out / "run"), "--json-only", "--no-annotations", "--overwrite",
+            "--device", args.device, "--top-k", str(args.top_k)]
     for e in args.emotion or DEFAULT_EMOTIONS:
         argv += ["--emotion", e]
     if args.checkpoint:
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from emosem.evaluation.oracle import thing_lexicon_name
     from emosem.evaluation.real_art import score_results
     from emosem.inference.outputs import atomic_write_json, atomic_write_text
-    from emosem.machine import git_commit, machine_info, machine_line
+    from emosem.machine import git_commit, machine_info
 
     if bool(args.paintings) == bool(args.results):
         logger.error("give a paintings folder to run on, or --results RUN to score (not both)")
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     report = report_record(paintings, explained, command=shlex.join(sys.argv),
                            commit=git_commit(Path(__file__).resolve().parents[2]), run=str(results),
                            run_made_by=args.describe, thing_lexicon=thing_lexicon_name(),
-                           machine=machine_line(machine_info("cpu")))
+                           machine=machine_info("cpu"))
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
     s = report["summary"]
