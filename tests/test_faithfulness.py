@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from emosem.data.cue_words import colour_terms, contradicting_words, position_phrases
+from emosem.data.cue_words import (
+    COLOUR_WORDS,
+    POSITION_WORDS,
+    POSITIONS,
+    colour_terms,
+    contradicting_words,
+    position_phrases,
+)
+from emosem.data.cues import BASIC_TERMS
 from emosem.evaluation.faithfulness import colour_agrees, faithfulness, position_agrees
 
 # a region in the upper left (centroid x 0.2, y 0.1 → cell (0, 0)), dark blue and grey
@@ -66,7 +74,7 @@ def test_section_scores_every_method_against_the_models_region():
     assert baseline["per_emotion"]["awe"]["colour"] == 1.0
 
 
-def test_contradicting_words_are_exactly_the_ones_the_metric_fails():
+def test_contradicting_words_by_hand_on_two_regions():
     """Grounded decoding bans what the metric would count as false, and nothing it accepts."""
     banned = set(contradicting_words(UPPER_LEFT))
     assert {"red", "yellow", "gold"} <= banned and not {"blue", "grey", "gray", "navy"} & banned
@@ -80,3 +88,31 @@ def test_contradicting_words_are_exactly_the_ones_the_metric_fails():
     assert set(contradicting_words(CENTRE)) >= {"left", "right", "top", "bottom", "blue"}
     assert not {"center", "middle", "yellow"} & set(contradicting_words(CENTRE))
     assert contradicting_words({**CENTRE, "area_fraction": 0.0}) == []
+
+
+def _region(row: int, col: int, terms: tuple[str, ...]) -> dict:
+    """A region whose centroid is in the middle of cell (row, col), of the given colours."""
+    return {"centroid": [(col + 0.5) / 3, (row + 0.5) / 3], "area_fraction": 0.05,
+            "colours": [{"name": f"dark {t}", "share": 0.5} for t in terms]}
+
+
+def test_contradicting_words_are_exactly_the_ones_the_metric_fails_everywhere():
+    """Every cell of the 3x3 grid, every basic colour alone and in a pair, every colour word and
+    every position phrase the metric knows: a word is banned exactly when the metric would count
+    a text using it false (the hand-made test above samples a few words on two regions)."""
+    pairs = [(t,) for t in BASIC_TERMS] + list(zip(BASIC_TERMS, BASIC_TERMS[1:]))
+    checked = 0
+    for row in range(3):
+        for col in range(3):
+            for terms in pairs:
+                cues = _region(row, col, terms)
+                banned = set(contradicting_words(cues))
+                for word in COLOUR_WORDS:
+                    assert (word in banned) is (colour_agrees(f"the {word} cloud", cues) is False), \
+                        (word, terms)
+                for phrase in POSITIONS:
+                    uses_banned = bool(set(phrase.split()) & set(POSITION_WORDS) & banned)
+                    assert position_agrees(f"the cloud {phrase}", cues) is not uses_banned, \
+                        (phrase, row, col)
+                checked += 1
+    assert checked == 9 * (2 * len(BASIC_TERMS) - 1)
