@@ -156,3 +156,26 @@ def test_results_json_csv_and_gallery_carry_the_scores_and_the_note(tmp_path):
                                        figures=False)
     assert doc["in_domain"] is None and "in_domain_note" not in doc
     assert "in domain" not in _card(entries[0], tmp_path)
+
+
+def test_statistics_are_carried_only_for_the_frozen_encoder_they_were_fitted_on(tmp_path, tiny_checkpoint):
+    import subprocess
+    import sys
+
+    from emosem.inference.domain import encoder_identity, statistics_fit
+
+    ckpt = {"model": {"segmenter": "sam_effnet_lite0"}, "image_encoder_weights": {"sha256": "abc"}}
+    assert statistics_fit(encoder_identity(ckpt), ckpt)
+    assert not statistics_fit({**encoder_identity(ckpt), "encoder_sha256": "other"}, ckpt)
+    assert not statistics_fit({}, {"model": {"segmenter": "sam_tiny"}})  # no frozen encoder
+
+    dst = tmp_path / "exported"  # the folder being replaced holds statistics of another encoder
+    rng = np.random.default_rng(2)
+    domain = fit_domain(_features(rng, 100), _features(rng, 40), [3, 2], k=3,
+                        meta=encoder_identity(ckpt))
+    domain.save(dst / DOMAIN_DIR)
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(repo / "tools" / "export_checkpoint.py"),
+                           str(tiny_checkpoint), str(dst)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not carried over" in proc.stderr and not (dst / DOMAIN_DIR).exists()

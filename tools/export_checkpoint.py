@@ -9,7 +9,9 @@ parts in float16 with the LoRA adapter; the base LM and SAM weights stay referen
 evaluation's text-emotion classifier cached in ``DST/emotion_classifier/`` (it depends on the
 training data, not on the model) is kept across re-exports. ``--calibrate-on DATA`` chooses
 the mask threshold on DATA's val split (see ``emosem.evaluation.calibrate``) and stores it as
-``model.mask_threshold``.
+``model.mask_threshold``. The in-domain statistics (``domain/``, see ``tools/fit_domain.py``) of
+SRC, or else of the DST being replaced, are carried over when they were fitted for the same frozen
+encoder; ``--fit-domain DATA`` fits them afresh on DATA's train split.
 """
 
 import argparse
@@ -23,6 +25,7 @@ import _bootstrap  # noqa: F401
 import torch
 
 from emosem.evaluation.evaluate import CLASSIFIER_DIR
+from emosem.inference.domain import DOMAIN_DIR, META_NAME, fit_checkpoint_domain, statistics_fit
 from emosem.modeling.emosem import EmoSEM
 from emosem.modeling.errors import CheckpointError
 
@@ -46,6 +49,20 @@ def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
     return sweep
 
 
+def carried_domain(model: EmoSEM, folders: list[Path]) -> Path | None:
+    """The first ``domain/`` of ``folders`` fitted for ``model``'s frozen encoder (others are
+    reported and left behind)."""
+    for folder in folders:
+        meta_file = folder / DOMAIN_DIR / META_NAME
+        if not meta_file.is_file():
+            continue
+        if statistics_fit(json.loads(meta_file.read_text(encoding="utf-8")), model.metadata):
+            return folder / DOMAIN_DIR
+        print(f"{folder / DOMAIN_DIR} was fitted for another image encoder: not carried over "
+              "(tools/fit_domain.py fits it again)", file=sys.stderr)
+    return None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
@@ -56,6 +73,8 @@ def main(argv=None) -> int:
     p.add_argument("--calibrate-on", type=Path, default=None, metavar="DATA",
                    help="choose the mask threshold on the val split of this data folder")
     p.add_argument("--split", default="val", help="the split --calibrate-on uses (default: val)")
+    p.add_argument("--fit-domain", type=Path, default=None, metavar="DATA",
+                   help="fit the in-domain statistics on this data folder's train split")
     args = p.parse_args(argv)
     try:
         model = EmoSEM.from_pretrained(args.src)
@@ -69,13 +88,20 @@ def main(argv=None) -> int:
     if args.note:
         extra["note"] = args.note
     classifier = args.dst / CLASSIFIER_DIR
+    domain = None if args.fit_domain else carried_domain(model, [args.src, args.dst])
     with tempfile.TemporaryDirectory() as tmp:
         kept = Path(tmp) / CLASSIFIER_DIR
         if classifier.is_dir():
             shutil.copytree(classifier, kept)
+        if domain is not None:
+            domain = Path(shutil.copytree(domain, Path(tmp) / DOMAIN_DIR))
         model.save_pretrained(args.dst, dtype=getattr(torch, args.dtype), extra=extra)
         if kept.is_dir() and not classifier.exists():
             shutil.copytree(kept, classifier)
+        if domain is not None:
+            shutil.copytree(domain, args.dst / DOMAIN_DIR)
+    if args.fit_domain:
+        fit_checkpoint_domain(args.dst, args.fit_domain)
     if args.metrics:
         (args.dst / "eval_report.json").write_text(args.metrics.read_text())
     size = sum(f.stat().st_size for f in args.dst.rglob("*") if f.is_file()) / 2**20

@@ -333,6 +333,21 @@ def painting_items(data: Any, samples: Iterable[Any]) -> Iterator[tuple[np.ndarr
         yield rgb, [data.decode_mask(s) for s in group if s.has_mask]
 
 
+def encoder_identity(checkpoint_meta: dict[str, Any]) -> dict[str, Any]:
+    """What in-domain statistics depend on in a checkpoint's ``config.json``: the segmenter, its
+    input size and the frozen encoder's weights (a checkpoint that retrains only its language
+    part keeps them valid)."""
+    model = checkpoint_meta.get("model") or {}
+    weights = checkpoint_meta.get("image_encoder_weights") or {}
+    return {"segmenter": model.get("segmenter"), "encoder_sha256": weights.get("sha256")}
+
+
+def statistics_fit(domain_meta: dict[str, Any], checkpoint_meta: dict[str, Any]) -> bool:
+    """Whether statistics (their ``domain.json``) were fitted for this checkpoint's frozen encoder."""
+    mine = encoder_identity(checkpoint_meta)
+    return mine["encoder_sha256"] is not None and all(domain_meta.get(k) == v for k, v in mine.items())
+
+
 def fit_checkpoint_domain(checkpoint: str | Path, data_root: str | Path | None = None,
                           fit_images: int = 1000, held_out_images: int = 400, seed: int = 0,
                           k: int = DEFAULT_COMPONENTS, progress: bool = False) -> DomainModel:
@@ -364,7 +379,7 @@ def fit_checkpoint_domain(checkpoint: str | Path, data_root: str | Path | None =
                                    progress=progress, total=len(ks))
             for name, ks in parts.items()}
     meta = {"data": str(data_root or cfg.root), "data_source": source, "split": "train",
-            "seed": seed, "image_size": model.image_size}
+            "seed": seed, **encoder_identity(model.metadata)}
     domain = fit_domain(sets["fit"], sets["held_out"], featurizer.channels, k, meta)
     domain.save(Path(checkpoint) / DOMAIN_DIR)
     logger.info("in-domain statistics of %s: %d paintings fit, %d calibrate", checkpoint,
