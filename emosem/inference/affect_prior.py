@@ -17,18 +17,41 @@ is far outside what it saw. Published colour-emotion relations do not depend on 
   arousal, and dominance for 20,000 English words. *ACL 2018*, 174–184), rescaled from [0, 1] to
   [−1, 1] (:data:`EMOTION_VAD`). "something else" has no word and sits at the centre.
 
+Where B and S are measured from matters: z-scores against the synthetic training paintings
+(:data:`SYNTHETIC_REFERENCE`, the first version) read every real painting as dark and muted
+(real paintings have C*ab ~24 against the synthetic 39), so sadness came first on 13 of 15 sample
+paintings. V&M regressed on *colour samples* (Munsell chips), so B and S are here z-scores against
+a published set of colour samples, the Berkeley Color Project 37 (:data:`BCP37`, Palmer, S. E.,
+Schloss, K. B., Xu, Z., & Prado-León, L. R. (2013). Music–color associations are mediated by
+emotion. *PNAS* 110(22), 8836–8841), chosen from the Munsell book at saturated, light, muted
+and dark levels of eight hues plus five greys (:data:`CHIP_REFERENCE`). A linear map of L* to
+Munsell value (V ≈ L*/10) and of C*ab to Munsell chroma leaves z-scores unchanged, so the chips'
+CIELAB coordinates serve directly.
+
+Hue, which V&M's brightness/saturation model leaves out, enters through the same chips' rated
+colour-emotion associations: mean "happy" and "sad" ratings (−100..100) of each BCP-37 colour
+(Schloss, K. B., Witzel, C., & Lai, L. Y. (2020). Blue hues don't bring the blues: questioning
+conventional notions of color–emotion associations. *JOSA A* 37(5), 813–824; data
+github.com/SchlossVRL/coloremoblues ``T_BCP.csv``). A least-squares plane over (L*, C*ab, a*, b*)
+gives any colour's valence (:func:`chip_valence`). A painting is several colours: k-means in
+CIELAB (:func:`colour_clusters`) and the prior is the share-weighted mixture of each cluster's
+distribution (:func:`cluster_mixture_prior`).
+
 An emotion's score is the dot product of the painting's (P, A, D) with its word's (V, A, D): a
 dark, muted painting (low P, low A) scores sadness highest; a bright, saturated one amusement and
 excitement. The prior is the softmax of the scores (temperature 1: a soft distribution).
 
-Measured against the emotion head on the fifteen sample paintings: ``docs/results/``
-(``tools/measure_affect_prior.py``).
+The candidates (:data:`PRIOR_METHODS`, and the language-model ones of
+:mod:`emosem.inference.lm_prior`) measured on the fifteen sample paintings:
+``docs/results/issue27_priors.json`` (``tools/measure_affect_prior.py``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -67,8 +90,68 @@ class ColourReference:
 
 # Measured on the 2,011 training paintings of the synthetic set (data/synthetic, seed 0) with
 # extract_cues(image, all-ones mask) at max_side 512; not on the sample paintings (the check).
-REFERENCE = ColourReference(lightness_mean=49.39, lightness_sd=15.19,
-                            chroma_mean=39.31, chroma_sd=13.31)
+SYNTHETIC_REFERENCE = ColourReference(lightness_mean=49.39, lightness_sd=15.19,
+                                      chroma_mean=39.31, chroma_sd=13.31)
+
+# Berkeley Color Project 37 (Palmer et al. 2013): name, CIELAB L*, a*, b*, and the mean happy, sad
+# and angry association ratings (−100..100) of Schloss, Witzel & Lai (2020), T_BCP.csv.
+BCP37: tuple[tuple[str, float, float, float, float, float, float], ...] = (
+    ("SR", 51.57, 62.23, 32.20, 54.5, -75.0, 47.7),
+    ("LR", 71.60, 31.58, 16.68, 32.6, -39.5, -24.9),
+    ("MR", 51.57, 33.58, 16.98, 3.5, -16.8, 1.9),
+    ("DR", 30.76, 37.02, 16.39, -3.4, -26.2, 57.2),
+    ("SO", 71.60, 31.21, 69.65, 71.6, -81.5, 23.0),
+    ("LO", 81.35, 15.00, 30.17, 15.1, -35.4, -35.0),
+    ("MO", 61.70, 15.94, 30.33, -25.4, 4.6, -19.3),
+    ("DO", 36.51, 18.35, 30.60, -48.5, 12.6, 3.6),
+    ("SY", 91.08, -5.75, 86.68, 76.2, -86.8, -16.6),
+    ("LY", 91.08, -5.46, 47.70, 32.1, -41.4, -32.9),
+    ("MY", 71.60, -3.33, 45.94, -7.4, -8.2, -31.4),
+    ("DY", 46.83, -0.93, 43.35, -51.6, 24.0, -11.7),
+    ("SH", 81.35, -32.92, 72.05, 60.0, -73.5, -21.2),
+    ("LH", 86.44, -20.62, 40.64, 16.9, -27.9, -43.4),
+    ("MH", 66.94, -19.98, 37.45, -19.4, 10.7, -38.2),
+    ("DH", 46.83, -19.92, 36.86, -31.3, 13.6, -39.5),
+    ("SG", 66.94, -59.95, 24.54, 49.5, -49.7, -50.3),
+    ("LG", 79.09, -34.13, 15.21, 19.5, -22.9, -54.4),
+    ("MG", 61.70, -33.27, 14.06, -10.3, 7.1, -47.9),
+    ("DG", 38.96, -33.29, 12.41, -11.2, -4.3, -48.4),
+    ("SC", 71.60, -44.32, -6.11, 45.9, -34.9, -48.6),
+    ("LC", 81.35, -26.12, -2.73, 26.8, -11.4, -55.8),
+    ("MC", 61.70, -25.40, -4.13, -12.9, 21.5, -56.6),
+    ("DC", 41.22, -24.26, -5.45, -25.3, 16.9, -47.5),
+    ("SB", 61.70, -13.21, -38.40, 35.3, -18.1, -50.6),
+    ("LB", 76.73, -8.87, -20.82, 10.4, -2.2, -58.1),
+    ("MB", 56.99, -7.86, -21.41, -18.9, 26.6, -59.3),
+    ("DB", 36.51, -6.56, -23.73, -27.6, 31.8, -50.8),
+    ("SP", 46.83, 57.21, -50.49, 43.6, -37.1, -22.9),
+    ("LP", 71.60, 26.03, -27.87, 30.7, -25.4, -49.5),
+    ("MP", 51.57, 28.05, -27.82, -4.1, -3.6, -45.1),
+    ("DP", 30.76, 33.04, -29.66, 6.9, 3.7, -20.6),
+    ("BK", 2.34, -0.00, -0.07, -63.3, 32.3, 25.6),
+    ("A1", 38.96, -0.01, -0.54, -72.9, 58.5, -12.6),
+    ("A2", 59.42, -0.01, -0.74, -63.6, 51.1, -20.2),
+    ("A3", 79.09, -0.02, -0.94, -24.2, 8.3, -38.1),
+    ("WH", 100.00, -0.02, -1.14, 40.7, -49.5, -49.6),
+)
+
+
+def _bcp37_lab() -> np.ndarray:
+    """[37, 3] CIELAB of the BCP-37 chips."""
+    return np.array([row[1:4] for row in BCP37], dtype=np.float64)
+
+
+def _reference_of(lab: np.ndarray) -> ColourReference:
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    return ColourReference(float(lab[:, 0].mean()), float(lab[:, 0].std()),
+                           float(chroma.mean()), float(chroma.std()))
+
+
+# B and S as z-scores against colour samples, as Valdez & Mehrabian measured them.
+CHIP_REFERENCE = _reference_of(_bcp37_lab())
+# The default stays the synthetic set: against the chips real paintings read darker and more muted
+# still (top-1 plausible 1/15 against 4/15, docs/results/issue27_priors.json).
+REFERENCE = SYNTHETIC_REFERENCE
 TEMPERATURE = 1.0
 
 
@@ -84,24 +167,161 @@ def colour_pad(lightness: float, chroma: float,
     return tuple(kb * b + ks * s for kb, ks in PAD_FROM_COLOUR.values())
 
 
-def colour_emotion_prior(lightness: float, chroma: float,
-                         reference: ColourReference = REFERENCE,
-                         temperature: float = TEMPERATURE) -> dict[str, float]:
-    """The nine-way prior {emotion: probability} of a painting from its whole-canvas mean L* and
-    C*ab: softmax over emotions of (P, A, D) · (V, A, D) of the emotion's word."""
-    pad = np.asarray(colour_pad(lightness, chroma, reference))
+def pad_distribution(pad: tuple[float, float, float] | np.ndarray,
+                     temperature: float = TEMPERATURE) -> dict[str, float]:
+    """{emotion: probability}: softmax over emotions of (P, A, D) · (V, A, D) of the emotion's word."""
+    pad = np.asarray(pad, dtype=np.float64)
     scores = np.array([pad @ np.asarray(EMOTION_VAD[e]) for e in ARTEMIS_EMOTIONS]) / temperature
     probs = np.exp(scores - scores.max())
     probs /= probs.sum()
     return dict(zip(ARTEMIS_EMOTIONS, (float(p) for p in probs)))
 
 
-def painting_prior(image: np.ndarray, reference: ColourReference = REFERENCE) -> dict[str, float]:
-    """:func:`colour_emotion_prior` of an HxWx3 uint8 RGB painting (its whole-canvas cues)."""
+def colour_emotion_prior(lightness: float, chroma: float,
+                         reference: ColourReference = REFERENCE,
+                         temperature: float = TEMPERATURE) -> dict[str, float]:
+    """The nine-way prior {emotion: probability} of a painting from its whole-canvas mean L* and
+    C*ab (:func:`colour_pad`, then :func:`pad_distribution`)."""
+    return pad_distribution(colour_pad(lightness, chroma, reference), temperature)
+
+
+# ---------------------------------------------------------------------- hue: rated chips
+@lru_cache(maxsize=1)
+def _chip_valence_plane() -> tuple[np.ndarray, float, float]:
+    """Least-squares plane of the BCP-37 valence ((happy − sad) / 200) over
+    [1, L*, C*ab, a*, b*] / 100, and the valence's mean and SD over the chips."""
+    lab = _bcp37_lab()
+    design = np.column_stack([np.ones(len(lab)), lab[:, 0], np.hypot(lab[:, 1], lab[:, 2]),
+                              lab[:, 1], lab[:, 2]]) / np.array([1, 100, 100, 100, 100])
+    valence = np.array([(row[4] - row[5]) / 200.0 for row in BCP37])
+    coef, *_ = np.linalg.lstsq(design, valence, rcond=None)
+    return coef, float(valence.mean()), float(valence.std())
+
+
+def chip_valence(lab: np.ndarray) -> np.ndarray:
+    """Rated valence of CIELAB colours [..., 3] as z-scores over the BCP-37 chips (the plane of
+    :func:`_chip_valence_plane`): > 0 for colours rated happier than the average chip."""
+    coef, mean, sd = _chip_valence_plane()
+    lab = np.asarray(lab, dtype=np.float64)
+    design = np.stack([np.ones(lab.shape[:-1]), lab[..., 0], np.hypot(lab[..., 1], lab[..., 2]),
+                       lab[..., 1], lab[..., 2]], axis=-1) / np.array([1, 100, 100, 100, 100])
+    return (design @ coef - mean) / sd
+
+
+# ---------------------------------------------------------------------- colour clusters
+@dataclass(frozen=True)
+class ColourCluster:
+    """One colour of a painting: its CIELAB centre and its share of the canvas."""
+
+    lab: tuple[float, float, float]
+    share: float
+
+
+CLUSTERS = 5
+WORK_SIDE = 128
+
+
+def colour_clusters(image: np.ndarray, k: int = CLUSTERS, work_side: int = WORK_SIDE) -> list[ColourCluster]:
+    """The ``k`` main colours of an HxWx3 uint8 RGB painting: k-means in CIELAB (OpenCV, seeded,
+    on the painting resized to at most ``work_side`` px), largest share first."""
+    import cv2
+
+    from emosem.data.cues import rgb_to_lab
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    h, w = image.shape[:2]
+    scale = min(1.0, work_side / max(h, w))
+    if scale < 1:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+    lab = rgb_to_lab(image).reshape(-1, 3).astype(np.float32)
+    k = min(k, len(np.unique(lab.round(1), axis=0)))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    cv2.setRNGSeed(0)
+    _, labels, centres = cv2.kmeans(lab, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    shares = np.bincount(labels[:, 0], minlength=k) / len(labels)
+    out = [ColourCluster(tuple(float(v) for v in centres[j]), float(shares[j]))
+           for j in range(k) if shares[j] > 0]
+    return sorted(out, key=lambda c: -c.share)
+
+
+def cluster_pad(cluster: ColourCluster, hue: bool,
+                reference: ColourReference = REFERENCE) -> tuple[float, float, float]:
+    """(P, A, D) of one colour: V&M on its L* and C*ab; with ``hue`` the pleasure is the chips'
+    rated valence of the colour itself (:func:`chip_valence`), which sees its hue."""
+    lightness, a, b = cluster.lab
+    pad = colour_pad(lightness, math.hypot(a, b), reference)
+    if hue:
+        pad = (float(chip_valence(np.asarray(cluster.lab))), pad[1], pad[2])
+    return pad
+
+
+def cluster_mixture_prior(clusters: list[ColourCluster], hue: bool,
+                          reference: ColourReference = REFERENCE) -> dict[str, float]:
+    """Share-weighted mixture over a painting's colours of each colour's distribution."""
+    total = sum(c.share for c in clusters)
+    if not clusters or total <= 0:
+        raise ValueError("a painting needs at least one colour cluster with a positive share")
+    mix = dict.fromkeys(ARTEMIS_EMOTIONS, 0.0)
+    for c in clusters:
+        for e, p in pad_distribution(cluster_pad(c, hue, reference)).items():
+            mix[e] += c.share / total * p
+    return mix
+
+
+# ---------------------------------------------------------------------- the candidates
+def _whole_canvas(image: np.ndarray, reference: ColourReference) -> dict[str, float]:
     from emosem.data.cues import extract_cues
 
     cues = extract_cues(image, np.ones(np.asarray(image).shape[:2], np.float32))
     return colour_emotion_prior(cues.lightness, cues.chroma, reference)
+
+
+def _lm(kind: str) -> Callable[[np.ndarray], dict[str, float]]:
+    def prior(image: np.ndarray) -> dict[str, float]:
+        from emosem.inference.lm_prior import painting_lm_prior
+
+        return painting_lm_prior(image, kind)
+    return prior
+
+
+def geometric_blend(priors: list[dict[str, float]]) -> dict[str, float]:
+    """The normalised geometric mean of distributions over the same emotions (a product of
+    experts with equal weights)."""
+    logs = np.mean([[math.log(max(p[e], 1e-12)) for e in ARTEMIS_EMOTIONS] for p in priors], axis=0)
+    probs = np.exp(logs - logs.max())
+    probs /= probs.sum()
+    return dict(zip(ARTEMIS_EMOTIONS, (float(p) for p in probs)))
+
+
+# name → prior of an HxWx3 uint8 RGB painting. Fixed before measuring on the sample paintings.
+PRIOR_METHODS: dict[str, Callable[[np.ndarray], dict[str, float]]] = {
+    # the first version: mean L*/C* as z-scores against the synthetic training paintings
+    "vm_synthetic": lambda img: _whole_canvas(img, SYNTHETIC_REFERENCE),
+    # mean L*/C* as z-scores against colour samples (V&M's own kind of scale)
+    "vm_chips": lambda img: _whole_canvas(img, CHIP_REFERENCE),
+    # per colour cluster, mixed by share
+    "vm_chips_clusters": lambda img: cluster_mixture_prior(colour_clusters(img), hue=False),
+    # per colour cluster with the chips' rated valence of the colour (hue) as pleasure
+    "chip_valence_clusters": lambda img: cluster_mixture_prior(colour_clusters(img), hue=True),
+    # the language model (emosem.inference.lm_prior): the issue's naive baseline, and the PMI prior
+    "lm_naive": _lm("naive"),
+    "lm_pmi": _lm("pmi"),
+    # a combination: the PMI prior and the first colour prior as equal experts
+    "lm_pmi_x_vm_synthetic": lambda img: geometric_blend([_lm("pmi")(img),
+                                                          _whole_canvas(img, SYNTHETIC_REFERENCE)]),
+}
+DEFAULT_METHOD = "vm_synthetic"
+
+
+def painting_prior(image: np.ndarray, method: str = DEFAULT_METHOD) -> dict[str, float]:
+    """The prior over the nine emotions of an HxWx3 uint8 RGB painting by one of
+    :data:`PRIOR_METHODS` (default :data:`DEFAULT_METHOD`)."""
+    if method not in PRIOR_METHODS:
+        raise ValueError(f"unknown prior method {method!r}; choose one of {sorted(PRIOR_METHODS)}")
+    return PRIOR_METHODS[method](image)
 
 
 # ---------------------------------------------------------------------- blending by domain

@@ -1,0 +1,88 @@
+"""Measure the emotion priors (:data:`~emosem.inference.affect_prior.PRIOR_METHODS`) on a folder of
+real paintings against their plausible emotions (``visible.json``): top-1 and top-3 plausible,
+per painting, and seconds per painting (issue 27, item 1).
+
+    python tools/measure_affect_prior.py ../shared/art --out docs/results/issue27_priors.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emosem.evaluation.real_art import load_truth
+from emosem.inference.affect_prior import PRIOR_METHODS, painting_prior
+from emosem.machine import git_commit
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PaintingScore:
+    image: str
+    top3: list[str]
+    top1_plausible: bool
+    top3_plausible: bool
+
+
+@dataclass
+class MethodReport:
+    method: str
+    top1_plausible: int
+    top3_plausible: int
+    paintings: int
+    seconds_per_painting: float
+    per_painting: list[PaintingScore]
+
+
+def score_method(method: str, images: dict[str, np.ndarray], plausible: dict[str, frozenset[str]]) -> MethodReport:
+    """One method's prior on every painting, ranked and checked against its plausible emotions."""
+    rows, start = [], time.perf_counter()
+    for name, image in images.items():
+        dist = painting_prior(image, method)
+        ranking = sorted(dist, key=dist.get, reverse=True)
+        rows.append(PaintingScore(name, ranking[:3], ranking[0] in plausible[name],
+                                  bool(set(ranking[:3]) & plausible[name])))
+    seconds = (time.perf_counter() - start) / max(len(images), 1)
+    return MethodReport(method, sum(r.top1_plausible for r in rows), sum(r.top3_plausible for r in rows),
+                        len(rows), round(seconds, 3), rows)
+
+
+def load_paintings(folder: Path, names: list[str]) -> dict[str, np.ndarray]:
+    from PIL import Image
+
+    return {n: np.asarray(Image.open(folder / n).convert("RGB")) for n in names if (folder / n).is_file()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("paintings", type=Path, help="folder of real paintings holding visible.json")
+    p.add_argument("--visible", type=Path, help="list of plausible emotions (default: PAINTINGS/visible.json)")
+    p.add_argument("--methods", nargs="+", default=list(PRIOR_METHODS), choices=list(PRIOR_METHODS))
+    p.add_argument("--out", type=Path, help="JSON report (default: print)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    truth = load_truth(args.visible or args.paintings / "visible.json")
+    images = load_paintings(args.paintings, sorted(truth))
+    plausible = {n: truth[n].plausible for n in images}
+    reports = []
+    for method in args.methods:
+        report = score_method(method, images, plausible)
+        logger.info("%s: top-1 plausible %d/%d, top-3 %d/%d, %.2f s/painting", method,
+                    report.top1_plausible, report.paintings, report.top3_plausible, report.paintings,
+                    report.seconds_per_painting)
+        reports.append(asdict(report))
+    out = {"commit": git_commit(Path(__file__).resolve().parents[2]), "paintings": str(args.paintings),
+           "methods": reports}
+    text = json.dumps(out, indent=1)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
