@@ -382,6 +382,28 @@ def _hand_made_config(root: Path, data):
     return DataConfig(root=str(root), split_ratios=ratios, split_seed=seed)
 
 
+#: The report's metrics where less is better (errors and divergences); every other is a score.
+LOWER_IS_BETTER = {"MAE", "cross_entropy", "kl"}
+
+
+def test_comparison_by_hand_with_lower_is_better_metrics():
+    """model - baseline and "better" by hand, for scores and for errors (MAE, cross-entropy): a
+    direction flipped for a lower-is-better metric makes a worse model look better."""
+    from emosem.evaluation.sections.compare import beats, compare
+
+    model = {"gIoU": 0.5, "MAE": 0.10, "cross_entropy": 2.0, "kl": 0.3, "CIDEr": float("nan")}
+    base = {"gIoU": 0.4, "MAE": 0.25, "cross_entropy": 1.5, "kl": 0.3, "CIDEr": 0.7}
+    c = compare(model, base, [("gIoU", True), ("MAE", False), ("cross_entropy", False),
+                              ("kl", False), ("CIDEr", True), ("BLEU-4", True)])
+    assert set(c) == {"gIoU", "MAE", "cross_entropy", "kl"}  # NaN and missing are not compared
+    assert c["MAE"] == {"model": 0.10, "baseline": 0.25, "difference": pytest.approx(-0.15),
+                        "higher_is_better": False, "model_better": True}
+    assert c["cross_entropy"]["model_better"] is False and c["cross_entropy"]["difference"] == 0.5
+    assert c["gIoU"]["model_better"] is True and c["kl"]["model_better"] is False  # a tie: not better
+    assert beats(c) is False and beats({k: c[k] for k in ("gIoU", "MAE")}) is True
+    assert beats({}) is None
+
+
 def test_a_scoring_error_stops_the_evaluation_unless_failures_are_skipped(
         hand_made, tiny_checkpoint, tmp_path, monkeypatch):
     """Issue 23: a ValueError anywhere in the per-painting scorer was a "failed painting" and the
@@ -675,8 +697,12 @@ def test_evaluate_cli_report_schema_and_files(tiny_checkpoint, synthetic_dir, tm
     for name, entry in bl.items():
         if name == "beats_baselines":
             continue
-        for c in entry["comparison"].values():
+        for metric, c in entry["comparison"].items():
             assert c["difference"] == pytest.approx(c["model"] - c["baseline"])
+            # the direction of each metric, from what it measures (not from the code)
+            assert c["higher_is_better"] is (metric not in LOWER_IS_BETTER), (name, metric)
+            assert c["model_better"] is ((c["model"] > c["baseline"]) is c["higher_is_better"]
+                                         and c["model"] != c["baseline"]), (name, metric)
         assert bl["beats_baselines"][name] == all(
             c["model_better"] for c in entry["comparison"].values()
         )
