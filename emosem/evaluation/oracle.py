@@ -38,7 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-from emosem.data.cue_words import MOTIF_WORDS, OBJECT_NOUNS, POSITIONS, plural_forms, position_phrases, words
+from emosem.data.cue_words import (
+    MOTIF_WORDS,
+    OBJECT_NOUNS,
+    POSITIONS,
+    plural_forms,
+    position_phrases,
+    words,
+)
 
 __all__ = [
     "COLOUR_LEXICON", "MIN_COLOUR_SHARE", "THING_SYNONYMS", "THING_WORDS", "Verdicts",

@@ -18,7 +18,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from emosem.evaluation.real_art import DEFAULT_EMOTIONS, RealArtError, load_truth, report_markdown, report_record
+from emosem.evaluation.real_art import (
+    DEFAULT_EMOTIONS,
+    RealArtError,
+    load_truth,
+    report_markdown,
+    report_record,
+)
 
 logger = logging.getLogger(__name__)
 
