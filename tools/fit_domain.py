@@ -30,8 +30,13 @@ def check(checkpoint: Path, synthetic: Path, real: Path) -> int:
     from emosem.config import DataConfig
     from emosem.data.artemis import load_artemis
     from emosem.data.image_io import IMAGE_EXTENSIONS, load_image
-    from emosem.inference.domain import (DomainFeaturizer, collect_features, load_domain,
-                                         painting_items, separation)
+    from emosem.inference.domain import (
+        DomainFeaturizer,
+        collect_features,
+        load_domain,
+        painting_items,
+        separation,
+    )
     from emosem.modeling.emosem import EmoSEM
 
     try:

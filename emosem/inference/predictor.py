@@ -28,8 +28,8 @@ from emosem.data.cues import Cues, extract_cues
 from emosem.data.image_io import load_image
 from emosem.data.transforms import SamTransform
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
-from emosem.inference.domain import DomainModel, load_domain, pooled_features, valid_weight
 from emosem.inference.affect_prior import blend_distribution, is_out_of_domain, painting_prior
+from emosem.inference.domain import DomainModel, load_domain, pooled_features, valid_weight
 from emosem.inference.packed_linear import pack_linears, packing_supported
 from emosem.inference.quantize import int8_supported, quantize_linears
 from emosem.inference.region import RULE_THRESHOLD, Region, choose_region
