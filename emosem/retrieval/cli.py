@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--dim", type=int, default=1552, help="vector width (the default embedding: 1280+256+9+7)")
     s.add_argument("--queries", type=int, default=200)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--modes", nargs="+", default=["exact", "hnsw"], choices=["exact", "hnsw"])
     s.add_argument("--out", default="outputs/search_speed.json")
     s.add_argument("--quiet", action="store_true")
 
@@ -197,7 +199,8 @@ def _speed(args: argparse.Namespace) -> int:
     from emosem.inference.outputs import atomic_write_json
     from emosem.retrieval.speed import measure_sizes
 
-    rows = measure_sizes(args.sizes, args.dim, args.queries, args.seed)
-    atomic_write_json(Path(args.out), {"dim": args.dim, "queries": args.queries, "rows": rows})
+    rows = measure_sizes(args.sizes, args.dim, args.queries, args.seed, tuple(args.modes))
+    atomic_write_json(Path(args.out), {"dim": args.dim, "queries": args.queries, "modes": args.modes,
+                                       "threads": os.environ.get("OMP_NUM_THREADS"), "rows": rows})
     logger.info("%s", json.dumps(rows))
     return 0

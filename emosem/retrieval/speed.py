@@ -33,9 +33,10 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def measure_size(n: int, dim: int, queries: int, seed: int = 0, k: int = 10) -> dict[str, Any]:
+def measure_size(n: int, dim: int, queries: int, seed: int = 0, k: int = 10,
+                 modes: tuple[str, ...] = ("exact", "hnsw")) -> dict[str, Any]:
     """One size: per mode the build seconds, regions/s, index bytes and RSS growth, single-query
-    latency (median and p95 ms over ``queries``), and HNSW's recall@10 against exact."""
+    latency (median and p95 ms over ``queries``), and HNSW's recall@10 against exact (when both)."""
     import faiss
 
     x = clustered_vectors(n, dim, seed)
@@ -44,7 +45,7 @@ def measure_size(n: int, dim: int, queries: int, seed: int = 0, k: int = 10) -> 
     q = normalize_rows(q)
     row: dict[str, Any] = {"regions": n, "dim": dim}
     found = {}
-    for mode in ("exact", "hnsw"):
+    for mode in modes:
         rss0 = _rss_mb()
         t0 = time.perf_counter()
         index = new_index(dim, mode)
@@ -64,13 +65,15 @@ def measure_size(n: int, dim: int, queries: int, seed: int = 0, k: int = 10) -> 
                      "query_ms_p95": round(float(np.percentile(lat, 95)), 3)}
         del index
         logger.info("%d regions %s: %s", n, mode, row[mode])
-    recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(found["hnsw"], found["exact"])])
-    row["hnsw"]["recall_at_10_vs_exact"] = round(float(recall), 4)
+    if {"exact", "hnsw"} <= set(found):
+        recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(found["hnsw"], found["exact"])])
+        row["hnsw"]["recall_at_10_vs_exact"] = round(float(recall), 4)
     return row
 
 
-def measure_sizes(sizes: list[int], dim: int, queries: int, seed: int = 0) -> list[dict[str, Any]]:
+def measure_sizes(sizes: list[int], dim: int, queries: int, seed: int = 0,
+                  modes: tuple[str, ...] = ("exact", "hnsw")) -> list[dict[str, Any]]:
     import faiss
 
     logger.info("FAISS %s, %d threads", faiss.__version__, faiss.omp_get_max_threads())
-    return [measure_size(n, dim, min(queries, n), seed) for n in sizes]
+    return [measure_size(n, dim, min(queries, n), seed, modes=modes) for n in sizes]
