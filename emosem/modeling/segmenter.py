@@ -20,19 +20,21 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from segment_anything.build_sam import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
-from segment_anything.modeling import (
-    ImageEncoderViT,
-    MaskDecoder,
-    PromptEncoder,
-    Sam,
-    TwoWayTransformer,
-)
 from torch import nn
 from torch.utils.checkpoint import checkpoint as grad_checkpoint
 
 from emosem.modeling.errors import CheckpointError, load_safetensors
 from emosem.modeling.image_encoders import EfficientNetLiteEncoder
+from emosem.modeling.sam_modules import (  # segment_anything's modules, not its __init__
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+    build_sam_vit_b,
+    build_sam_vit_h,
+    build_sam_vit_l,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,133 @@
+"""The mask path without the heavy imports (issue 24): a new process that segments imports
+neither torchvision, timm nor transformers, and what replaces them gives the same numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emosem.data.transforms import SamTransform, preprocess_shape
+from emosem.modeling.efficientnet_lite import EfficientNetLite, same_padding
+from emosem.modeling.image_encoders import WHEELS, imagenet_names
+
+HEAVY = ("torchvision", "timm", "transformers")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter (from the repo root) and parse its last stdout line."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_first_mask_on_the_command_line_imports_no_torchvision_timm_or_transformers(tmp_path, repo_root):
+    """``tools/infer.py --no-explain`` with the bundled checkpoint (the frozen EfficientNet-Lite,
+    the emotion prompt, the decoder, upsampling, cues) writes its mask without importing them."""
+    out = tmp_path / "out"
+    found = _run(f"""
+        import json, runpy, sys
+        sys.path.insert(0, "tools")
+        sys.argv = ["tools/infer.py", "demo/assets/starry_night.jpg", "--emotion", "awe",
+                    "--no-explain", "--out", {str(out)!r}, "--quiet"]
+        try:
+            runpy.run_path("tools/infer.py", run_name="__main__")
+        except SystemExit as e:
+            assert not e.code, e.code
+        print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+    """)
+    assert found == []
+    assert (out / "starry_night.jpg" / "awe_mask.png").is_file()
+
+
+def test_predictor_masks_only_imports_no_torchvision_timm_or_transformers():
+    found = _run(f"""
+        import json, sys
+        from emosem.inference.predictor import EmoSEMPredictor
+        p = EmoSEMPredictor.from_pretrained(explain=False, device="cpu")
+        p.set_image("demo/assets/starry_night.jpg")
+        r = p.predict(["awe", "fear"], explain=False)
+        assert r[0].cues is not None and r[0].mask.shape == r[0].soft_mask.shape
+        print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+    """)
+    assert found == []
+
+
+def test_segment_anything_package_init_still_runs_on_demand():
+    """The package registered without its ``__init__`` gives the same classes to its submodules
+    and, asked for a name of its own, runs the ``__init__`` (SamPredictor works as before)."""
+    got = _run("""
+        import json, sys
+        from emosem.modeling import sam_modules
+        before = "torchvision" in sys.modules
+        import segment_anything
+        from segment_anything import SamPredictor, sam_model_registry
+        from segment_anything.modeling import MaskDecoder
+        print(json.dumps({"before": before, "same": MaskDecoder is sam_modules.MaskDecoder,
+                          "registry": sorted(sam_model_registry),
+                          "predictor": SamPredictor.__module__}))
+    """)
+    assert got == {"before": False, "same": True, "registry": ["default", "vit_b", "vit_h", "vit_l"],
+                   "predictor": "segment_anything.predictor"}
+
+
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_efficientnet_lite_is_timms_network(variant):
+    """Same state-dict keys in the same order, same shapes, same feature_info, and with timm's
+    (random) weights the same logits and intermediates, at a size where "same" padding is uneven."""
+    timm = pytest.importorskip("timm")
+    ref = timm.create_model(WHEELS[variant].timm_name, pretrained=False).eval()
+    ours = EfficientNetLite(variant).eval()
+    theirs_sd, ours_sd = ref.state_dict(), ours.state_dict()
+    assert list(theirs_sd) == list(ours_sd)
+    assert all(theirs_sd[k].shape == ours_sd[k].shape for k in theirs_sd)
+    assert [(f["num_chs"], f["reduction"]) for f in ref.feature_info] == \
+        [(f["num_chs"], f["reduction"]) for f in ours.feature_info]
+    ours.load_state_dict(theirs_sd)
+    x = torch.randn(2, 3, 161, 130)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=1e-5)
+        for a, b in zip(ours.forward_intermediates(x, [2, 3, 4]),
+                        ref.forward_intermediates(x, indices=[2, 3, 4], intermediates_only=True)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_same_padding_is_tensorflows():
+    assert same_padding(320, 3, 2) == (0, 1)  # even input, stride 2: the extra pixel after
+    assert same_padding(161, 5, 2) == (2, 2)
+    assert same_padding(7, 3, 1) == (1, 1)
+
+
+def test_imagenet_names_are_timms():
+    data = pytest.importorskip("timm.data")
+    info = data.ImageNetInfo()
+    assert imagenet_names() == tuple(info.index_to_description(i).split(",")[0].strip()
+                                     for i in range(1000))
+
+
+@pytest.mark.parametrize("shape", [(300, 200), (201, 333), (64, 64), (1000, 17)])
+def test_resize_is_segment_anythings(shape):
+    """SamTransform prepares an image as SAM's ResizeLongestSide does, pixel for pixel."""
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    ref = ResizeLongestSide(128)
+    t = SamTransform(128)
+    x, (h, w) = t.apply_image(image)
+    expected = ref.apply_image(image)
+    assert (h, w) == expected.shape[:2] == preprocess_shape(*shape, 128)
+    got = (x[:, :h, :w] * t.pixel_std + t.pixel_mean).round().permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(got.astype(np.uint8), expected)
+    coords = rng.uniform(0, min(shape), (5, 2))
+    np.testing.assert_allclose(t.apply_coords(coords, shape), ref.apply_coords(coords, shape))
+    boxes = rng.uniform(0, min(shape), (3, 4))
+    np.testing.assert_allclose(t.apply_boxes(boxes, shape), ref.apply_boxes(boxes, shape))
