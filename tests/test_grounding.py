@@ -156,3 +156,22 @@ def test_the_predictor_never_writes_a_contradicted_word(tiny_checkpoint, sample_
     assert any(leaked_words(r.explanation or "", r.cues.record()) for r in free), [r.explanation for r in free]
     assert not any(leaked_words(r.explanation or "", r.cues.record()) for r in grounded), \
         [r.explanation for r in grounded]
+
+
+@pytest.mark.slow
+def test_the_bundled_checkpoint_names_no_unlicensed_object_on_a_real_painting(sample_paintings, smollm2_dir):
+    """End to end with the bundled checkpoint, whose language model was trained to name the
+    synthetic motifs: on a real painting no explanation uses an object noun of that vocabulary
+    that its region's object slot does not license, nor any other word its cues contradict."""
+    from emosem.data.cue_words import licensed_object, licensed_words, object_words
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    predictor = EmoSEMPredictor.from_pretrained(device="cpu")
+    predictor.set_image(next(p for p in sample_paintings if p.stem == "shipwreck"))
+    explained = [r for r in predictor.predict(["awe", "fear", "sadness", "contentment"], max_new_tokens=30)
+                 if r.explanation]
+    assert explained
+    for r in explained:
+        cues = r.cues.record()
+        assert not object_words(r.explanation) - licensed_words(licensed_object(cues)), (r.explanation, cues)
+        assert not leaked_words(r.explanation, cues), r.explanation
