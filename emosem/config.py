@@ -118,6 +118,10 @@ class ModelConfig:
     # Which cue phrase the LM reads (emosem.data.cues.Cues.phrase): 1 = place, size, colours,
     # light, "shows: <concepts>"; 2 = also shape and texture words and "object: <word or none>".
     cue_version: int = 1
+    # The tag-head probability at which a motif of the trained vocabulary may name a region of an
+    # in-domain painting (its object slot); chosen on validation data at export
+    # (emosem.evaluation.calibrate.motif_licence_sweep).
+    motif_min_prob: float = 0.5
     dtype: str = "float32"
 
 

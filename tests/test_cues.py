@@ -41,8 +41,12 @@ def test_white_square_in_the_upper_left_by_hand():
     assert cues.warmth == pytest.approx(0.0, abs=0.5)
     assert cues.warmth_rest == pytest.approx(10.81, abs=0.5)
     assert cues.light_words == ["the brightest part of the canvas", "more muted", "cooler"]
-    assert cues.text == ("in the upper left, medium (9% of the canvas); white; "
-                         "the brightest part of the canvas, more muted, cooler")
+    assert cues.phrase(1) == ("in the upper left, medium (9% of the canvas); white; "
+                              "the brightest part of the canvas, more muted, cooler")
+    # version 2 adds the shape (a square: roundness π/4 < 0.82, so a compact mass), the texture
+    # (flat white inside, striped nowhere: smoother than the red | blue rest, whose seam is an edge)
+    # and the empty object slot
+    assert cues.text == cues.phrase(1) + "; one compact mass, smooth; object: none"
 
 
 def test_two_colour_region_shares_and_extent():
@@ -92,7 +96,13 @@ def test_record_is_json_ready_with_concepts():
     rec = json.loads(json.dumps(cues.record()))
     assert rec["place"] == "in the lower right" and rec["colours"][0]["name"] == "blue"
     assert rec["concepts"] == [{"name": "wreck", "score": 0.3}]
-    assert rec["text"].endswith("; shows: wreck")
+    assert cues.phrase(1).endswith("; shows: wreck")  # version 1: the concepts are the LM's "shows"
+    # version 2 (the record's text): concepts reach the LM only through the object slot
+    assert "wreck" not in rec["text"] and rec["text"].endswith("; object: none") and rec["object"] is None
+    named = cues.with_object({"word": "ship", "source": "imagenet", "score": 0.4})
+    assert named.text.endswith("; object: ship") and named.record()["object"]["source"] == "imagenet"
+    with pytest.raises(ValueError, match="cue version"):
+        cues.phrase(3)
 
 
 def test_language_model_reads_the_cues(tiny_llama_dir):
@@ -137,3 +147,78 @@ def test_muted_colours_get_the_surveys_shade_names():
     assert name_colour(rgb_to_lab(np.array([40, 70, 120], np.uint8))).endswith("blue")
     assert name_colour(rgb_to_lab(np.array([0, 0, 255], np.uint8))) == "blue"
     assert name_colour(rgb_to_lab(np.array([90, 90, 90], np.uint8))) in ("grey", "dark grey")
+
+
+def _flat(value: int = 128, side: int = 128) -> np.ndarray:
+    return np.full((side, side, 3), value, np.uint8)
+
+
+def test_shape_of_drawn_regions_by_hand():
+    """Second moments of a w × h rectangle: variances w²/12 and h²/12, so elongation
+    1 − h/w: a 118 × 20 band 1 − 20/118 = 0.83 (horizontal, 0°), a 15 × 110 bar 1 − 15/110 = 0.86
+    (vertical, 90°); a 12-px line from the lower left to the upper right rises at 45°; a disc of
+    radius 30 has roundness 4πA/P² ≈ 0.9 and elongation 0; five separate dots are five parts;
+    a ten-pointed star fills well under 60% of its convex hull (jagged)."""
+    import cv2
+
+    band = np.zeros((128, 128), bool)
+    band[90:110, 5:123] = True
+    c = extract_cues(_flat(), band)
+    assert c.shape["elongation"] == pytest.approx(1 - 20 / 118, abs=0.01) and c.shape["orientation"] == 0
+    assert c.form == "band" and c.shape_words[0] == "a horizontal band"
+    bar = np.zeros((128, 128), bool)
+    bar[10:120, 55:70] = True
+    c = extract_cues(_flat(), bar)
+    assert c.shape["elongation"] == pytest.approx(1 - 15 / 110, abs=0.01) and c.shape["orientation"] == 90
+    assert c.form == "vertical form"
+    line = np.zeros((128, 128), np.uint8)
+    cv2.line(line, (10, 118), (118, 10), 1, 12)
+    c = extract_cues(_flat(), line.astype(bool))
+    assert c.shape["orientation"] == pytest.approx(45, abs=1) and c.shape_words[0] == "a diagonal streak"
+    disc = np.zeros((128, 128), np.uint8)
+    cv2.circle(disc, (64, 64), 30, 1, -1)
+    c = extract_cues(_flat(), disc.astype(bool))
+    assert c.shape["roundness"] == pytest.approx(0.9, abs=0.05) and c.shape["elongation"] < 0.05
+    assert c.form == "round shape" and c.appearance.endswith("round shape")
+    square = np.zeros((128, 128), bool)
+    square[20:100, 20:100] = True
+    assert extract_cues(_flat(), square).form == "mass"  # roundness π/4 ≈ 0.785: not round
+    dots = np.zeros((128, 128), np.uint8)
+    for x, y in [(20, 20), (100, 30), (60, 70), (20, 110), (110, 110)]:
+        cv2.circle(dots, (x, y), 6, 1, -1)
+    c = extract_cues(_flat(), dots.astype(bool))
+    assert c.shape["parts"] == 5 and c.shape["largest_share"] == pytest.approx(0.2, abs=0.01)
+    assert c.shape_words[0] == "scattered in 5 patches" and c.appearance.startswith("scattered")
+    star = np.zeros((128, 128), np.uint8)
+    pts = [(64 + (55 if k % 2 == 0 else 18) * np.cos(np.pi * k / 5),
+            64 + (55 if k % 2 == 0 else 18) * np.sin(np.pi * k / 5)) for k in range(10)]
+    cv2.fillPoly(star, [np.int32(pts)], 1)
+    c = extract_cues(_flat(), star.astype(bool))
+    assert c.shape["solidity"] < 0.6 and "a jagged outline" in c.shape_words
+
+
+def test_texture_swirl_busy_and_smooth():
+    """Concentric rings swirl (coherent strokes that vary smoothly and point every way); parallel
+    stripes do not (all one orientation: spread 1) and neither does noise (no local coherence);
+    a region painted with stripes on a flat canvas is busier than the rest, a flat region on a
+    striped canvas smoother."""
+    yy, xx = np.mgrid[:128, :128]
+    inner = np.zeros((128, 128), bool)
+    inner[16:112, 16:112] = True
+    rings = np.dstack([(127 + 100 * np.sin(np.hypot(xx - 64, yy - 64) / 2.0)).astype(np.uint8)] * 3)
+    c = extract_cues(rings, inner)
+    assert c.shape["spread"] < 0.1 and c.shape["flow"] > 0.6 and "swirling strokes" in c.shape_words
+    stripes = np.dstack([(127 + 100 * np.sin(xx / 2.0)).astype(np.uint8)] * 3)
+    c = extract_cues(stripes, inner)
+    assert c.shape["spread"] > 0.9 and "swirling strokes" not in c.shape_words
+    noise = np.random.default_rng(0).integers(0, 255, (128, 128, 1), dtype=np.uint8).repeat(3, 2)
+    c = extract_cues(noise, inner)
+    assert c.shape["coherence"] < 0.45 and "swirling strokes" not in c.shape_words
+    patch = np.zeros((128, 128), bool)
+    patch[40:90, 40:90] = True
+    busy = _flat().copy()
+    busy[patch] = stripes[patch]
+    assert "busy brushwork" in extract_cues(busy, patch).shape_words
+    calm = stripes.copy()
+    calm[patch] = 127
+    assert "smooth" in extract_cues(calm, patch).shape_words

@@ -130,3 +130,43 @@ def test_collate_all_none_and_dataloader(synthetic):
     assert [b["batch_size"] for b in batches] == [2, 2, 1]
     assert all(b["num_skipped"] == 0 for b in batches)
     assert batches[0]["image"].shape == (2, 3, S, S)
+
+
+def test_object_slot_targets(synthetic):
+    """Language-stage object targets on motif samples: share 0 names the motif with the motif in
+    the slot; share 1 of appearance gives slot none and a reference that names no object of the
+    trained vocabulary but the region's measured look and place; share 1 of swaps puts a plain
+    noun in the slot that the reference then names; the draw is deterministic per (seed, epoch,
+    index) and the shares split the samples about as asked."""
+    from emosem.data.cue_words import OBJECT_NOUNS, object_words
+    from emosem.data.synthetic.motifs import motif_by_name
+
+    data = load_artemis(synthetic)
+    ds = StimulusDataset(data.samples, data, image_size=S)
+    ds.with_cues = True
+    rows = [i for i, s in enumerate(data.samples) if s.has_mask and s.has_text and ds.motif_of(i)]
+    assert rows
+    for i in rows:
+        it = ds[i]
+        motif = motif_by_name(ds.motif_of(i))
+        assert it["cues"].object == {"word": motif.noun, "source": "motif", "score": 1.0}
+        assert it["utterance"] in data.samples[i].utterances
+        assert it["cues"].text.endswith(f"object: {motif.noun}")
+    ds.appearance_share = 1.0
+    for i in rows:
+        it = ds[i]
+        cues = it["cues"]
+        assert cues.object is None and cues.text.endswith("object: none")
+        assert not object_words(it["utterance"]) & OBJECT_NOUNS, it["utterance"]
+        assert cues.appearance in it["utterance"] and (cues.extent or cues.place) in it["utterance"]
+        assert ds[i]["utterance"] == it["utterance"]  # deterministic
+    ds.appearance_share, ds.object_swap_share = 0.0, 1.0
+    for i in rows:
+        it = ds[i]
+        word = it["cues"].object["word"]
+        assert it["cues"].object["source"] == "given" and f" {word} " in it["utterance"]
+        assert word not in OBJECT_NOUNS
+    ds.appearance_share, ds.object_swap_share = 0.35, 0.15
+    modes = [ds.object_target(i, ds[i]["cues"], "a reference")[2] for i in rows for ds.epoch in range(8)]
+    share = {m: modes.count(m) / len(modes) for m in ("appearance", "swap", "motif")}
+    assert abs(share["appearance"] - 0.35) < 0.12 and abs(share["swap"] - 0.15) < 0.1

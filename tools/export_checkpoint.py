@@ -9,7 +9,8 @@ parts in float16 with the LoRA adapter; the base LM and SAM weights stay referen
 evaluation's text-emotion classifier cached in ``DST/emotion_classifier/`` (it depends on the
 training data, not on the model) is kept across re-exports. ``--calibrate-on DATA`` chooses
 the mask threshold on DATA's val split (see ``emosem.evaluation.calibrate``) and stores it as
-``model.mask_threshold``. The in-domain statistics (``domain/``, see ``tools/fit_domain.py``) of
+``model.mask_threshold``, and the tag-head probability at which a motif may name a region as
+``model.motif_min_prob``. The in-domain statistics (``domain/``, see ``tools/fit_domain.py``) of
 SRC, or else of the DST being replaced, are carried over when they were fitted for the same frozen
 encoder; ``--fit-domain DATA`` fits them afresh on DATA's train split.
 """
@@ -49,6 +50,24 @@ def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
     return sweep
 
 
+def calibrate_motifs(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
+    """The val-split motif licence sweep of ``model`` (see ``emosem.evaluation.calibrate``)."""
+    from emosem.data.splits import build_splits
+    from emosem.evaluation.calibrate import motif_licence_sweep
+    from emosem.evaluation.evaluate import resolve_data_config
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    cfg, _ = resolve_data_config(data_root, src)
+    splits = build_splits(cfg, check_images=True)
+    predictor = EmoSEMPredictor(model, "cpu", merge_lora=False, pack_weights=False)
+    sweep = motif_licence_sweep(predictor, splits.data, list(splits.get(split).samples), progress=True)
+    sweep.update(data=str(data_root), split=split)
+    i = sweep["thresholds"].index(sweep["best"])
+    print(f"motif licence {sweep['best']:.2f}: {split} precision {sweep['precision'][i]:.3f}, "
+          f"coverage {sweep['coverage'][i]:.3f} (n = {sweep['n']})", file=sys.stderr)
+    return sweep
+
+
 def carried_domain(model: EmoSEM, folders: list[Path]) -> Path | None:
     """The first ``domain/`` of ``folders`` fitted for ``model``'s frozen encoder (others are
     reported and left behind)."""
@@ -85,6 +104,9 @@ def main(argv=None) -> int:
     if args.calibrate_on is not None:
         extra["threshold_calibration"] = calibrate(model, args.src, args.calibrate_on, args.split)
         model.config.mask_threshold = extra["threshold_calibration"]["best"]
+        if model.tag_head is not None:
+            extra["motif_licence"] = calibrate_motifs(model, args.src, args.calibrate_on, args.split)
+            model.config.motif_min_prob = extra["motif_licence"]["best"]
     if args.note:
         extra["note"] = args.note
     classifier = args.dst / CLASSIFIER_DIR

@@ -287,7 +287,7 @@ class InferenceSections:
         state = self._state()
         with torch.no_grad():
             (r,) = p.predict([self.emotion], explain=False, state=state)
-        cues = [r.cues.text if r.cues is not None else ""]
+        cues = [r.cues.phrase(p.model.config.cue_version) if r.cues is not None else ""]
 
         def explain_with(pred: Any) -> Callable[[], Any]:
             model = pred.model

@@ -72,6 +72,9 @@ ROUND, JAGGED = 0.82, 0.6  # roundness 4πA/P² of the largest part; its solidit
 # that vary smoothly (flow >= SWIRL_FLOW, see texture_measures) and whose resultant length
 # (0 = every direction, 1 = parallel) is <= SWIRL_GLOBAL.
 BUSY, SMOOTH, SWIRL_LOCAL, SWIRL_GLOBAL, SWIRL_FLOW = 1.35, 0.65, 0.45, 0.25, 0.6
+# Texture needs this many interior pixels (at the working size) and, to swirl, strokes: a mean
+# gradient magnitude of L* of at least SWIRL_ENERGY inside (a flat region has none).
+MIN_TEXTURE_PIXELS, SWIRL_ENERGY = 16, 4.0
 CUE_VERSIONS = (1, 2)
 
 
@@ -415,7 +418,7 @@ def shape_words(shape: dict) -> tuple[str, list[str]]:
     rest = max(shape.get("edge_energy_rest", 0.0), 1e-6)
     ratio = shape.get("edge_energy", 0.0) / rest
     if (shape.get("coherence", 0.0) >= SWIRL_LOCAL and shape.get("flow", 0.0) >= SWIRL_FLOW
-            and shape.get("spread", 1.0) <= SWIRL_GLOBAL):
+            and shape.get("spread", 1.0) <= SWIRL_GLOBAL and shape.get("edge_energy", 0.0) >= SWIRL_ENERGY):
         words.append("swirling strokes")
     elif ratio >= BUSY:
         words.append("busy brushwork")
@@ -455,7 +458,11 @@ def extract_cues(image: np.ndarray, mask: np.ndarray, work_side: int = 128) -> C
               for i in range(0, bh * 4, bh) for j in range(0, bw * 4, bw)]
     block_l = np.array([float(b.mean()) for b, r in blocks if r.size and r.mean() > 0.9])
     numbers, words = _light_words(lab, weights, weights, rest, block_l)
-    shape = {**shape_measures(inside), **texture_measures(lab[..., 0], weights)} if inside.any() else {}
+    # texture is measured inside the region, away from its outline (an outline's edges would read
+    # as strokes): the region eroded by two pixels, where anything is left of it
+    interior = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(np.float32)
+    texture = texture_measures(lab[..., 0], interior) if interior.sum() >= MIN_TEXTURE_PIXELS else {}
+    shape = {**shape_measures(inside), **texture} if inside.any() else {}
     form, shapes = shape_words(shape) if shape else ("shape", [])
     return Cues(place=place, extent=extent, centroid=centroid, bbox=bbox,
                 area_fraction=round(area, 4), size=_size_word(area), colours=colours,

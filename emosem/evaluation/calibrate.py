@@ -19,6 +19,8 @@ import numpy as np
 from emosem.evaluation.metrics import soft_to_shape
 
 THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # .2 … .8
+MOTIF_GRID: tuple[float, ...] = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))  # .3 … .95
+MOTIF_PRECISION = 0.95
 
 
 def threshold_sweep(
@@ -64,3 +66,55 @@ def threshold_sweep(
         "n": int(iou.shape[0]),
         "best": round(float(t[best]), 4),
     }
+
+
+def motif_licence_sweep(
+    predictor: Any,
+    data: Any,
+    samples: list[Any],
+    grid: tuple[float, ...] = MOTIF_GRID,
+    precision: float = MOTIF_PRECISION,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The tag-head probability at which a motif may name a region (``model.motif_min_prob``,
+    see :meth:`EmoSEMPredictor.object_slots`): on ``samples`` whose stimulus is a known motif
+    (their COCO annotations' ``motif``), the region the model predicts for the emotion gets the
+    motif the tag head is surest of; ``best`` is the lowest threshold of ``grid`` at which at least
+    ``precision`` of the licensed regions get one of their true motifs (the highest if none).
+
+    Returns ``{"thresholds", "precision", "coverage", "n", "best", "target_precision"}``
+    (coverage: the share of regions licensed at each threshold).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    by_key: dict[str, list[Any]] = {}
+    for s in samples:
+        truth = {a["motif"] for a in data.annotations(s.key) if a.get("motif") and a["emotion"] == s.emotion}
+        if truth and s.has_mask:
+            by_key.setdefault(s.key, []).append((s, truth))
+    if not by_key:
+        raise ValueError("No sample whose stimulus is a known motif to calibrate the motif licence on")
+    model = predictor.model
+    if model.tag_head is None:
+        raise ValueError("The model has no tag head: motifs cannot be licensed")
+    best_p, right = [], []
+    with torch.no_grad():
+        for group in tqdm(list(by_key.values()), desc="motif licence", unit="painting", disable=not progress):
+            state = predictor.encode(group[0][0].image_path)
+            names = [s.emotion for s, _ in group]
+            logits, _, mask_token, tokens = model.segment(state.embedding, names)
+            emb = model.gather(state.embedding, None, len(names))
+            probs = model.tag_logits(emb, logits.sigmoid(), mask_token, tokens).sigmoid()
+            for (_, truth), (motif, p) in zip(group, predictor.motif_evidence(probs)):
+                best_p.append(p)
+                right.append(motif in truth)
+    p, ok = np.asarray(best_p), np.asarray(right)
+    prec, cover = [], []
+    for t in grid:
+        hit = p >= t
+        prec.append(round(float(ok[hit].mean()), 4) if hit.any() else 1.0)
+        cover.append(round(float(hit.mean()), 4))
+    passing = [t for t, q in zip(grid, prec) if q >= precision]
+    return {"thresholds": list(grid), "precision": prec, "coverage": cover, "n": int(len(p)),
+            "best": float(min(passing)) if passing else float(max(grid)), "target_precision": precision}

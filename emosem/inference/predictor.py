@@ -26,6 +26,7 @@ import torch
 from emosem.config import check_mask_threshold
 from emosem.data.cues import Cues, extract_cues
 from emosem.data.image_io import load_image
+from emosem.data.synthetic.motifs import motif_by_name
 from emosem.data.transforms import SamTransform
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
 from emosem.inference.affect_prior import blend_distribution, is_out_of_domain, painting_prior
@@ -196,8 +197,13 @@ class EmoSEMPredictor:
         self.transform = SamTransform(model.image_size)
         self.lock = threading.RLock()
         self._state: ImageState | None = None
+        self._motif_tags: dict[str, list[int]] | None = None  # motif → its words' tag indices
         if model.lm is None:  # masks only (from_pretrained(explain=False))
             return
+        if model.tag_head is not None:  # object tags enter a prefix only where a motif is licensed
+            from emosem.data.cue_words import OBJECT_NOUNS
+
+            model.set_object_vocabulary(OBJECT_NOUNS)
         if merge_lora:
             self.model.lm.merge_lora(unload=True)
         # Then, on a CPU, the LM's float32 weights prepacked for oneDNN, or (lm_int8, opt-in:
@@ -378,12 +384,19 @@ class EmoSEMPredictor:
                 ] if explain else []
         if rows:
             t1 = time.perf_counter()
+            idx = torch.tensor(rows, device=logits.device)
+            if cues[rows[0]] is not None:  # what each region may be called, and on what evidence
+                slots = self.object_slots(st, masks[rows], emb[idx], logits[idx], mask_token[idx],
+                                          tokens[idx], self._in_domain(st, in_domain))
+                for i, slot in zip(rows, slots):
+                    cues[i] = cues[i].with_object(slot)
             if word_grounding:
                 gen = self._grounded(gen, [cues[i].record() if cues[i] else None for i in rows])
-            idx = torch.tensor(rows, device=logits.device)
+            version = self.model.config.cue_version
             said = self.model.explain(emb[idx], logits[idx], mask_token[idx], tokens[idx],
                                       [names[i] for i in rows],
-                                      cues=[cues[i].text if cues[i] else "" for i in rows],
+                                      cues=[cues[i].phrase(version) if cues[i] else "" for i in rows],
+                                      objects=[cues[i].object if cues[i] else None for i in rows],
                                       max_new_tokens=max_new_tokens, **gen)
             for i, text in zip(rows, said):
                 texts[i] = text
@@ -399,6 +412,57 @@ class EmoSEMPredictor:
             )
             for i in range(n)
         ]
+
+    @torch.no_grad()
+    def object_slots(self, st: ImageState, masks: np.ndarray, emb: torch.Tensor, logits: torch.Tensor,
+                     mask_token: torch.Tensor, tokens: torch.Tensor,
+                     in_domain: float | None) -> list[dict | None]:
+        """What each region (masks [n, H, W] bool; the decoder's outputs for the same n rows) may
+        be named, with its evidence (the cues' object slot):
+
+        * a motif of the trained vocabulary (``source: "motif"``) when the painting is in domain
+          (:func:`~emosem.inference.domain.is_in_domain`; no score counts as in domain) and the
+          tag head gives one of the motif's words at least ``model.motif_min_prob`` (calibrated
+          on validation data by :func:`~emosem.evaluation.calibrate.motif_licence_sweep`);
+        * otherwise a licensed ImageNet concept in a plain word (``source: "imagenet"``,
+          :func:`~emosem.inference.concepts.licensed_concepts`: crops at full resolution, a
+          threshold calibrated on the synthetic regions);
+        * otherwise None: nothing licenses a name, and the explanation describes the region by what
+          is measured.
+        """
+        from emosem.inference import concepts
+        from emosem.inference.domain import is_in_domain
+
+        slots: list[dict | None] = [None] * len(masks)
+        if is_in_domain(in_domain) is not False and self.model.tag_head is not None:
+            probs = self.model.tag_logits(emb, logits.sigmoid(), mask_token, tokens).sigmoid()
+            for i, (name, p) in enumerate(self.motif_evidence(probs)):
+                if p >= self.model.config.motif_min_prob:
+                    slots[i] = {"word": motif_by_name(name).noun, "source": "motif", "score": round(p, 4)}
+        todo = [i for i, s in enumerate(slots) if s is None]
+        if todo and concepts.licence_threshold() is not None:
+            found = concepts.licensed_concepts(st.image, [masks[i] for i in todo])
+            for i, c in zip(todo, found):
+                if c is not None:
+                    slots[i] = {"word": c["word"], "source": "imagenet", "score": c["score"],
+                                "concept": c["concept"]}
+        return slots
+
+    def motif_evidence(self, probs: torch.Tensor) -> list[tuple[str, float]]:
+        """Per row of tag probabilities [n, T]: the motif whose words the tag head is surest of,
+        and that probability (the best of its words' tags)."""
+        if self._motif_tags is None:
+            from emosem.data.cue_words import MOTIF_WORDS
+
+            texts = [self.model.lm.tokenizer.decode([int(t)]).strip().lower()
+                     for t in self.model.tag_head.token_ids.tolist()]
+            self._motif_tags = {name: [j for j, t in enumerate(texts) if t in words]
+                                for name, words in MOTIF_WORDS.items()}
+        best = []
+        for row in probs.float().cpu():
+            scored = [(name, float(row[idx].max())) for name, idx in self._motif_tags.items() if idx]
+            best.append(max(scored, key=lambda x: x[1]) if scored else ("", 0.0))
+        return best
 
     def _grounded(self, gen: dict[str, Any], records: list[dict | None]) -> dict[str, Any]:
         """``gen`` with a :class:`~emosem.inference.grounding.BannedWords` processor added."""

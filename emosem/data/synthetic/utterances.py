@@ -239,7 +239,7 @@ def make_something_else_utterance(rng: np.random.Generator, color: str) -> str:
 
 # Plain nouns that no motif uses, for the language stage's "swap" samples: the slot holds one
 # and the reference names it, so the LM learns to name what the slot licenses, whatever it is.
-SWAP_NOUNS = ("ship", "boat", "church", "bridge", "dog", "bird", "woman", "man", "child", "face",
+SWAP_NOUNS = ("ship", "boat", "church", "bridge", "dog", "bird", "woman", "man", "child", "vase",
               "tower", "road", "field", "crowd", "table", "rock", "lamp", "hat", "cart", "fence")
 
 # What a viewer says of a region named by its look rather than by a thing ("the dark grey
