@@ -302,10 +302,16 @@ PRIOR_METHODS: dict[str, Callable[[np.ndarray], dict[str, float]]] = {
     "vm_synthetic": lambda img: _whole_canvas(img, SYNTHETIC_REFERENCE),
     # mean L*/C* as z-scores against colour samples (V&M's own kind of scale)
     "vm_chips": lambda img: _whole_canvas(img, CHIP_REFERENCE),
-    # per colour cluster, mixed by share
-    "vm_chips_clusters": lambda img: cluster_mixture_prior(colour_clusters(img), hue=False),
+    # per colour cluster, mixed by share, against the chips
+    "vm_chips_clusters": lambda img: cluster_mixture_prior(colour_clusters(img), False, CHIP_REFERENCE),
     # per colour cluster with the chips' rated valence of the colour (hue) as pleasure
-    "chip_valence_clusters": lambda img: cluster_mixture_prior(colour_clusters(img), hue=True),
+    "chip_valence_clusters": lambda img: cluster_mixture_prior(colour_clusters(img), True, CHIP_REFERENCE),
+    # the two cluster variants with arousal/dominance (and, without hue, pleasure) against the
+    # synthetic set as in the first version (measured first by mistake, kept and labelled)
+    "vm_synthetic_clusters": lambda img: cluster_mixture_prior(colour_clusters(img), False,
+                                                               SYNTHETIC_REFERENCE),
+    "chip_valence_synthetic_clusters": lambda img: cluster_mixture_prior(colour_clusters(img), True,
+                                                                         SYNTHETIC_REFERENCE),
     # the language model (emosem.inference.lm_prior): the issue's naive baseline, and the PMI prior
     "lm_naive": _lm("naive"),
     "lm_pmi": _lm("pmi"),

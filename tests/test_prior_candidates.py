@@ -1,0 +1,117 @@
+"""The emotion-prior candidates of issue 27, item 1: colour clusters, the BCP-37 rated valence,
+the language-model PMI prior (on a scripted scorer with known word preferences) and the
+product of experts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emosem.emotions import ARTEMIS_EMOTIONS
+from emosem.inference.affect_prior import (
+    BCP37,
+    PRIOR_METHODS,
+    chip_valence,
+    cluster_mixture_prior,
+    colour_clusters,
+    geometric_blend,
+    painting_prior,
+)
+from emosem.inference.lm_prior import (
+    EMOTION_WORDS,
+    NAIVE_NULL,
+    Description,
+    LMPrior,
+    describe,
+    reference_descriptions,
+)
+
+
+def _painted(rgb: tuple[int, int, int], h: int = 60, w: int = 80) -> np.ndarray:
+    img = np.zeros((h, w, 3), np.uint8)
+    img[...] = rgb
+    return img
+
+
+DARK_COLD_MUTED = (38, 44, 58)
+BRIGHT_WARM_SATURATED = (250, 170, 40)
+
+
+def test_colour_clusters_find_two_colours_and_their_shares():
+    img = _painted(DARK_COLD_MUTED)
+    img[:, 60:] = BRIGHT_WARM_SATURATED  # a quarter of the canvas
+    clusters = colour_clusters(img)
+    assert len(clusters) == 2
+    assert clusters[0].share == pytest.approx(0.75) and clusters[1].share == pytest.approx(0.25)
+    assert clusters[0].lab[0] < 30 < 70 < clusters[1].lab[0]  # dark first, bright second
+
+
+def test_chip_valence_follows_the_rated_chips():
+    lab = {row[0]: np.array(row[1:4]) for row in BCP37}
+    # saturated yellow was rated happiest, the greys among the saddest (Schloss et al. 2020)
+    assert chip_valence(lab["SY"]) > 1.0 > 0 > -1.0 > chip_valence(lab["A1"])
+    assert chip_valence(lab["SO"]) > chip_valence(lab["DO"])
+
+
+@pytest.mark.parametrize("hue", [False, True])
+def test_cluster_priors_rank_dark_cold_muted_sad_and_bright_warm_saturated_amused(hue):
+    dark = cluster_mixture_prior(colour_clusters(_painted(DARK_COLD_MUTED)), hue=hue)
+    bright = cluster_mixture_prior(colour_clusters(_painted(BRIGHT_WARM_SATURATED)), hue=hue)
+    for prior in (dark, bright):
+        assert set(prior) == set(ARTEMIS_EMOTIONS) and sum(prior.values()) == pytest.approx(1.0)
+    assert dark["sadness"] > dark["amusement"] and dark["fear"] > dark["amusement"]
+    assert bright["amusement"] > bright["sadness"] and bright["amusement"] > bright["fear"]
+
+
+def test_painting_prior_names_its_methods():
+    assert {"vm_synthetic", "vm_chips", "lm_naive", "lm_pmi"} <= set(PRIOR_METHODS)
+    with pytest.raises(ValueError, match="unknown prior method"):
+        painting_prior(_painted(DARK_COLD_MUTED), "nope")
+
+
+def test_geometric_blend_of_equal_experts_is_the_expert():
+    p = dict(zip(ARTEMIS_EMOTIONS, np.arange(1, 10) / 45.0))
+    assert geometric_blend([p, p]) == pytest.approx(p)
+    q = geometric_blend([p, dict(zip(ARTEMIS_EMOTIONS, np.ones(9) / 9))])
+    assert sum(q.values()) == pytest.approx(1.0) and max(q, key=q.get) == ARTEMIS_EMOTIONS[-1]
+
+
+def test_describe_puts_measured_light_saturation_and_warmth_into_words():
+    d = describe(_painted(DARK_COLD_MUTED))
+    assert (d.light, d.saturation, d.warmth) == ("dark", "muted", "cool")
+    b = describe(_painted(BRIGHT_WARM_SATURATED))
+    assert (b.light, b.saturation, b.warmth) == ("bright", "vivid", "warm")
+    assert all(d.colours in text for text in d.texts())
+
+
+class ScriptedScorer(LMPrior):
+    """A 'language model' whose taste for ' amused' grows after any description of colours (+2 nats
+    over the content-free null, the trap of the issue's naive prior) and that reads darkness:
+    ' sad' and ' afraid' gain 1 nat after a description saying 'dark'."""
+
+    def word_scores(self, contexts: list[str]) -> np.ndarray:
+        words = list(EMOTION_WORDS.values())
+        out = np.zeros((len(contexts), len(words)))
+        for i, text in enumerate(contexts):
+            out[i, words.index(" amused")] += 4.0 if text == NAIVE_NULL else 6.0
+            if "dark" in text:
+                out[i, words.index(" sad")] += 1.0
+                out[i, words.index(" afraid")] += 1.0
+        return out
+
+
+def test_pmi_prior_cancels_the_word_prior_that_swamps_the_naive_one():
+    scorer = ScriptedScorer()
+    dark = Description("black and dark blue", "dark", "muted", "cool")
+    naive = scorer.naive_prior(dark)
+    pmi = scorer.prior(dark)
+    assert max(naive, key=naive.get) == "amusement"  # the word's own prior wins
+    assert pmi["sadness"] > pmi["amusement"] and pmi["fear"] > pmi["amusement"]
+    assert sum(pmi.values()) == pytest.approx(1.0)
+    bright = scorer.prior(Description("yellow and orange", "bright", "vivid", "warm"))
+    assert bright["sadness"] < bright["amusement"]
+
+
+def test_reference_descriptions_cover_every_word_combination():
+    refs = reference_descriptions()
+    assert len(refs) == 27 and len({(r.light, r.saturation, r.warmth) for r in refs}) == 27
