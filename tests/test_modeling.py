@@ -337,3 +337,32 @@ def test_real_smollm2_end_to_end(smollm2_dir):
         logits, _, mtok = model.decode(emb, tok)
         text = model.explain(emb, logits, mtok, tok, ["awe"], max_new_tokens=8)
     assert len(text) == 1 and isinstance(text[0], str) and text[0].strip()
+
+
+def test_object_tags_enter_only_licensed_prefixes(tiny_llama_dir):
+    """With object tags marked (set_object_vocabulary), a row whose object slot licenses no motif
+    gets the best non-object tags in its prefix even when object tags score highest; a licensed
+    row keeps them."""
+    torch.manual_seed(0)
+    model = EmoSEM.build(ModelConfig(lm=str(tiny_llama_dir), prefix_length=4, tag_k=2)).eval()
+    tok = model.lm.tokenizer
+    words = [" wave", " volcano", " red", " left", " bright"]
+    ids = [tok.encode(w, add_special_tokens=False)[0] for w in words]
+    texts = [tok.decode([i]).strip().lower() for i in ids]
+    model.add_tag_head(torch.tensor(ids))
+    n_obj = model.set_object_vocabulary({"wave", "volcano"})
+    assert n_obj == sum(t in {"wave", "volcano"} for t in texts) >= 1
+    b = 2
+    emb = model.encode(torch.randn(b, 3, model.image_size, model.image_size))
+    logits, _, mtok, tokens = model.segment(emb, ["fear", "fear"])
+    tag_logits = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0]] * b)  # object tags first
+    with torch.no_grad():
+        prefix = model.prefix(emb, logits.sigmoid(), mtok, tokens, tag_logits,
+                              licensed=EmoSEM.licensed_rows([None, {"word": "wave", "source": "motif"}]))
+    tags = prefix[:, model.config.prefix_length:]
+    table = model.lm.embed_ids(torch.tensor(ids)).to(tags.dtype)
+    chosen = [[int((table - t).abs().sum(-1).argmin()) for t in row] for row in tags]
+    is_obj = model.object_tags.tolist()
+    assert not any(is_obj[j] for j in chosen[0])  # unlicensed: no object tag
+    assert chosen[1] == [0, 1]  # licensed: the two highest, object tags included
+    assert EmoSEM.licensed_rows([{"word": "ship", "source": "imagenet"}, None]) == [False, False]
