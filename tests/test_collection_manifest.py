@@ -66,7 +66,7 @@ def test_sizes_must_be_finite_positive_and_canvas_ids_unique(tmp_path):
     path = tmp_path / "m.json"
     path.write_text('{"type": "Manifest", "items": [{"id": "https://e.org/c", "type": "Canvas", '
                     '"width": 1e999, "height": 10}]}')  # a number JSON allows, infinite as a float
-    _refused(path, "width and height between 0 and")
+    _refused(path, "needs positive width and height, finite")
     _refused(_write(path, [_canvas(0, "a.jpg", width=0)]), "width and height")
     _refused(_write(path, [_canvas(0, "a.jpg", height=True)]), "width and height")
     # two canvases with one id showing two images: refused (before: both carried one image's page)

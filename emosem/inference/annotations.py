@@ -402,8 +402,8 @@ def _canvas(c: Any, i: int) -> Canvas:
     w, h = c.get("width"), c.get("height")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= CANVAS_MAX_SIDE
                for v in (w, h)):  # also refuses NaN and infinities
-        raise ValueError(f"canvas {c['id']} needs a width and height between 0 and {CANVAS_MAX_SIDE:g} "
-                         f"(got {w!r} x {h!r})")
+        raise ValueError(f"canvas {c['id']} needs positive width and height, finite and at most "
+                         f"{CANVAS_MAX_SIDE:g} (got {w!r} x {h!r})")
     _list_of_objects(c.get("annotations"), f"canvas {c['id']} annotations")
     return Canvas(c["id"], float(w), float(h), _image_names(c, f"canvas {c['id']}"))
 
