@@ -25,8 +25,10 @@ amusement first on 18 of 20 real paintings (issue 27). :func:`lm_prior` instead
 "something else" has no adjective: its score is the mean of the other eight. The prior is the
 softmax of the scores (nats, temperature 1).
 
-The reference scores are computed once per model and process (:class:`LMPrior` caches them), a
-painting's prior costs one batched forward pass of len(TEMPLATES) × 8 short sequences.
+The reference scores are computed once per model and process (:class:`LMPrior` caches them); a
+painting's prior costs, per paraphrase, one pass over the description and one batched pass over the
+eight adjectives' few tokens continuing its key/value cache; :func:`painting_lm_prior` caches it
+per image.
 """
 
 from __future__ import annotations
@@ -127,9 +129,8 @@ class LMPrior:
     The model loads on first use; reference scores are computed once and kept.
     """
 
-    def __init__(self, model_path: str | Path | None = None, batch_size: int = 48) -> None:
+    def __init__(self, model_path: str | Path | None = None) -> None:
         self.model_path = model_path
-        self.batch_size = batch_size
 
     @cached_property
     def _lm(self):
@@ -141,40 +142,42 @@ class LMPrior:
 
         path = resolve_lm_path(self.model_path or DEFAULT_LM_NAME)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         logger.info("emotion prior language model: %s", path)
         return tokenizer, model
 
     def word_scores(self, contexts: list[str]) -> np.ndarray:
         """[len(contexts), 8] summed log-probabilities of each :data:`EMOTION_WORDS` adjective
-        after ``context + STEM``."""
+        after ``context + STEM``.
+
+        Each context is run once; its key/value cache is repeated for the eight adjectives, which
+        continue it in one batch (right-padded: the padding comes after every scored token).
+        """
         import torch
 
         tokenizer, model = self._lm
-        words = list(EMOTION_WORDS.values())
-        word_ids = [tokenizer(w, add_special_tokens=False).input_ids for w in words]
-        rows, spans = [], []
-        for context in contexts:
-            prefix = tokenizer(context + STEM, add_special_tokens=False).input_ids
-            for ids in word_ids:
-                rows.append(prefix + ids)
-                spans.append((len(prefix), len(prefix) + len(ids)))
+        word_ids = [tokenizer(w, add_special_tokens=False).input_ids for w in EMOTION_WORDS.values()]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        out = np.empty(len(rows))
+        width = max(len(ids) for ids in word_ids)
+        cont = torch.full((len(word_ids), width), pad, dtype=torch.long)
+        cont_mask = torch.zeros((len(word_ids), width), dtype=torch.long)
+        for i, ids in enumerate(word_ids):
+            cont[i, :len(ids)] = torch.tensor(ids)
+            cont_mask[i, :len(ids)] = 1
+        out = np.empty((len(contexts), len(word_ids)))
         with torch.inference_mode():
-            for start in range(0, len(rows), self.batch_size):
-                batch = rows[start:start + self.batch_size]
-                width = max(len(r) for r in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for i, r in enumerate(batch):
-                    ids[i, :len(r)] = torch.tensor(r)
-                    mask[i, :len(r)] = 1
-                logp = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
-                for i, (a, b) in enumerate(spans[start:start + self.batch_size]):
-                    targets = ids[i, a:b]
-                    out[start + i] = float(logp[i, a - 1:b - 1].gather(-1, targets[:, None]).sum())
-        return out.reshape(len(contexts), len(words))
+            for c, context in enumerate(contexts):
+                prefix = torch.tensor([tokenizer(context + STEM, add_special_tokens=False).input_ids])
+                first = model(input_ids=prefix, use_cache=True)
+                first_logp = first.logits[0, -1].float().log_softmax(-1)
+                cache = first.cache
+                cache.batch_repeat_interleave(len(word_ids))
+                mask = torch.cat([torch.ones((len(word_ids), prefix.shape[1]), dtype=torch.long), cont_mask], 1)
+                logp = model(input_ids=cont, attention_mask=mask, cache=cache).logits.float().log_softmax(-1)
+                for i, ids in enumerate(word_ids):
+                    out[c, i] = float(first_logp[ids[0]]) + sum(float(logp[i, j - 1, ids[j]])
+                                                              for j in range(1, len(ids)))
+        return out
 
     @cached_property
     def reference_scores(self) -> np.ndarray:
