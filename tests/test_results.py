@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emosem.results.manifest import ResultsError, load_manifest
-from emosem.results.render import PLACEHOLDER, render_readme, unsourced_numbers
+from emosem.results.render import quoted_reports, render_readme, unsourced_numbers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def test_block_is_filled_from_the_report_and_a_second_run_changes_nothing(tmp_pa
 @pytest.mark.parametrize("template, error", [
     ("| gIoU | 0.804 |\n", r"number\(s\) without a source: 0.804"),  # typed by hand
     ("{{ev: report.seg.cIoU}}\n", "ev.json has no 'report.seg.cIoU'"),
-    ("{{other: report.x}}\n", "no report .*other.json .*tools/results.py record other"),
+    ("{{other: report.x}}\n", "quotes other, which docs/results/reports.yaml does not name"),
     ("{{ev: report.seg}}\n", "is a dict, not a value"),
 ])
 def test_a_number_without_a_source_fails(tmp_path, template, error):
@@ -51,6 +51,15 @@ def test_a_number_without_a_source_fails(tmp_path, template, error):
     with pytest.raises(ResultsError, match=error):
         render_readme(root)
     assert (root / "README.md").read_text() == before
+
+
+def test_a_named_report_not_recorded_yet_shows_the_command_not_numbers(tmp_path):
+    root = _tree(tmp_path, "| x | {{ev: report.seg.gIoU}} |\n")
+    (root / "docs/results/ev.json").unlink()
+    assert render_readme(root) is True
+    text = (root / "README.md").read_text()
+    assert "0.80442" not in text and "old 0.1" not in text
+    assert "run `python tools/results.py record ev`, then `make docs`" in text
 
 
 def test_check_mode_sees_a_stale_block_and_writes_nothing(tmp_path):
@@ -79,6 +88,6 @@ def test_readme_is_up_to_date_with_the_committed_reports():
     # `make docs` on the committed reports changes nothing: no number in a marked block is stale
     # or typed by hand; every report the README quotes has its one command in the manifest
     assert render_readme(REPO, write=False) is False, "README.md is stale: run `make docs`"
-    quoted = {m["report"] for t in (REPO / "docs/results/templates").glob("*.md")
-              for m in PLACEHOLDER.finditer(t.read_text()) if m["report"]}
+    quoted = {r for t in (REPO / "docs/results/templates").glob("*.md")
+              for r in quoted_reports(t.read_text())}
     assert quoted and quoted <= set(load_manifest(REPO))

@@ -17,21 +17,27 @@ is replaced by its template, ``docs/results/templates/masks.md``, with every pla
 * ``{{= 0.85}}`` — a number that is stated, not measured (a target), marked as such.
 
 A digit in a template outside a placeholder or a code span is an error: every number a marked
-block shows comes from a report, or is declared a constant. :func:`render_readme` rewrites the
+block shows comes from a report, or is declared a constant. A template that quotes a report the
+manifest names but nobody has recorded yet renders as a note with the commands that make it
+(and a warning), never with numbers; a report the manifest does not name is an error. :func:`render_readme` rewrites the
 blocks (idempotent: a second run changes nothing) and returns whether the README changed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from emosem.paths import repo_root
-from emosem.results.manifest import RESULTS_DIR, ResultsError, results_dir
+from emosem.results.manifest import RESULTS_DIR, ResultsError, load_manifest, results_dir
 
-__all__ = ["BLOCK", "PLACEHOLDER", "fill_template", "render_readme", "unsourced_numbers"]
+__all__ = ["BLOCK", "PLACEHOLDER", "fill_template", "quoted_reports", "render_readme",
+           "unsourced_numbers"]
+
+logger = logging.getLogger(__name__)
 
 #: A marked README block: its name and its current body.
 BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results: (?P=name) -->)",
@@ -133,6 +139,17 @@ def fill_template(template: str, reports: _Reports, where: str) -> str:
     return PLACEHOLDER.sub(fill, template)
 
 
+def quoted_reports(template: str) -> list[str]:
+    """The report names a template's placeholders quote, in order of first use."""
+    return list(dict.fromkeys(m["report"] for m in PLACEHOLDER.finditer(template) if m["report"]))
+
+
+def pending_note(missing: list[str]) -> str:
+    """What a block shows while a report it quotes has not been recorded."""
+    names = " ".join(missing)
+    return (f"*Not recorded yet:* run `python tools/results.py record {names}`, then `make docs`.")
+
+
 def _block_body(name: str, rendered: str) -> str:
     note = (f"<!-- generated from docs/results/templates/{name}.md by `make docs`; "
             "edit the template, not this block -->\n")
@@ -153,13 +170,26 @@ def render_readme(root: Path | None = None, write: bool = True) -> bool:
     reports = _Reports(results_dir(root))
     used: set[str] = set()
 
+    known = load_manifest(root)
+
     def replace(m: re.Match) -> str:
         name = m["name"]
         path = templates / f"{name}.md"
         if not path.is_file():
             raise ResultsError(f"README.md block {name!r} has no template {path}")
         used.add(name)
-        body = fill_template(path.read_text(encoding="utf-8"), reports, f"template {name}.md")
+        template = path.read_text(encoding="utf-8")
+        quoted = quoted_reports(template)
+        unknown = [r for r in quoted if r not in known]
+        if unknown:
+            raise ResultsError(f"template {name}.md quotes {', '.join(unknown)}, which "
+                               f"{RESULTS_DIR}/reports.yaml does not name")
+        missing = [r for r in quoted if not (reports.folder / f"{r}.json").is_file()]
+        if missing:
+            logger.warning("README block %s: not recorded yet: %s", name, ", ".join(missing))
+            body = pending_note(missing)
+        else:
+            body = fill_template(template, reports, f"template {name}.md")
         return m.group(1) + _block_body(name, body) + m.group(4)
 
     new = BLOCK.sub(replace, text)
