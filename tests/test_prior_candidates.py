@@ -84,12 +84,24 @@ def test_describe_puts_measured_light_saturation_and_warmth_into_words():
     assert all(d.colours in text for text in d.texts())
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Reference scores of scripted scorers go to a temporary cache, never the user's."""
+    monkeypatch.setenv("EMOSEM_CACHE", str(tmp_path / "cache"))
+
+
 class ScriptedScorer(LMPrior):
     """A 'language model' whose taste for ' amused' grows after any description of colours (+2 nats
     over the content-free null, the trap of the issue's naive prior) and that reads darkness:
     ' sad' and ' afraid' gain 1 nat after a description saying 'dark'."""
 
+    def __init__(self, model_dir: str = "scripted-lm") -> None:
+        super().__init__(model_dir)
+        self.resolved_path = model_dir  # no model to resolve
+        self.calls = 0
+
     def word_scores(self, contexts: list[str]) -> np.ndarray:
+        self.calls += len(contexts)
         words = list(EMOTION_WORDS.values())
         out = np.zeros((len(contexts), len(words)))
         for i, text in enumerate(contexts):
@@ -115,3 +127,14 @@ def test_pmi_prior_cancels_the_word_prior_that_swamps_the_naive_one():
 def test_reference_descriptions_cover_every_word_combination():
     refs = reference_descriptions()
     assert len(refs) == 27 and len({(r.light, r.saturation, r.warmth) for r in refs}) == 27
+
+
+def test_reference_scores_are_kept_on_disk_per_model(tmp_path):
+    first = ScriptedScorer(str(tmp_path / "lm-a"))
+    scores = first.reference_scores
+    assert first.calls == 27 * 3
+    again = ScriptedScorer(str(tmp_path / "lm-a"))
+    assert again.reference_scores == pytest.approx(scores) and again.calls == 0  # read back
+    other = ScriptedScorer(str(tmp_path / "lm-b"))
+    assert len(other.reference_scores) == len(EMOTION_WORDS)
+    assert other.calls == 27 * 3  # another model: its own scores

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -123,6 +125,19 @@ def _with_something_else(scores: dict[str, float]) -> dict[str, float]:
     return {**scores, "something else": float(np.mean(list(scores.values())))}
 
 
+def reference_cache_path(model_path: str, texts: list[str]) -> Path:
+    """Where the reference scores of a model and a set of reference texts are kept:
+    ``$EMOSEM_CACHE`` (default ``~/.cache/emosem``) ``/lm_prior/<key>.json``; the key hashes the
+    model folder, its weight files' sizes and times, the texts, the stem and the adjectives."""
+    folder = Path(model_path)
+    stats = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in folder.glob("*.safetensors")) \
+        if folder.is_dir() else []
+    key = hashlib.sha1(json.dumps([str(folder.resolve()) if folder.exists() else model_path, stats,
+                                   texts, STEM, list(EMOTION_WORDS.values())]).encode()).hexdigest()[:16]
+    root = Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem"))
+    return root / "lm_prior" / f"{key}.json"
+
+
 class LMPrior:
     """Scores emotion adjectives with a causal language model (a Hugging Face folder or id).
 
@@ -137,10 +152,7 @@ class LMPrior:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from emosem.modeling.lm_weights.resolve import resolve_lm_path
-        from emosem.paths import DEFAULT_LM_NAME
-
-        path = resolve_lm_path(self.model_path or DEFAULT_LM_NAME)
+        path = self.resolved_path
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         logger.info("emotion prior language model: %s", path)
@@ -181,9 +193,31 @@ class LMPrior:
 
     @cached_property
     def reference_scores(self) -> np.ndarray:
-        """[8] mean adjective score over :func:`reference_descriptions` in every template."""
+        """[8] mean adjective score over :func:`reference_descriptions` in every template; kept on
+        disk (:func:`reference_cache_path`) so that only the first run on a model pays for it."""
         texts = [t for d in reference_descriptions() for t in d.texts()]
-        return self.word_scores(texts).mean(0)
+        path = reference_cache_path(self.resolved_path, texts)
+        if path.is_file():
+            try:
+                return np.asarray(json.loads(path.read_text(encoding="utf-8"))["scores"], dtype=np.float64)
+            except (OSError, ValueError, KeyError) as e:
+                logger.warning("ignoring an unreadable reference-score cache %s: %s", path, e)
+        scores = self.word_scores(texts).mean(0)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"model": self.resolved_path, "scores": scores.tolist()}), encoding="utf-8")
+            tmp.replace(path)
+        except OSError as e:
+            logger.warning("cannot keep the reference scores in %s: %s", path, e)
+        return scores
+
+    @cached_property
+    def resolved_path(self) -> str:
+        from emosem.modeling.lm_weights.resolve import resolve_lm_path
+        from emosem.paths import DEFAULT_LM_NAME
+
+        return resolve_lm_path(self.model_path or DEFAULT_LM_NAME)
 
     def prior(self, description: Description) -> dict[str, float]:
         """The PMI prior (module docstring) of a described painting."""
