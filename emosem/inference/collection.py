@@ -34,6 +34,7 @@ from typing import Any
 
 STATE_DIR = ".emosem"
 RESERVED = {"index.html", "summary.json", "results.csv", "manifest.json", STATE_DIR}
+_RESERVED_FOLDED = {name.casefold() for name in RESERVED}  # a case-insensitive disk collides too
 # Written into every result folder this tool publishes; nothing without it is ever replaced.
 RESULT_MARKER = ".emosem-result"
 # Extensions read as paintings; GIF is accepted so an animated one is counted (and refused).
@@ -67,14 +68,12 @@ def check_inputs_against_out(inputs: list[str], out: Path) -> None:
     others = [raw for raw in inputs if _real(raw) != o]
     for raw in inputs:
         r = _real(raw)
-        if r == o and (not others or not is_output_folder(o)):
+        how = ("is" if r == o and (not others or not is_output_folder(o))
+               else "contains" if r != o and _is_within(r, o) else None)
+        if how:
             raise OutputFolderError(
-                f"--out {out} is the input {raw}: results would be written among the paintings; "
-                "choose an --out outside the inputs (a subfolder of an input folder is left out of the walk)")
-        if r != o and _is_within(r, o):
-            raise OutputFolderError(
-                f"--out {out} contains the input {raw}: results would be written among the paintings; "
-                "choose an --out outside the inputs (a subfolder of an input folder is left out of the walk)")
+                f"--out {out} {how} the input {raw}: results would be written among the paintings; choose "
+                "an --out outside the inputs (a subfolder of an input folder is left out of the walk)")
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,11 @@ class InputItem:
     key: str
     skip: str | None = None  # accounted for, not analysed (not an image type, a duplicate)
     error: str | None = None  # a failed input (missing path, a folder without images)
+
+
+def _key(path: Path, root: Path) -> str:
+    """The POSIX path of ``path`` relative to ``root``: where its results go under ``OUT``."""
+    return Path(os.path.relpath(os.path.abspath(path), root)).as_posix()
 
 
 def _common_root(inputs: list[str]) -> Path:
@@ -108,14 +112,14 @@ def iter_inputs(inputs: list[str], exclude: Path | None = None) -> Iterator[Inpu
     seen: set[str] = set()
 
     def item(path: Path) -> InputItem:
-        key = Path(os.path.relpath(os.path.abspath(path), root)).as_posix()
+        key = _key(path, root)
         if key in seen:
             return InputItem(path, key, "given more than once")
         seen.add(key)
         if path.suffix.lower() not in COLLECTION_EXTENSIONS:
             return InputItem(path, key, f"not an image file type ({path.suffix or 'no extension'})")
         top = key.split("/", 1)[0]
-        if top.casefold() in {r.casefold() for r in RESERVED}:
+        if top.casefold() in _RESERVED_FOLDED:
             return InputItem(path, key, error=f"its results would go to OUT/{top}, a name the run's own files "
                                               "use; rename it or give its folder as the input")
         return InputItem(path, key)
@@ -123,8 +127,7 @@ def iter_inputs(inputs: list[str], exclude: Path | None = None) -> Iterator[Inpu
     for raw in inputs:
         p = Path(raw)
         if exclude_real is not None and p.exists() and _real(p) == exclude_real:
-            yield InputItem(p, Path(os.path.relpath(os.path.abspath(p), root)).as_posix(),
-                            "the output folder (--out): results are never read as inputs")
+            yield InputItem(p, _key(p, root), "the output folder (--out): results are never read as inputs")
         elif p.is_dir():
             images = 0
             for dirpath, dirnames, filenames in os.walk(p):
@@ -142,8 +145,7 @@ def iter_inputs(inputs: list[str], exclude: Path | None = None) -> Iterator[Inpu
                     images += it.skip is None and it.error is None
                     yield it
                 for d in links:
-                    path = Path(dirpath) / d
-                    yield InputItem(path, Path(os.path.relpath(os.path.abspath(path), root)).as_posix(),
+                    yield InputItem(Path(dirpath) / d, _key(Path(dirpath) / d, root),
                                     "a link to a folder: not followed (give the folder itself as an input)")
             if not images:
                 yield InputItem(p, raw, error=f"folder holds no images ({', '.join(COLLECTION_EXTENSIONS)})")
