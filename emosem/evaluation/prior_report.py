@@ -59,6 +59,45 @@ def score_method(method: str, images: dict[str, np.ndarray], plausible: dict[str
                         len(rows), round(seconds, 3), round(cpu, 3), rows)
 
 
+@dataclass
+class BlendCheck:
+    """How far a prior can move the emotion accuracy of an in-domain set when blended: only
+    paintings whose in-domain score gives the prior weight can change their top emotion."""
+
+    method: str
+    paintings: int
+    scored: int  # paintings with an in-domain score
+    with_prior_weight: int  # prior weight > 0
+    top1_changed: int  # blended top-1 differs from the head's
+    max_accuracy_change: float  # top1_changed / paintings: a bound on |Δ emotion accuracy|
+    changed: list[str]
+
+
+def blend_check(checkpoint: Path | None, images_dir: Path, method: str) -> BlendCheck:
+    """Run the checkpoint's encoder (domain score) and emotion head on every painting under
+    ``images_dir`` and the prior where its weight is > 0 (:func:`blend_distribution`)."""
+    from emosem.inference.affect_prior import blend_distribution, prior_weight
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    predictor = EmoSEMPredictor.from_pretrained(checkpoint, device="cpu", explain=False)
+    files = sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    scored = weighted = 0
+    changed = []
+    for path in files:
+        state = predictor.encode(path)
+        score = predictor.in_domain_score(state)
+        scored += score is not None
+        if prior_weight(score) == 0.0:
+            continue
+        weighted += 1
+        head = predictor.predict_distribution(state)
+        blended, _ = blend_distribution(head, painting_prior(state.image, method), score)
+        if max(blended, key=blended.get) != max(head, key=head.get):
+            changed.append(str(path.relative_to(images_dir)))
+    n = len(files)
+    return BlendCheck(method, n, scored, weighted, len(changed), round(len(changed) / max(n, 1), 4), changed)
+
+
 def load_paintings(folder: Path, names: list[str]) -> dict[str, np.ndarray]:
     from PIL import Image
 
@@ -79,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--visible", type=Path, help="list of plausible emotions (default: PAINTINGS/visible.json)")
     p.add_argument("--methods", nargs="+", default=list(PRIOR_METHODS), choices=list(PRIOR_METHODS))
     p.add_argument("--out", type=Path, help="JSON report (default: print)")
+    p.add_argument("--blend-check", type=Path, metavar="IMAGES",
+                   help="also bound the change of emotion accuracy on an in-domain image folder "
+                        "(e.g. data/synthetic_eval/images) when each method's prior is blended")
+    p.add_argument("--checkpoint", type=Path, help="checkpoint for --blend-check (default: the bundled one)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     truth = load_truth(args.visible or args.paintings / "visible.json")
@@ -91,8 +134,13 @@ def main(argv: list[str] | None = None) -> int:
                     report.top1_plausible, report.paintings, report.top3_plausible, report.paintings,
                     report.seconds_per_painting, report.cpu_seconds_per_painting)
         reports.append(asdict(report))
+    if args.blend_check:
+        checks = [asdict(blend_check(args.checkpoint, args.blend_check, m)) for m in args.methods]
+        logger.info("blend check: %s", [(c["method"], c["with_prior_weight"], c["top1_changed"]) for c in checks])
     out = {"commit": git_commit(Path(__file__).resolve().parents[2]), "paintings": str(args.paintings),
            "torch_threads": _torch_threads(), "load_average": os.getloadavg(), "methods": reports}
+    if args.blend_check:
+        out["blend_check"] = checks
     text = json.dumps(out, indent=1)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
