@@ -109,7 +109,8 @@ def test_thing_words_from_wordnet_and_the_built_in_list(monkeypatch, tmp_path):
     assert check_explanation(text, img, mask, present_things(["tree"])).things == {
         "willow": False, "monster": False, "eyes": False}
     assert check_explanation(text, img, mask, present_things(["willow", "eye"])).absent_things == ["monster"]
-    assert oracle.non_words("Something in the heavy raceruboutrainer makes me sad, doesn't it?") == ["raceruboutrainer"]
+    assert oracle.non_words("Something in the heavy raceruboutrainer of the café makes me sad, doesn't it?") == [
+        "raceruboutrainer"]
     oracle._wordnet.cache_clear()
     monkeypatch.setenv("WORDNET_DIR", str(tmp_path))
     try:

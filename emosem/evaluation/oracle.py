@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -191,7 +192,12 @@ def non_words(text: str) -> list[str]:
     if wn is None:
         return []
     return [w for w in words(text) if len(w) >= 3 and w.isalpha() and w not in CLOSED_CLASS
-            and not any(wn.bases(w, pos) for pos in POS)]
+            and not any(wn.bases(_ascii(w), pos) for pos in POS)]
+
+
+def _ascii(word: str) -> str:
+    """A word without its accents, as WordNet spells it: "café" → "cafe"."""
+    return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode("ascii")
 
 
 def thing_lexicon_name() -> str:
