@@ -131,3 +131,69 @@ def test_resize_is_segment_anythings(shape):
     np.testing.assert_allclose(t.apply_coords(coords, shape), ref.apply_coords(coords, shape))
     boxes = rng.uniform(0, min(shape), (3, 4))
     np.testing.assert_allclose(t.apply_boxes(boxes, shape), ref.apply_boxes(boxes, shape))
+
+
+# --------------------------------------------------------------------------- nine masks at once
+def test_nine_emotions_in_one_call_give_each_emotions_mask_and_cues():
+    """predict(nine emotions) gives each emotion the mask, region and cues that predicting it
+    alone gives (shared image statistics, one batched upsampling): the soft masks agree to the
+    decoder's batch rounding, the masks wherever the soft mask is not within it of the threshold,
+    and the cues and the region records exactly where the masks agree."""
+    from emosem.emotions import ARTEMIS_EMOTIONS
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    p = EmoSEMPredictor.from_pretrained(explain=False, device="cpu")
+    image = REPO / "demo" / "assets" / "starry_night.jpg"
+    t = p.threshold()
+    for in_domain in (None, 0.0):  # the threshold rule, and the region rule out of domain
+        nine = p.predict(list(ARTEMIS_EMOTIONS), explain=False, state=p.encode(image), in_domain=in_domain)
+        for emotion, got in zip(ARTEMIS_EMOTIONS, nine):
+            alone = p.predict([emotion], explain=False, state=p.encode(image), in_domain=in_domain)[0]
+            np.testing.assert_allclose(got.soft_mask, alone.soft_mask, rtol=0, atol=1e-5)
+            differ = got.mask != alone.mask
+            assert not (differ & (np.abs(alone.soft_mask - t) > 1e-5)).any() or \
+                got.region.rule != "threshold", emotion
+            if not differ.any():
+                assert got.cues.record() == alone.cues.record(), emotion
+                assert got.region.record() == alone.region.record(), emotion
+
+
+def test_cues_with_the_shared_image_statistics_are_the_cues():
+    """extract_cues(prepared=cue_image(image)) for many regions of one painting = extract_cues
+    of each alone (which measures the image itself)."""
+    from emosem.data.cues import cue_image, extract_cues
+    from emosem.data.image_io import load_image
+
+    image = load_image(REPO / "demo" / "assets" / "starry_night.jpg", max_side=500)
+    prepared = cue_image(image)
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        mask = (yy - cy) ** 2 / (h / 4) ** 2 + (xx - cx) ** 2 / (w / 5) ** 2 < 1
+        if k == 0:
+            mask[:] = False
+        assert extract_cues(image, mask, prepared=prepared).record() == extract_cues(image, mask).record()
+    with pytest.raises(ValueError, match="must be HxWx3 and HxW"):
+        extract_cues(image, np.zeros((h + 1, w), bool), prepared=prepared)
+
+
+def test_parts_are_counted_as_opencvs_connected_components_with_stats():
+    """count_parts (labels, then areas by counting) = connectedComponentsWithStats'; choose_region
+    counts a mask's parts once and records that count."""
+    import cv2
+
+    from emosem.inference.region import choose_region, count_parts, number_of_parts
+
+    rng = np.random.default_rng(1)
+    mask = rng.random((97, 131)) > 0.7
+    n, labels, areas = count_parts(mask)
+    m, ref_labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    assert n == m - 1 == number_of_parts(mask)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_array_equal(areas, stats[1:, cv2.CC_STAT_AREA])
+    soft = np.zeros((100, 100), np.float32)
+    soft[10:40, 10:40] = soft[60:90, 60:90] = 0.9
+    region = choose_region(soft, 0.5, out_of_domain=True)
+    assert (region.rule, region.parts) == ("threshold", 2)

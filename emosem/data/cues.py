@@ -353,40 +353,64 @@ def shape_measures(inside: np.ndarray) -> dict:
     return out
 
 
-def texture_measures(lightness: np.ndarray, weights: np.ndarray) -> dict:
-    """Texture of a region (weights [H, W] in [0, 1]) in a lightness map L* [H, W]:
-    ``edge_energy`` / ``edge_energy_rest`` (mean Sobel gradient magnitude inside / outside) and,
-    from the structure tensor smoothed over ~3 px, ``coherence`` (mean local coherence
-    (λ1 − λ2)/(λ1 + λ2) inside, weighted by gradient energy) and ``spread`` (resultant length of
-    the doubled local orientations: 1 = all strokes parallel, 0 = every direction)."""
+@dataclass(frozen=True)
+class TextureMaps:
+    """The image side of :func:`texture_measures`, measured once per lightness map L* [H, W]:
+    Sobel gradient magnitude, structure-tensor trace and local coherence (smoothed over ~3 px),
+    the doubled-orientation field ``z`` and its magnitude, and the magnitude of the unit
+    orientation field averaged over ~4 px (``flow``)."""
+
+    magnitude: np.ndarray
+    trace: np.ndarray
+    coherence: np.ndarray
+    z: np.ndarray
+    z_abs: np.ndarray
+    wide_abs: np.ndarray
+
+
+def texture_maps(lightness: np.ndarray) -> TextureMaps:
+    """:class:`TextureMaps` of a lightness map L* [H, W] (what every region's texture reads)."""
     import cv2
 
     L = lightness.astype(np.float32)
     gx = cv2.Sobel(L, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3)
-    mag = np.hypot(gx, gy)
-    w_in, w_out = weights, 1.0 - weights
-    inside = float((mag * w_in).sum() / max(w_in.sum(), 1e-6))
-    outside = float((mag * w_out).sum() / max(w_out.sum(), 1e-6)) if w_out.sum() > 1e-6 else inside
     jxx, jyy, jxy = (cv2.GaussianBlur(a, (0, 0), 1.5) for a in (gx * gx, gy * gy, gx * gy))
     trace = jxx + jyy
     coh = np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / np.maximum(trace, 1e-6)
-    energy = trace * w_in
-    if energy.sum() <= 1e-6:
-        return {"edge_energy": round(inside, 3), "edge_energy_rest": round(outside, 3),
-                "coherence": 0.0, "spread": 1.0}
     z = (jxx - jyy) + 2j * jxy  # doubled orientation, magnitude = anisotropic energy
-    spread = float(abs((z * w_in).sum()) / max(float((np.abs(z) * w_in).sum()), 1e-6))
+    z_abs = np.abs(z)
     # flow: do the orientations vary smoothly over ~4 px (a swirl, a wave's curve) or at random
     # from stroke to stroke (short dabs)? The mean length of the unit orientation field averaged
     # over a wider window: near 1 for continuous curves, low for random dabs.
-    unit = z / np.maximum(np.abs(z), 1e-6)
+    unit = z / np.maximum(z_abs, 1e-6)
     wide = cv2.GaussianBlur(unit.real.astype(np.float32), (0, 0), 4.0) \
         + 1j * cv2.GaussianBlur(unit.imag.astype(np.float32), (0, 0), 4.0)
-    flow = float((np.abs(wide) * energy).sum() / energy.sum())
+    return TextureMaps(np.hypot(gx, gy), trace, coh, z, z_abs, np.abs(wide))
+
+
+def texture_measures(lightness: np.ndarray, weights: np.ndarray,
+                     maps: TextureMaps | None = None) -> dict:
+    """Texture of a region (weights [H, W] in [0, 1]) in a lightness map L* [H, W]:
+    ``edge_energy`` / ``edge_energy_rest`` (mean Sobel gradient magnitude inside / outside) and,
+    from the structure tensor smoothed over ~3 px, ``coherence`` (mean local coherence
+    (λ1 − λ2)/(λ1 + λ2) inside, weighted by gradient energy) and ``spread`` (resultant length of
+    the doubled local orientations: 1 = all strokes parallel, 0 = every direction).
+    ``maps``: the lightness map's :func:`texture_maps`, when several regions share it."""
+    t = maps if maps is not None else texture_maps(lightness)
+    mag = t.magnitude
+    w_in, w_out = weights, 1.0 - weights
+    inside = float((mag * w_in).sum() / max(w_in.sum(), 1e-6))
+    outside = float((mag * w_out).sum() / max(w_out.sum(), 1e-6)) if w_out.sum() > 1e-6 else inside
+    energy = t.trace * w_in
+    if energy.sum() <= 1e-6:
+        return {"edge_energy": round(inside, 3), "edge_energy_rest": round(outside, 3),
+                "coherence": 0.0, "spread": 1.0}
+    spread = float(abs((t.z * w_in).sum()) / max(float((t.z_abs * w_in).sum()), 1e-6))
+    flow = float((t.wide_abs * energy).sum() / energy.sum())
     return {"edge_energy": round(inside, 3), "edge_energy_rest": round(outside, 3),
-            "coherence": round(float((coh * energy).sum() / energy.sum()), 4), "spread": round(spread, 4),
-            "flow": round(flow, 4)}
+            "coherence": round(float((t.coherence * energy).sum() / energy.sum()), 4),
+            "spread": round(spread, 4), "flow": round(flow, 4)}
 
 
 def shape_words(shape: dict) -> tuple[str, list[str]]:
@@ -427,41 +451,75 @@ def shape_words(shape: dict) -> tuple[str, list[str]]:
     return form, words
 
 
-def extract_cues(image: np.ndarray, mask: np.ndarray, work_side: int = 128) -> Cues:
-    """Cues of the region ``mask`` (HxW bool or soft [0, 1]) in ``image`` (HxWx3 uint8 RGB).
+@dataclass(frozen=True)
+class CueImage:
+    """The image side of :func:`extract_cues`, measured once per painting and shared by all its
+    regions: the original size (H, W), the working size (w, h) and whether it is a resize, the
+    painting at the working size in RGB and CIELAB, its texture maps and the 4×4 grid of L*
+    block means (with each block's slices) that the light words compare against."""
 
-    Both are resized to at most ``work_side`` on the long side first (area averaging), so the
-    cost does not grow with the painting; fractions are of the canvas.
-    """
+    original: tuple[int, int]
+    size: tuple[int, int]
+    scaled: bool
+    small: np.ndarray
+    lab: np.ndarray
+    texture: TextureMaps
+    blocks: tuple[tuple[float, tuple[slice, slice]], ...]
+
+
+def cue_image(image: np.ndarray, work_side: int = 128) -> CueImage:
+    """:class:`CueImage` of ``image`` (HxWx3 uint8 RGB), resized to at most ``work_side`` on the
+    long side (area averaging)."""
     import cv2
 
     image = np.asarray(image)
-    mask = np.asarray(mask, dtype=np.float32)
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != mask.shape:
-        raise ValueError(f"image {image.shape} and mask {mask.shape} must be HxWx3 and HxW")
-    h, w = mask.shape
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image {image.shape} must be HxWx3")
+    h, w = image.shape[:2]
     scale = min(1.0, work_side / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
-    weights = cv2.resize(mask, size, interpolation=cv2.INTER_AREA) if scale < 1 else mask
-    weights = np.clip(weights, 0.0, 1.0)
     lab = rgb_to_lab(small)
+    # block means of L* over a 4x4 grid: is a region brighter (darker) than every other part?
+    bh, bw = max(1, lab.shape[0] // 4), max(1, lab.shape[1] // 4)
+    cells = [(slice(i, i + bh), slice(j, j + bw))
+             for i in range(0, bh * 4, bh) for j in range(0, bw * 4, bw)]
+    blocks = tuple((float(lab[c][..., 0].mean()) if lab[c].size else 0.0, c) for c in cells)
+    return CueImage((h, w), size, scale < 1, small, lab, texture_maps(lab[..., 0]), blocks)
+
+
+def extract_cues(image: np.ndarray, mask: np.ndarray, work_side: int = 128,
+                 prepared: CueImage | None = None) -> Cues:
+    """Cues of the region ``mask`` (HxW bool or soft [0, 1]) in ``image`` (HxWx3 uint8 RGB).
+
+    Both are resized to at most ``work_side`` on the long side first (area averaging), so the
+    cost does not grow with the painting; fractions are of the canvas. ``prepared``: the image's
+    :func:`cue_image` (at ``work_side``), when several regions of one painting are measured.
+    """
+    import cv2
+
+    mask = np.asarray(mask, dtype=np.float32)
+    if prepared is None:
+        prepared = cue_image(image, work_side)
+    if prepared.original != mask.shape:
+        raise ValueError(f"image {(*prepared.original, 3)} and mask {mask.shape} must be HxWx3 and HxW")
+    small, lab, size = prepared.small, prepared.lab, prepared.size
+    weights = cv2.resize(mask, size, interpolation=cv2.INTER_AREA) if prepared.scaled else mask
+    weights = np.clip(weights, 0.0, 1.0)
     area = float(weights.mean())
     place, extent, centroid, bbox = place_words(weights)
     inside = weights > 0.5
     colours = _dominant_colours(lab[inside], small[inside], weights[inside]) if inside.any() else []
     rest = 1.0 - weights
-    # block means of L* over a 4x4 grid, outside blocks mostly covered by the region: is the
-    # region brighter (darker) than every other part of the canvas?
-    bh, bw = max(1, lab.shape[0] // 4), max(1, lab.shape[1] // 4)
-    blocks = [(lab[i:i + bh, j:j + bw, 0], rest[i:i + bh, j:j + bw])
-              for i in range(0, bh * 4, bh) for j in range(0, bw * 4, bw)]
-    block_l = np.array([float(b.mean()) for b, r in blocks if r.size and r.mean() > 0.9])
+    # the grid's blocks outside the region (mostly not covered by it)
+    block_l = np.array([mean for mean, cell in prepared.blocks
+                        if rest[cell].size and rest[cell].mean() > 0.9])
     numbers, words = _light_words(lab, weights, weights, rest, block_l)
     # texture is measured inside the region, away from its outline (an outline's edges would read
     # as strokes): the region eroded by two pixels, where anything is left of it
     interior = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(np.float32)
-    texture = texture_measures(lab[..., 0], interior) if interior.sum() >= MIN_TEXTURE_PIXELS else {}
+    texture = texture_measures(lab[..., 0], interior, prepared.texture) \
+        if interior.sum() >= MIN_TEXTURE_PIXELS else {}
     shape = {**shape_measures(inside), **texture} if inside.any() else {}
     form, shapes = shape_words(shape) if shape else ("shape", [])
     return Cues(place=place, extent=extent, centroid=centroid, bbox=bbox,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from emosem.config import check_mask_threshold
-from emosem.data.cues import Cues, extract_cues
+from emosem.data.cues import CueImage, Cues, cue_image, extract_cues
 from emosem.data.image_io import load_image
 from emosem.data.synthetic.motifs import motif_by_name
 from emosem.data.transforms import SamTransform
@@ -90,6 +90,14 @@ class ImageState:
     concept_map: torch.Tensor | None = None
     domain_maps: list[torch.Tensor] | None = None  # frozen backbone maps (emosem.inference.domain)
     domain_score: float | None = None  # in-domain score of the whole image, None without statistics
+    cue_image: CueImage | None = field(default=None, repr=False)  # see cues(); measured once
+
+    def cues(self) -> CueImage:
+        """The image side of every region's cues (:func:`~emosem.data.cues.cue_image`: the
+        painting at the cues' working size, CIELAB, texture maps), measured on first use."""
+        if self.cue_image is None:
+            self.cue_image = cue_image(self.image)
+        return self.cue_image
 
 
 @dataclass
@@ -500,8 +508,9 @@ class EmoSEMPredictor:
         cmap = None if st.concept_map is None else st.concept_map.expand(len(masks), -1, -1, -1)
         words = self.model.concept_words(cmap, low.float())
         min_area = 0.0 if cmap is None else MIN_CONCEPT_CELLS / (cmap.shape[-2] * cmap.shape[-1])
-        return [extract_cues(st.image, m).with_concepts(w if m.mean() >= min_area else [])
-                for m, w in zip(masks, words)]
+        prepared = st.cues()  # the image's share of the work, once for all regions
+        return [extract_cues(st.image, m, prepared=prepared).with_concepts(
+                    w if m.mean() >= min_area else []) for m, w in zip(masks, words)]
 
     def __call__(self, image: Any, emotions: list[str] | str, **kwargs: Any) -> list[StimulusResult]:
         """Stateless one-shot: encode ``image`` and predict, without touching the cache."""
