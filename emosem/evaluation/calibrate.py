@@ -19,7 +19,7 @@ import numpy as np
 from emosem.evaluation.metrics import soft_to_shape
 
 THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # .2 … .8
-MOTIF_GRID: tuple[float, ...] = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))  # .3 … .95
+MOTIF_GRID: tuple[float, ...] = tuple(round(0.05 + 0.05 * i, 2) for i in range(19))  # .05 … .95
 MOTIF_PRECISION = 0.95
 
 
