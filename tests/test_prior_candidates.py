@@ -138,3 +138,37 @@ def test_reference_scores_are_kept_on_disk_per_model(tmp_path):
     other = ScriptedScorer(str(tmp_path / "lm-b"))
     assert len(other.reference_scores) == len(EMOTION_WORDS)
     assert other.calls == 27 * 3  # another model: its own scores
+
+
+def test_without_the_language_model_the_default_prior_falls_back_to_colour(monkeypatch, caplog):
+    import emosem.inference.lm_prior as lm_prior
+    from emosem.inference.affect_prior import DEFAULT_METHOD, FALLBACK_METHOD, LM_METHODS
+    from emosem.modeling.errors import LMWeightsNotFoundError
+
+    def missing(image, kind="pmi"):
+        raise LMWeightsNotFoundError("the default language model is not prepared")
+
+    monkeypatch.setattr(lm_prior, "painting_lm_prior", missing)
+    img = _painted(DARK_COLD_MUTED)
+    assert DEFAULT_METHOD in LM_METHODS
+    with caplog.at_level("WARNING"):
+        prior = painting_prior(img)
+    assert prior == pytest.approx(PRIOR_METHODS[FALLBACK_METHOD](img))
+    with pytest.raises(LMWeightsNotFoundError):  # asked for the language model by name
+        lm_prior.painting_lm_prior(img)
+
+
+def _lm_prepared() -> bool:
+    from emosem.modeling.lm_weights.resolve import is_hf_model_dir
+    from emosem.paths import DEFAULT_LM_DIR
+
+    return is_hf_model_dir(DEFAULT_LM_DIR)
+
+
+@pytest.mark.skipif(not _lm_prepared(), reason="SmolLM2 is not prepared (tools/prepare_weights.py)")
+def test_lm_pmi_prior_reads_dark_cold_muted_and_bright_warm_saturated(monkeypatch, tmp_path):
+    monkeypatch.delenv("EMOSEM_CACHE")  # the real model's reference scores: the user's cache
+    dark = painting_prior(_painted(DARK_COLD_MUTED), "lm_pmi")
+    bright = painting_prior(_painted(BRIGHT_WARM_SATURATED), "lm_pmi")
+    assert dark["sadness"] > dark["amusement"] and dark["fear"] > dark["amusement"]
+    assert bright["amusement"] > bright["sadness"] and bright["excitement"] > bright["fear"]

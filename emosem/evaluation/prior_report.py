@@ -73,16 +73,16 @@ class BlendCheck:
     changed: list[str]
 
 
-def blend_check(checkpoint: Path | None, images_dir: Path, method: str) -> BlendCheck:
-    """Run the checkpoint's encoder (domain score) and emotion head on every painting under
-    ``images_dir`` and the prior where its weight is > 0 (:func:`blend_distribution`)."""
+def blend_check(checkpoint: Path | None, images_dir: Path, methods: list[str]) -> list[BlendCheck]:
+    """Run the checkpoint's encoder (domain score) and emotion head once on every painting under
+    ``images_dir``, and each method's prior where its weight is > 0 (:func:`blend_distribution`)."""
     from emosem.inference.affect_prior import blend_distribution, prior_weight
     from emosem.inference.predictor import EmoSEMPredictor
 
     predictor = EmoSEMPredictor.from_pretrained(checkpoint, device="cpu", explain=False)
     files = sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     scored = weighted = 0
-    changed = []
+    changed: dict[str, list[str]] = {m: [] for m in methods}
     for path in files:
         state = predictor.encode(path)
         score = predictor.in_domain_score(state)
@@ -91,11 +91,13 @@ def blend_check(checkpoint: Path | None, images_dir: Path, method: str) -> Blend
             continue
         weighted += 1
         head = predictor.predict_distribution(state)
-        blended, _ = blend_distribution(head, painting_prior(state.image, method), score)
-        if max(blended, key=blended.get) != max(head, key=head.get):
-            changed.append(str(path.relative_to(images_dir)))
-    n = len(files)
-    return BlendCheck(method, n, scored, weighted, len(changed), round(len(changed) / max(n, 1), 4), changed)
+        for method in methods:
+            blended, _ = blend_distribution(head, painting_prior(state.image, method), score)
+            if max(blended, key=blended.get) != max(head, key=head.get):
+                changed[method].append(str(path.relative_to(images_dir)))
+    n = max(len(files), 1)
+    return [BlendCheck(m, len(files), scored, weighted, len(c), round(len(c) / n, 4), c)
+            for m, c in changed.items()]
 
 
 def load_paintings(folder: Path, names: list[str]) -> dict[str, np.ndarray]:
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                     report.seconds_per_painting, report.cpu_seconds_per_painting)
         reports.append(asdict(report))
     if args.blend_check:
-        checks = [asdict(blend_check(args.checkpoint, args.blend_check, m)) for m in args.methods]
+        checks = [asdict(c) for c in blend_check(args.checkpoint, args.blend_check, args.methods)]
         logger.info("blend check: %s", [(c["method"], c["with_prior_weight"], c["top1_changed"]) for c in checks])
     out = {"commit": git_commit(Path(__file__).resolve().parents[2]), "paintings": str(args.paintings),
            "torch_threads": _torch_threads(), "load_average": os.getloadavg(), "methods": reports}

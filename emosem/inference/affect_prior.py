@@ -41,21 +41,26 @@ An emotion's score is the dot product of the painting's (P, A, D) with its word'
 dark, muted painting (low P, low A) scores sadness highest; a bright, saturated one amusement and
 excitement. The prior is the softmax of the scores (temperature 1: a soft distribution).
 
-The candidates (:data:`PRIOR_METHODS`, and the language-model ones of
-:mod:`emosem.inference.lm_prior`) measured on the fifteen sample paintings:
-``docs/results/issue27_priors.json`` (``tools/measure_affect_prior.py``).
+The candidates (:data:`PRIOR_METHODS`: these colour priors and the language-model ones of
+:mod:`emosem.inference.lm_prior`) are measured on the fifteen sample paintings in
+``docs/results/issue27_priors.json`` (``tools/measure_affect_prior.py``). None of the colour
+priors beat the language model's PMI prior there, which is :func:`painting_prior`'s default
+(:data:`DEFAULT_METHOD`); the colour prior of the first version is its fallback.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
 from emosem.emotions import ARTEMIS_EMOTIONS
+
+logger = logging.getLogger(__name__)
 
 # Valdez & Mehrabian (1994), standardised coefficients of (brightness, saturation).
 PAD_FROM_COLOUR = {"pleasure": (0.69, 0.22), "arousal": (-0.31, 0.60), "dominance": (-0.76, 0.32)}
@@ -319,15 +324,34 @@ PRIOR_METHODS: dict[str, Callable[[np.ndarray], dict[str, float]]] = {
     "lm_pmi_x_vm_synthetic": lambda img: geometric_blend([_lm("pmi")(img),
                                                           _whole_canvas(img, SYNTHETIC_REFERENCE)]),
 }
-DEFAULT_METHOD = "vm_synthetic"
+LM_METHODS = frozenset({"lm_naive", "lm_pmi", "lm_pmi_x_vm_synthetic"})
+# The best measured (docs/results/issue27_priors.json: top-1 plausible 8/15 against the first
+# version's 4/15, 0.83 s of CPU per painting); without the language model, the first version.
+DEFAULT_METHOD = "lm_pmi"
+FALLBACK_METHOD = "vm_synthetic"
 
 
 def painting_prior(image: np.ndarray, method: str = DEFAULT_METHOD) -> dict[str, float]:
     """The prior over the nine emotions of an HxWx3 uint8 RGB painting by one of
-    :data:`PRIOR_METHODS` (default :data:`DEFAULT_METHOD`)."""
+    :data:`PRIOR_METHODS` (default :data:`DEFAULT_METHOD`). A language-model method on a machine
+    where the language model is not prepared logs a warning and uses :data:`FALLBACK_METHOD`."""
+    from emosem.modeling.errors import LMWeightsNotFoundError
+
     if method not in PRIOR_METHODS:
         raise ValueError(f"unknown prior method {method!r}; choose one of {sorted(PRIOR_METHODS)}")
-    return PRIOR_METHODS[method](image)
+    try:
+        return PRIOR_METHODS[method](image)
+    except LMWeightsNotFoundError as e:
+        if method not in LM_METHODS:
+            raise
+        _warn_fallback(method, str(e))
+        return PRIOR_METHODS[FALLBACK_METHOD](image)
+
+
+@cache
+def _warn_fallback(method: str, reason: str) -> None:
+    logger.warning("emotion prior %r needs the language model (%s); using %r instead",
+                   method, reason, FALLBACK_METHOD)
 
 
 # ---------------------------------------------------------------------- blending by domain
