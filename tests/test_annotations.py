@@ -120,3 +120,20 @@ def test_each_move_to_starts_a_ring_even_on_the_previous_ring_s_point():
            'd="M0,0 L30,0 L30,30 L0,30 Z M0,0 L10,0 L10,10 L0,10 Z"/></svg>')
     back = rasterize_svg_selector(svg, (40, 40))
     assert back[20, 20] and back[5, 20] and not back[5, 5]
+
+
+def test_a_coarser_tolerance_gives_fewer_vertices_within_it():
+    yy, xx = np.mgrid[:H, :W]
+    disc = (yy - 60) ** 2 + (xx - 80) ** 2 < 45**2
+    doc = {"height": H, "width": W, "results": [{"emotion": "awe", "area": int(disc.sum()),
+           "empty": False, "bbox": [35, 15, 90, 90], "confidence": 0.5, "predicted_iou": 0.5}]}
+    target = image_target(Path("p.png"), W, H)
+    fine, coarse = (annotation_page(doc, "https://example.org/p", target, tolerance=t, masks=[disc])
+                    for t in (0.5, 4.0))
+    count = [_selector(p, "SvgSelector")["value"].count(",") for p in (fine, coarse)]
+    assert count[1] < count[0] / 2, count
+    # Douglas-Peucker: every pixel the coarse polygon gets wrong lies within the tolerance (plus
+    # a pixel of rasterisation) of the circle's edge
+    wrong = _even_odd_fill(_selector(coarse, "SvgSelector")["value"]) ^ disc
+    edge_distance = np.abs(np.hypot(yy - 60, xx - 80) - 45)
+    assert wrong.any() and edge_distance[wrong].max() <= 4.0 + 1.5
