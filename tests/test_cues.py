@@ -222,3 +222,32 @@ def test_texture_swirl_busy_and_smooth():
     calm = stripes.copy()
     calm[patch] = 127
     assert "smooth" in extract_cues(calm, patch).shape_words
+
+
+def test_place_is_where_most_of_the_region_is():
+    """Two parts, 60% of the mass in the lower left and 40% in the upper right: the centroid
+    falls in the centre cell, where none of the region is; the place names the lower left."""
+    from emosem.data.cues import region_grid_cell
+
+    mask = np.zeros((90, 90), bool)
+    mask[66:90, 0:30] = True  # 720 px, lower left
+    mask[0:16, 60:90] = True  # 480 px, upper right
+    cues = extract_cues(_flat(side=90), mask)
+    x, y = cues.centroid
+    assert (min(2, int(3 * y)), min(2, int(3 * x))) == (1, 1)  # the centroid's cell: empty
+    assert region_grid_cell(mask.astype(np.float32)) == (2, 0)
+    assert cues.cell == [2, 0] and cues.place == "in the lower left"
+
+
+def test_colours_are_named_by_their_pixels():
+    """Navy-black and dark brown pixels: their mean in CIELAB is nearest the survey's "dark grey",
+    a colour none of them has. A cluster holding both is named by the basic term most of its
+    pixels have (black or brown, by each pixel's nearest basic colour), never the mean's grey."""
+    from emosem.data.cues import _dominant_colours, basic_terms
+
+    rgb = np.array([(10, 10, 30)] * 60 + [(90, 60, 30)] * 40, np.uint8)
+    lab = rgb_to_lab(rgb)
+    assert name_colour(lab.mean(0)) == "dark grey"
+    assert set(basic_terms(lab).tolist()) == {"black", "brown"}
+    (colour,) = _dominant_colours(lab, rgb, np.ones(len(rgb), np.float32), k=1)
+    assert colour.name.split()[-1] == "black" and colour.share == 1.0  # 60% of the pixels

@@ -9,7 +9,7 @@ the region.
   of the region's measured dominant colours.
 * **Position phrases** (:data:`POSITIONS`) name cells of the canvas's 3×3 grid: "upper left" →
   row 0 and column 0, "at the top" → row 0, "on the left" → column 0, "in the center" → the
-  centre cell. A phrase holds when it names the cell of the region's centroid.
+  centre cell. A phrase holds when it names the region's cell (where most of it is).
 * **Object nouns** (:data:`OBJECT_NOUNS`) are the trained vocabulary's names of things: the
   synthetic motifs' nouns, the head nouns of their phrases and their keywords
   (:data:`emosem.data.synthetic.motifs.MOTIFS`), singular and plural. A region's cues license
@@ -132,7 +132,12 @@ def position_phrases(text: str) -> list[str]:
 
 
 def region_cell(cues: Mapping) -> tuple[int, int]:
-    """The 3×3 grid cell (row, column) of a cues record's centroid."""
+    """The 3×3 grid cell (row, column) that a cues record's place phrase names: its stored
+    ``cell`` (where most of the region is, :func:`emosem.data.cues.region_grid_cell`); records
+    made before it was stored fall back to the centroid's cell."""
+    if cues.get("cell") is not None:
+        row, col = cues["cell"]
+        return int(row), int(col)
     x, y = cues["centroid"]
     return min(2, int(3 * y)), min(2, int(3 * x))
 

@@ -109,6 +109,7 @@ class Cues:
     form: str = "shape"  # the shape noun: band, vertical form, streak, patches, round shape, mass, shape
     shape_words: list[str] = field(default_factory=list)
     object: dict | None = None  # {"word", "source", "score"}: the licensed name, or None
+    cell: list[int] | None = None  # [row, column] of the 3×3 grid the place names (region_grid_cell)
 
     @property
     def colour_names(self) -> list[str]:
@@ -211,8 +212,30 @@ def name_colour(lab: np.ndarray) -> str:
     return shade_names[int(np.argmin(shade))] if shade.min() < dist.min() else names[int(np.argmin(dist))]
 
 
+def region_grid_cell(weights: np.ndarray) -> tuple[int, int]:
+    """The 3×3 grid cell (row, column) where a [H, W] weight map has the most of its mass: the
+    third of the height holding the most, and the third of the width (a region in two parts, or
+    bent round a corner, is placed where most of it is, not at its centroid between the parts).
+    Ties go to the centre third."""
+    h, w = weights.shape
+    rows = np.array([weights[round(i * h / 3):round((i + 1) * h / 3)].sum() for i in range(3)])
+    cols = np.array([weights[:, round(j * w / 3):round((j + 1) * w / 3)].sum() for j in range(3)])
+    pick = lambda m: 1 if m[1] >= m.max() - 1e-9 else int(np.argmax(m))  # noqa: E731
+    return pick(rows), pick(cols)
+
+
+def basic_terms(lab: np.ndarray) -> np.ndarray:
+    """Per pixel (CIELAB [N, 3]), the basic colour term of its nearest basic survey colour
+    (the eleven terms of :data:`BASIC_TERMS`) → [N] str."""
+    names, _, lex = colour_lexicon()
+    terms = np.array([n.split()[-1] for n in names])
+    d = ((np.asarray(lab, np.float32)[:, None, :] - lex[None]) ** 2).sum(-1)
+    return terms[d.argmin(1)]
+
+
 def place_words(weights: np.ndarray) -> tuple[str, str | None, list[float], list[float]]:
-    """Place phrase, extent phrase (or None), centroid and bbox fractions of a [H, W] weight map."""
+    """Place phrase, extent phrase (or None), centroid and bbox fractions of a [H, W] weight map;
+    the phrase names :func:`region_grid_cell`."""
     h, w = weights.shape
     total = float(weights.sum())
     ys, xs = np.nonzero(weights > 0.5 * weights.max()) if total > 0 else ([], [])
@@ -220,7 +243,7 @@ def place_words(weights: np.ndarray) -> tuple[str, str | None, list[float], list
         return "in the center", None, [0.5, 0.5], [0.0, 0.0, 0.0, 0.0]
     cy = float((weights.sum(1) * (np.arange(h) + 0.5)).sum()) / total / h
     cx = float((weights.sum(0) * (np.arange(w) + 0.5)).sum()) / total / w
-    row, col = min(2, int(3 * cy)), min(2, int(3 * cx))
+    row, col = region_grid_cell(weights)
     if (row, col) == (1, 1):
         place = "in the center"
     elif row == 1:
@@ -265,11 +288,21 @@ def _dominant_colours(lab: np.ndarray, rgb: np.ndarray, weights: np.ndarray, k: 
                                         None, criteria, 2, cv2.KMEANS_PP_CENTERS)
         labels = labels[:, 0]
     out: dict[str, Colour] = {}
+    pixel_terms = basic_terms(lab)
     for j in range(k):
         share = float(weights[labels == j].sum() / weights.sum())
         if share <= 0:
             continue
         name = name_colour(centres[j])
+        # a cluster's mean can be a colour few of its pixels have (dark browns and blacks average
+        # to "dark grey"): a name whose basic term is not the one most of the cluster's pixels
+        # have gives way to the name of the mean of those pixels
+        terms, counts = np.unique(pixel_terms[labels == j], return_counts=True)
+        major = str(terms[int(np.argmax(counts))])
+        if name.split()[-1] != major:
+            name = name_colour(lab[(labels == j) & (pixel_terms == major)].mean(0))
+            if name.split()[-1] != major:  # the mean of those pixels still reads otherwise
+                name = major
         mean_rgb = [int(v) for v in np.round(rgb[labels == j].mean(0))]
         if name in out:  # two clusters with one name: one colour
             out[name].share += share
@@ -522,6 +555,7 @@ def extract_cues(image: np.ndarray, mask: np.ndarray, work_side: int = 128,
         if interior.sum() >= MIN_TEXTURE_PIXELS else {}
     shape = {**shape_measures(inside), **texture} if inside.any() else {}
     form, shapes = shape_words(shape) if shape else ("shape", [])
-    return Cues(place=place, extent=extent, centroid=centroid, bbox=bbox,
+    cell = list(region_grid_cell(weights)) if weights.sum() > 0 else [1, 1]
+    return Cues(place=place, extent=extent, centroid=centroid, bbox=bbox, cell=cell,
                 area_fraction=round(area, 4), size=_size_word(area), colours=colours,
                 light_words=words, shape=shape, form=form, shape_words=shapes, **numbers)
