@@ -138,22 +138,26 @@ def test_pixel_budget_keeps_masks_at_the_original_size(tmp_path, tiny_checkpoint
     big = Image.fromarray(np.indices((2000, 3000)).sum(0) // 200 % 2 == 0).convert("1")
     big.save(tmp_path / "lines.png")
     out = tmp_path / "out"
+    # a low threshold: the random checkpoint's mask is never empty, so the geometry is checked
     proc = _infer(tmp_path / "lines.png", "--emotion", "awe", "--no-explain", "--max-side", "256",
-                  "--checkpoint", tiny_checkpoint, "--out", out)
+                  "--threshold", "0.02", "--checkpoint", tiny_checkpoint, "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     folder = out / "lines.png"
     doc = json.loads((folder / "results.json").read_text())
     assert (doc["width"], doc["height"]) == (3000, 2000) and doc["working_size"] == [171, 256]
     rec = doc["results"][0]
     mask = _decode(rec)
-    assert mask.shape == (2000, 3000) and mask.sum() == rec["area"]
-    if rec["area"]:
-        ys, xs = np.nonzero(mask)
-        assert rec["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+    assert mask.shape == (2000, 3000) and mask.sum() == rec["area"] > 0
+    ys, xs = np.nonzero(mask)
+    bbox = [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1]
+    assert rec["bbox"] == bbox
     assert np.array_equal(np.asarray(Image.open(folder / rec["files"]["mask"])) > 127, mask)
     assert Image.open(folder / rec["files"]["overlay"]).size == (256, 171)
     page = json.loads((folder / "annotations.json").read_text())
     assert validate_annotation_page(page) == []
+    (anno,) = page["items"]  # the full-size box, not the working size's
+    (frag,) = [s for s in anno["target"]["selector"] if s["type"] == "FragmentSelector"]
+    assert frag["value"] == "xywh=" + ",".join(map(str, bbox))
 
 
 @pytest.fixture(scope="module")

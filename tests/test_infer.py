@@ -41,9 +41,11 @@ def _check_image_outputs(folder: Path, source: Path, emotions: list[str], figure
         decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
         assert decoded.sum() == rec["area"]
         x, y, bw, bh = rec["bbox"]
-        if rec["area"]:
+        if rec["area"]:  # (an empty mask's box is all zeros; test_cli_options forces regions)
             ys, xs = np.nonzero(decoded)
             assert (x, y, bw, bh) == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+        else:
+            assert (x, y, bw, bh) == (0, 0, 0, 0)
         assert 0.0 <= rec["confidence"] <= 1.0
         if figures:
             slug = emotion_file_stem(rec["emotion"])

@@ -274,6 +274,7 @@ class _Run:
         extra = {"source": str(item.path), "source_sha256": sha, "run_signature": self.signature,
                  "auto_top_k": args.top_k if self.auto else None, "mask_threshold": threshold,
                  "emotion_batches": batches, "process_index": self.rank,
+                 "lm_linears": None if args.no_explain else ("int8" if predictor.int8_layers else "float32"),
                  **(estimate.record() if estimate is not None else {})}
         if note:
             extra["note"] = note
