@@ -449,7 +449,8 @@ class EmoSEMPredictor:
                     slots[i] = {"word": motif_by_name(name).noun, "source": "motif", "score": round(p, 4)}
         todo = [i for i, s in enumerate(slots) if s is None]
         if todo and concepts.licence_threshold() is not None:
-            found = concepts.licensed_concepts(st.image, [masks[i] for i in todo])
+            backbone = getattr(self.model.sam.image_encoder, "backbone", None)  # its ImageNet head
+            found = concepts.licensed_concepts(st.image, [masks[i] for i in todo], classifier=backbone)
             for i, c in zip(todo, found):
                 if c is not None:
                     slots[i] = {"word": c["word"], "source": "imagenet", "score": c["score"],
