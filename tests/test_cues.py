@@ -251,3 +251,17 @@ def test_colours_are_named_by_their_pixels():
     assert set(basic_terms(lab).tolist()) == {"black", "brown"}
     (colour,) = _dominant_colours(lab, rgb, np.ones(len(rgb), np.float32), k=1)
     assert colour.name.split()[-1] == "black" and colour.share == 1.0  # 60% of the pixels
+
+
+def test_appearance_names_the_look_without_redundant_words():
+    """The appearance phrase (the references' and the explanations' way to name an unlicensed
+    region): the light word, the first colour and the form, with no "dark black"."""
+    img = np.full((100, 100, 3), 200, np.uint8)
+    img[70:90, 5:95] = 0
+    mask = np.zeros((100, 100), bool)
+    mask[70:90, 5:95] = True
+    cues = extract_cues(img, mask)
+    assert cues.colour_names[0] == "black" and cues.form == "band"
+    assert cues.appearance == "black band"
+    img[70:90, 5:95] = (40, 40, 120)
+    assert extract_cues(img, mask).appearance.endswith("blue band")

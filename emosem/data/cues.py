@@ -164,7 +164,8 @@ class Cues:
         light = {"the brightest part of the canvas": "bright", "brighter than its surroundings": "bright",
                  "the darkest part of the canvas": "dark", "darker than its surroundings": "dark"}
         tone = next((light[w] for w in self.light_words if w in light), "")
-        if tone and colour.startswith(("dark", "light", "pale")):
+        if tone and (colour.startswith(("dark", "light", "pale")) or (tone, colour) in
+                     (("dark", "black"), ("bright", "white"))):  # not "dark black"
             tone = ""
         words = [w for w in (tone, colour) if w]
         form = self.form
