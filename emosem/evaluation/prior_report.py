@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, help="checkpoint for --blend-check (default: the bundled one)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    commit = git_commit(Path(__file__).resolve().parents[2])  # the tree the run starts from
     truth = load_truth(args.visible or args.paintings / "visible.json")
     images = load_paintings(args.paintings, sorted(truth))
     plausible = {n: truth[n].plausible for n in images}
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.blend_check:
         checks = [asdict(c) for c in blend_check(args.checkpoint, args.blend_check, args.methods)]
         logger.info("blend check: %s", [(c["method"], c["with_prior_weight"], c["top1_changed"]) for c in checks])
-    out = {"commit": git_commit(Path(__file__).resolve().parents[2]), "paintings": str(args.paintings),
+    out = {"commit": commit, "paintings": str(args.paintings),
            "torch_threads": _torch_threads(), "load_average": os.getloadavg(), "methods": reports}
     if args.blend_check:
         out["blend_check"] = checks
