@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_runs import ASSETS, ENV, INFER, REPO
+from cli_runs import run_infer as _infer
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -25,18 +27,9 @@ from emosem.inference.annotations import rasterize_svg_selector, validate_annota
 from emosem.inference.collection import RESULT_MARKER
 from emosem.inference.merge import CSV_COLUMNS, _flat, csv_rows
 
-REPO = Path(__file__).resolve().parents[1]
 ART = REPO.parent / "shared" / "art"
-ASSETS = REPO / "demo" / "assets"
-INFER = str(REPO / "tools" / "infer.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 LAUNCH2 = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-
-
-def _infer(*args, launch=(sys.executable,), timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([*launch, INFER, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=ENV, cwd=REPO)
 
 
 def _decode(rec: dict) -> np.ndarray:

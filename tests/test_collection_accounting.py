@@ -5,27 +5,15 @@ case and Unicode normalisation, result folders of earlier versions recognised.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import unicodedata
-from pathlib import Path
 
 import pytest
+from cli_runs import ASSETS
+from cli_runs import run_infer as _infer
 from PIL import Image
 
 from emosem.inference.cli import _expand_emotions
 from emosem.inference.collection import RESULT_MARKER, is_result_folder
-
-REPO = Path(__file__).resolve().parents[1]
-ASSETS = REPO / "demo" / "assets"
-INFER = str(REPO / "tools" / "infer.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def _infer(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, INFER, *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=ENV, cwd=REPO)
 
 
 def test_free_text_emotions_are_deduplicated_across_case_and_normalisation():

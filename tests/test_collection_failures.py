@@ -5,7 +5,6 @@ run cleanly with summary.json written, and the same command again completes the 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -13,17 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runs import ASSETS, ENV, INFER, REPO
+from cli_runs import run_infer as _infer
 from PIL import Image
-
-REPO = Path(__file__).resolve().parents[1]
-ASSETS = REPO / "demo" / "assets"
-INFER = str(REPO / "tools" / "infer.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def _infer(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, INFER, *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=ENV, cwd=REPO)
 
 
 def _three_paintings(folder: Path, sub: str | None = None) -> list[str]:

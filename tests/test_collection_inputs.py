@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runs import ASSETS
+from cli_runs import run_infer as _infer
 from PIL import Image
-
-REPO = Path(__file__).resolve().parents[1]
-ASSETS = REPO / "demo" / "assets"
-INFER = str(REPO / "tools" / "infer.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def _infer(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, INFER, *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=ENV, cwd=REPO)
 
 
 def _paintings(folder: Path) -> dict[Path, str]:

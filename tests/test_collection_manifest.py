@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runs import ASSETS
+from cli_runs import run_infer as _infer
 from PIL import Image
 
 from emosem.inference.annotations import ManifestError, load_manifest
-
-REPO = Path(__file__).resolve().parents[1]
-ASSETS = REPO / "demo" / "assets"
-INFER = str(REPO / "tools" / "infer.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def _infer(*args, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, INFER, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=ENV, cwd=REPO)
 
 
 def _canvas(i: int, name: str, **fields) -> dict:

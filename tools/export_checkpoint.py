@@ -31,10 +31,9 @@ from emosem.modeling.emosem import EmoSEM
 from emosem.modeling.errors import CheckpointError
 
 
-def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
-    """The val-split threshold sweep of ``model`` (see ``emosem.evaluation.calibrate``)."""
+def _val_split(model: EmoSEM, src: Path, data_root: Path, split: str):
+    """(a predictor over ``model`` that leaves it saveable, the data, ``split``'s samples)."""
     from emosem.data.splits import build_splits
-    from emosem.evaluation.calibrate import threshold_sweep
     from emosem.evaluation.evaluate import resolve_data_config
     from emosem.inference.predictor import EmoSEMPredictor
 
@@ -42,7 +41,14 @@ def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
     splits = build_splits(cfg, check_images=True)
     # The model is saved afterwards: keep its LoRA and weights as they are.
     predictor = EmoSEMPredictor(model, "cpu", merge_lora=False, pack_weights=False)
-    sweep = threshold_sweep(predictor, splits.data, list(splits.get(split).samples), progress=True)
+    return predictor, splits.data, list(splits.get(split).samples)
+
+
+def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
+    """The val-split threshold sweep of ``model`` (see ``emosem.evaluation.calibrate``)."""
+    from emosem.evaluation.calibrate import threshold_sweep
+
+    sweep = threshold_sweep(*_val_split(model, src, data_root, split), progress=True)
     sweep.update(data=str(data_root), split=split)
     at = dict(zip(sweep["thresholds"], sweep["gIoU"]))
     print(f"mask threshold {sweep['best']:.2f}: {split} gIoU {at[sweep['best']]:.4f} "
@@ -52,15 +58,9 @@ def calibrate(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
 
 def calibrate_motifs(model: EmoSEM, src: Path, data_root: Path, split: str) -> dict:
     """The val-split motif licence sweep of ``model`` (see ``emosem.evaluation.calibrate``)."""
-    from emosem.data.splits import build_splits
     from emosem.evaluation.calibrate import motif_licence_sweep
-    from emosem.evaluation.evaluate import resolve_data_config
-    from emosem.inference.predictor import EmoSEMPredictor
 
-    cfg, _ = resolve_data_config(data_root, src)
-    splits = build_splits(cfg, check_images=True)
-    predictor = EmoSEMPredictor(model, "cpu", merge_lora=False, pack_weights=False)
-    sweep = motif_licence_sweep(predictor, splits.data, list(splits.get(split).samples), progress=True)
+    sweep = motif_licence_sweep(*_val_split(model, src, data_root, split), progress=True)
     sweep.update(data=str(data_root), split=split)
     i = sweep["thresholds"].index(sweep["best"])
     print(f"motif licence {sweep['best']:.2f}: {split} precision {sweep['precision'][i]:.3f}, "
