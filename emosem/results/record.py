@@ -79,8 +79,11 @@ def clean_checkout(root: Path):
                 (tree / rel).parent.mkdir(parents=True, exist_ok=True)
                 (tree / rel).symlink_to(root / rel, target_is_directory=True)
         yield tree
-    finally:
-        _git(root, "worktree", "remove", "--force", str(tree))
+    finally:  # a cleanup that fails must not lose the report: say so and go on
+        try:
+            _git(root, "worktree", "remove", "--force", str(tree))
+        except (ResultsError, OSError, subprocess.SubprocessError) as e:
+            logger.warning("could not remove the checkout %s (%s); `git worktree prune` does", tree, e)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
