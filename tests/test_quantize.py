@@ -36,9 +36,11 @@ def test_int8_predictor_same_masks_near_identical_logits(tiny_checkpoint, sample
     emotions = ["awe", "fear", "melancholy"]
     a = fp32(sample_paintings[0], emotions, max_new_tokens=6)
     b = int8(sample_paintings[0], emotions, max_new_tokens=6)
+    tok = int8.model.lm.tokenizer
     for ra, rb in zip(a, b):
         assert (ra.mask == rb.mask).all() and ra.predicted_iou == rb.predicted_iou
-        assert isinstance(rb.explanation, str)
+        for text in (ra.explanation, rb.explanation):  # at most the 6 tokens asked for
+            assert isinstance(text, str) and len(tok(text, add_special_tokens=False).input_ids) <= 6
     # next-token distributions given the same prefix and instruction
     st = fp32.encode(sample_paintings[0])
     with torch.no_grad():
@@ -54,13 +56,25 @@ def test_int8_predictor_same_masks_near_identical_logits(tiny_checkpoint, sample
     assert float((outs[0][top] - outs[1][top]).abs().max()) < 0.1
 
 
-def test_fallback_when_kernels_are_missing(tiny_checkpoint, monkeypatch):
-    """Float32 (packed) is the default; without working int8 kernels an int8 request is a clear
-    error, not a silent fallback to something else."""
+def test_int8_without_working_kernels_is_a_clear_error_not_a_fallback(tiny_checkpoint, monkeypatch):
+    """Float32 (packed) is the default; kernels that compute something else than float32 fail
+    the self-check, and an int8 request is then a clear error, not a silent fallback."""
+    from torch.ao import quantization
+
     p = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
     assert p.int8_layers == 0 and p.packed_layers > 0
-    monkeypatch.setattr(quantize, "_kernels_work", lambda: False)
-    monkeypatch.setattr("emosem.inference.predictor.int8_supported",
-                        lambda d, t: quantize.int8_supported(d, t))
-    with pytest.raises(ValueError, match="int8 LM weights need a CPU"):
-        EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_int8=True)
+
+    def wrong_kernels(model, *args, **kwargs):  # int8 "linears" that return zeros
+        class Zero(nn.Module):
+            def forward(self, x):
+                return torch.zeros(*x.shape[:-1], 512)
+        return Zero()
+
+    quantize._kernels_work.cache_clear()
+    monkeypatch.setattr(quantization, "quantize_dynamic", wrong_kernels)
+    try:
+        assert quantize._kernels_work() is False  # the self-check sees the wrong outputs
+        with pytest.raises(ValueError, match="int8 LM weights need a CPU"):
+            EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_int8=True)
+    finally:
+        quantize._kernels_work.cache_clear()
