@@ -29,7 +29,7 @@ from emosem.data.image_io import load_image
 from emosem.data.synthetic.motifs import motif_by_name
 from emosem.data.transforms import SamTransform
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
-from emosem.inference.affect_prior import blend_distribution, is_out_of_domain, painting_prior
+from emosem.inference.affect_prior import blend_distribution, is_out_of_domain, painting_prior, prior_weight
 from emosem.inference.domain import DomainModel, load_domain, pooled_features, valid_weight
 from emosem.inference.packed_linear import pack_linears, packing_supported
 from emosem.inference.quantize import int8_supported, quantize_linears
@@ -167,7 +167,7 @@ class EmotionEstimate:
 
     distribution: dict[str, float]
     head: dict[str, float]
-    prior: dict[str, float]
+    prior: dict[str, float] | None  # None: not computed, its weight being 0 (in domain)
     prior_weight: float
     in_domain: float | None
 
@@ -182,7 +182,7 @@ class EmotionEstimate:
 
         return {"emotion_distribution": rounded(self.distribution),
                 "emotion_distribution_head": rounded(self.head),
-                "emotion_distribution_prior": rounded(self.prior),
+                "emotion_distribution_prior": rounded(self.prior) if self.prior is not None else None,
                 "prior_weight": round(self.prior_weight, 4), "in_domain_score": self.in_domain}
 
 
@@ -321,8 +321,10 @@ class EmoSEMPredictor:
         score falls. ``in_domain``: the score, or "auto" for :meth:`in_domain_score`."""
         st = self._current(state)
         head = self.predict_distribution(st)
-        prior = painting_prior(st.image)
         score = self._in_domain(st, in_domain)
+        if prior_weight(score) == 0:  # in domain: the head's alone; the prior (an LM pass) is not needed
+            return EmotionEstimate(dict(head), head, None, 0.0, score)
+        prior = painting_prior(st.image)
         blended, weight = blend_distribution(head, prior, score)
         return EmotionEstimate(blended, head, prior, weight, score)
 
