@@ -38,10 +38,12 @@ def _decode(rec: dict) -> np.ndarray:
 
 
 def _boundary_distance(mask: np.ndarray) -> np.ndarray:
-    """Per pixel, the distance (px) to the nearest boundary between ``mask`` and its outside."""
-    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
-    return np.maximum(inside, outside)
+    """Per pixel, the distance (px) to the nearest boundary between ``mask`` and its outside; the
+    image's edge is a boundary too (the traced outline runs along it), hence the padding."""
+    padded = np.pad(mask, 1)
+    inside = cv2.distanceTransform(padded.astype(np.uint8), cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform((~padded).astype(np.uint8), cv2.DIST_L2, 5)
+    return np.maximum(inside, outside)[1:-1, 1:-1]
 
 
 def _perimeter(mask: np.ndarray) -> float:
