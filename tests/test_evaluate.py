@@ -383,7 +383,7 @@ def _hand_made_config(root: Path, data):
 
 
 #: The report's metrics where less is better (errors and divergences); every other is a score.
-LOWER_IS_BETTER = {"MAE", "cross_entropy", "kl"}
+LOWER_IS_BETTER = {"MAE", "cross_entropy", "kl", "alignment_cross_entropy"}
 
 
 def test_comparison_by_hand_with_lower_is_better_metrics():

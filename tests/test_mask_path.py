@@ -29,14 +29,17 @@ def _run(code: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_first_mask_on_the_command_line_imports_no_torchvision_timm_or_transformers(tmp_path, repo_root):
+def test_first_mask_on_the_command_line_imports_no_torchvision_timm_or_transformers(tmp_path, synthetic_dir):
     """``tools/infer.py --no-explain`` with the bundled checkpoint (the frozen EfficientNet-Lite,
-    the emotion prompt, the decoder, upsampling, cues) writes its mask without importing them."""
+    the emotion prompt, the decoder, upsampling, cues) writes its mask without importing them, on
+    a painting in domain. (Out of domain the emotion distribution also needs the language
+    model's knowledge prior, emosem.inference.lm_prior, which does import transformers.)"""
     out = tmp_path / "out"
+    painting = sorted((synthetic_dir / "images").rglob("*.jpg"))[0]
     found = _run(f"""
         import json, runpy, sys
         sys.path.insert(0, "tools")
-        sys.argv = ["tools/infer.py", "demo/assets/starry_night.jpg", "--emotion", "awe",
+        sys.argv = ["tools/infer.py", {str(painting)!r}, "--emotion", "awe",
                     "--no-explain", "--out", {str(out)!r}, "--quiet"]
         try:
             runpy.run_path("tools/infer.py", run_name="__main__")
@@ -45,7 +48,9 @@ def test_first_mask_on_the_command_line_imports_no_torchvision_timm_or_transform
         print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
     """)
     assert found == []
-    assert (out / "starry_night.jpg" / "awe_mask.png").is_file()
+    doc = json.loads((out / painting.name / "results.json").read_text())
+    assert doc["in_domain"] >= 0.02 and doc["prior_weight"] == 0  # in domain: no prior was needed
+    assert (out / painting.name / "awe_mask.png").is_file()
 
 
 def test_predictor_masks_only_imports_no_torchvision_timm_or_transformers():
