@@ -56,7 +56,7 @@ serve: weights
 	$(PY) demo/app.py
 
 # The default checkpoint's recipe (CPU, 2 cores: stage 1 17 min, 1b 12 min, 2 about 1 h 5 min, 2c about
-# 40 min; 2c continues the exported stage 2 with the object slot): see README.
+# 47 min on a loaded machine; 2c continues the exported stage 2 with the object slot): see README.
 data/synthetic/stimulus_masks.json: | $(STAMP)
 	$(PY) tools/make_synthetic_artemis.py --out data/synthetic --paintings 2000 --size 256 --seed 0
 
