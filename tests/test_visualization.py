@@ -430,10 +430,17 @@ def test_cues_block_in_gallery_and_panel(tmp_path):
     img[:, :] = (229, 0, 0)  # the survey's own "red" (#e50000)
     mask = np.zeros((60, 90), bool)
     mask[:20, :30] = True
-    rec = extract_cues(img, mask).with_concepts([{"name": "wreck", "score": 0.4}]).record()
+    cues = extract_cues(img, mask).with_concepts([{"name": "wreck", "score": 0.4}])
+    rec = cues.record()
     lines = cue_lines(rec)
     assert lines[0] == "in the upper left, medium (11% of the canvas)"
-    assert lines[1] == "colours: red 100%" and lines[-1] == "shows: wreck 0.40"
+    assert lines[1] == "colours: red 100%" and lines[-1] == "object: none licensed"
+    assert not any("wreck" in line for line in lines)  # pooled concepts are not an object licence
+    named = cue_lines(cues.with_object({"word": "ship", "source": "imagenet", "score": 0.77,
+                                        "concept": "schooner"}).record())
+    assert named[-1] == "object: ship (ImageNet schooner, 0.77)"
+    old = {k: v for k, v in rec.items() if k != "object"}  # a record made before the object slot
+    assert cue_lines(old)[-1] == "shows: wreck 0.40"
     assert cue_lines({"area_fraction": 0}) == [] and cue_lines(None) == []
     page = write_gallery(tmp_path / "index.html", [{"image": "x.png", "emotion": "fear",
                                                      "explanation": "a red sky", "cues": rec}])
@@ -441,7 +448,7 @@ def test_cues_block_in_gallery_and_panel(tmp_path):
     assert "what the region shows" in text and "colours: red 100%" in text
     fig = panel_figure(img, img, "fear", "a red sky", 0.5, cues=rec, out_path=tmp_path / "p.png")
     texts = [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))]
-    assert "what the region shows" in texts and "shows: wreck 0.40" in texts
+    assert "what the region shows" in texts and "object: none licensed" in texts
 
 
 def test_grid_tile_of_an_empty_region_says_why_it_has_no_text(tmp_path):
