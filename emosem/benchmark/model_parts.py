@@ -49,8 +49,9 @@ def build_encoder(hp: dict[str, Any], img_size: int) -> Any:
     """A randomly initialised ``ImageEncoderViT`` with ``hp`` (from :func:`encoder_hparams`)."""
     from functools import partial
 
-    from emosem.modeling.sam_modules import ImageEncoderViT
     from torch import nn
+
+    from emosem.modeling.sam_modules import ImageEncoderViT
 
     kwargs = {k: v for k, v in hp.items() if k not in ("norm_eps", "original_img_size")}
     return ImageEncoderViT(img_size=img_size, norm_layer=partial(nn.LayerNorm, eps=hp["norm_eps"]),

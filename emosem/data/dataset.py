@@ -18,9 +18,9 @@ from torch.utils.data import Dataset
 
 from emosem.data.artemis import ArtEmisData, StimulusSample
 from emosem.data.cues import Cues, extract_cues
+from emosem.data.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from emosem.data.synthetic.motifs import mentions_motif, motif_by_name
 from emosem.data.synthetic.utterances import SWAP_NOUNS, describe_utterance
-from emosem.data.image_io import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from emosem.data.transforms import SamTransform
 from emosem.emotions import EMOTION_TO_INDEX, NUM_EMOTIONS
 

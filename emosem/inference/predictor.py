@@ -29,7 +29,12 @@ from emosem.data.image_io import load_image
 from emosem.data.synthetic.motifs import motif_by_name
 from emosem.data.transforms import SamTransform
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
-from emosem.inference.affect_prior import blend_distribution, is_out_of_domain, painting_prior, prior_weight
+from emosem.inference.affect_prior import (
+    blend_distribution,
+    is_out_of_domain,
+    painting_prior,
+    prior_weight,
+)
 from emosem.inference.domain import DomainModel, load_domain, pooled_features, valid_weight
 from emosem.inference.packed_linear import pack_linears, packing_supported
 from emosem.inference.quantize import int8_supported, quantize_linears
