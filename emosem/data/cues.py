@@ -234,14 +234,15 @@ def basic_terms(lab: np.ndarray) -> np.ndarray:
     return terms[d.argmin(1)]
 
 
-def place_words(weights: np.ndarray) -> tuple[str, str | None, list[float], list[float]]:
-    """Place phrase, extent phrase (or None), centroid and bbox fractions of a [H, W] weight map;
-    the phrase names :func:`region_grid_cell`."""
+def place_words(weights: np.ndarray) -> tuple[str, str | None, list[float], list[float], list[int]]:
+    """Place phrase, extent phrase (or None), centroid and bbox fractions of a [H, W] weight map,
+    and the grid cell [row, column] the phrase names (:func:`region_grid_cell`; the centre for
+    an empty map)."""
     h, w = weights.shape
     total = float(weights.sum())
     ys, xs = np.nonzero(weights > 0.5 * weights.max()) if total > 0 else ([], [])
     if total <= 0 or len(xs) == 0:
-        return "in the center", None, [0.5, 0.5], [0.0, 0.0, 0.0, 0.0]
+        return "in the center", None, [0.5, 0.5], [0.0, 0.0, 0.0, 0.0], [1, 1]
     cy = float((weights.sum(1) * (np.arange(h) + 0.5)).sum()) / total / h
     cx = float((weights.sum(0) * (np.arange(w) + 0.5)).sum()) / total / w
     row, col = region_grid_cell(weights)
@@ -263,7 +264,8 @@ def place_words(weights: np.ndarray) -> tuple[str, str | None, list[float], list
         extent = {0: "across the top", 1: "across the middle", 2: "along the bottom edge"}[row]
     elif tall:
         extent = {0: "down the left side", 1: "down the middle", 2: "down the right side"}[col]
-    return place, extent, [round(cx, 4), round(cy, 4)], [round(float(v), 4) for v in (x0, y0, x1, y1)]
+    return (place, extent, [round(cx, 4), round(cy, 4)], [round(float(v), 4) for v in (x0, y0, x1, y1)],
+            [row, col])
 
 
 def _size_word(fraction: float) -> str:
@@ -541,7 +543,7 @@ def extract_cues(image: np.ndarray, mask: np.ndarray, work_side: int = 128,
     weights = cv2.resize(mask, size, interpolation=cv2.INTER_AREA) if prepared.scaled else mask
     weights = np.clip(weights, 0.0, 1.0)
     area = float(weights.mean())
-    place, extent, centroid, bbox = place_words(weights)
+    place, extent, centroid, bbox, cell = place_words(weights)
     inside = weights > 0.5
     colours = _dominant_colours(lab[inside], small[inside], weights[inside]) if inside.any() else []
     rest = 1.0 - weights
@@ -556,7 +558,6 @@ def extract_cues(image: np.ndarray, mask: np.ndarray, work_side: int = 128,
         if interior.sum() >= MIN_TEXTURE_PIXELS else {}
     shape = {**shape_measures(inside), **texture} if inside.any() else {}
     form, shapes = shape_words(shape) if shape else ("shape", [])
-    cell = list(region_grid_cell(weights)) if weights.sum() > 0 else [1, 1]
     return Cues(place=place, extent=extent, centroid=centroid, bbox=bbox, cell=cell,
                 area_fraction=round(area, 4), size=_size_word(area), colours=colours,
                 light_words=words, shape=shape, form=form, shape_words=shapes, **numbers)
