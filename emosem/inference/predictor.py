@@ -400,9 +400,11 @@ class EmoSEMPredictor:
         if rows:
             t1 = time.perf_counter()
             idx = torch.tensor(rows, device=logits.device)
+            # the tag head's logits [rows, T], read by the object slots and by the LM's prefix
+            t_logits = None if self.model.tag_head is None else self.model.tag_logits(
+                emb[idx], logits[idx].sigmoid(), mask_token[idx], tokens[idx])
             if cues[rows[0]] is not None:  # what each region may be called, and on what evidence
-                slots = self.object_slots(st, masks[rows], emb[idx], logits[idx], mask_token[idx],
-                                          tokens[idx], self._in_domain(st, in_domain))
+                slots = self.object_slots(st, masks[rows], t_logits, self._in_domain(st, in_domain))
                 for i, slot in zip(rows, slots):
                     cues[i] = cues[i].with_object(slot)
             if word_grounding:
@@ -412,7 +414,7 @@ class EmoSEMPredictor:
                                       [names[i] for i in rows],
                                       cues=[cues[i].phrase(version) if cues[i] else "" for i in rows],
                                       objects=[cues[i].object if cues[i] else None for i in rows],
-                                      max_new_tokens=max_new_tokens, **gen)
+                                      tag_logits=t_logits, max_new_tokens=max_new_tokens, **gen)
             for i, text in zip(rows, said):
                 texts[i] = text
             t_explain = time.perf_counter() - t1
@@ -429,11 +431,11 @@ class EmoSEMPredictor:
         ]
 
     @torch.no_grad()
-    def object_slots(self, st: ImageState, masks: np.ndarray, emb: torch.Tensor, logits: torch.Tensor,
-                     mask_token: torch.Tensor, tokens: torch.Tensor,
+    def object_slots(self, st: ImageState, masks: np.ndarray, tag_logits: torch.Tensor | None,
                      in_domain: float | None) -> list[dict | None]:
-        """What each region (masks [n, H, W] bool; the decoder's outputs for the same n rows) may
-        be named, with its evidence (the cues' object slot):
+        """What each region (masks [n, H, W] bool; ``tag_logits`` [n, T], the tag head's output
+        for the same rows, None without a tag head) may be named, with its evidence (the cues'
+        object slot):
 
         * a motif of the trained vocabulary (``source: "motif"``) when the painting is in domain
           (:func:`~emosem.inference.domain.is_in_domain`; no score counts as in domain) and the
@@ -449,9 +451,8 @@ class EmoSEMPredictor:
         from emosem.inference.domain import is_in_domain
 
         slots: list[dict | None] = [None] * len(masks)
-        if is_in_domain(in_domain) is not False and self.model.tag_head is not None:
-            probs = self.model.tag_logits(emb, logits.sigmoid(), mask_token, tokens).sigmoid()
-            for i, (name, p) in enumerate(self.motif_evidence(probs)):
+        if is_in_domain(in_domain) is not False and tag_logits is not None:
+            for i, (name, p) in enumerate(self.motif_evidence(tag_logits.sigmoid())):
                 if p >= self.model.config.motif_min_prob:
                     slots[i] = {"word": motif_by_name(name).noun, "source": "motif", "score": round(p, 4)}
         todo = [i for i, s in enumerate(slots) if s is None]

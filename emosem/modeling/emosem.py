@@ -409,12 +409,14 @@ class EmoSEM(nn.Module):
 
     def explain(
         self, embeddings, mask_logits, mask_token, tokens, emotions: list[str],
-        cues: list[str] | None = None, objects: list[dict | None] | None = None, **gen
+        cues: list[str] | None = None, objects: list[dict | None] | None = None,
+        tag_logits: torch.Tensor | None = None, **gen
     ) -> list[str]:
         """Generate one explanation per row (batched, KV-cached); ``cues``: the region cue
         phrases the LM reads when ``model.cues`` is on (ignored otherwise); ``objects``: each
-        row's object slot, which decides whether object tags may enter its prefix."""
-        prefix = self.prefix(embeddings, mask_logits.sigmoid(), mask_token, tokens,
+        row's object slot, which decides whether object tags may enter its prefix;
+        ``tag_logits`` [B, T]: the tag head's output when the caller already has it."""
+        prefix = self.prefix(embeddings, mask_logits.sigmoid(), mask_token, tokens, tag_logits,
                              licensed=self.licensed_rows(objects))
         return self.lm.generate(prefix, emotions, cues=cues if self.config.cues else None, **gen)
 
