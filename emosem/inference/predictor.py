@@ -471,8 +471,7 @@ class EmoSEMPredictor:
         if self._motif_tags is None:
             from emosem.data.cue_words import MOTIF_WORDS
 
-            texts = [self.model.lm.tokenizer.decode([int(t)]).strip().lower()
-                     for t in self.model.tag_head.token_ids.tolist()]
+            texts = self.model.tag_texts()
             self._motif_tags = {name: [j for j, t in enumerate(texts) if t in words]
                                 for name, words in MOTIF_WORDS.items()}
         best = []

@@ -371,10 +371,13 @@ class EmoSEM(nn.Module):
         if self.tag_head is None:
             return 0
         vocab = {w.lower() for w in words}
-        texts = [self.lm.tokenizer.decode([int(t)]).strip().lower() for t in self.tag_head.token_ids.tolist()]
-        self.object_tags = torch.tensor([t in vocab for t in texts], dtype=torch.bool,
+        self.object_tags = torch.tensor([t in vocab for t in self.tag_texts()], dtype=torch.bool,
                                         device=self.tag_head.token_ids.device)
         return int(self.object_tags.sum())
+
+    def tag_texts(self) -> list[str]:
+        """The tag head's tags as words (each token decoded, stripped, lower case) [T]."""
+        return [self.lm.tokenizer.decode([int(t)]).strip().lower() for t in self.tag_head.token_ids.tolist()]
 
     def prefix(self, embeddings, mask_prob, mask_token, tokens, tag_logits=None,
                licensed: list[bool] | None = None) -> torch.Tensor:
