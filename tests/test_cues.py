@@ -146,7 +146,7 @@ def test_muted_colours_get_the_surveys_shade_names():
     is dark grey): it gets a shade name of the same basic term; pure primaries keep theirs."""
     assert name_colour(rgb_to_lab(np.array([40, 70, 120], np.uint8))).endswith("blue")
     assert name_colour(rgb_to_lab(np.array([0, 0, 255], np.uint8))) == "blue"
-    assert name_colour(rgb_to_lab(np.array([90, 90, 90], np.uint8))) in ("grey", "dark grey")
+    assert name_colour(rgb_to_lab(np.array([90, 90, 90], np.uint8))) == "dark grey"
 
 
 def _flat(value: int = 128, side: int = 128) -> np.ndarray:
@@ -240,17 +240,31 @@ def test_place_is_where_most_of_the_region_is():
 
 
 def test_colours_are_named_by_their_pixels():
-    """Navy-black and dark brown pixels: their mean in CIELAB is nearest the survey's "dark grey",
-    a colour none of them has. A cluster holding both is named by the basic term most of its
-    pixels have (black or brown, by each pixel's nearest basic colour), never the mean's grey."""
+    """Navy-black and dark brown pixels: their mean in CIELAB is a dark brown, a colour 60% of
+    them do not have. A cluster holding both is named by the basic term most of its pixels have
+    (black or brown, by each pixel's nearest survey colour), never by the mean's."""
     from emosem.data.cues import _dominant_colours, basic_terms
 
     rgb = np.array([(10, 10, 30)] * 60 + [(90, 60, 30)] * 40, np.uint8)
     lab = rgb_to_lab(rgb)
-    assert name_colour(lab.mean(0)) == "dark grey"
-    assert set(basic_terms(lab).tolist()) == {"black", "brown"}
+    assert name_colour(lab.mean(0)) == "dark brown"
+    assert basic_terms(lab).tolist() == ["black"] * 60 + ["brown"] * 40
     (colour,) = _dominant_colours(lab, rgb, np.ones(len(rgb), np.float32), k=1)
-    assert colour.name.split()[-1] == "black" and colour.share == 1.0  # 60% of the pixels
+    assert colour.name == "black" and colour.share == 1.0  # 60% of the pixels
+
+
+def test_achromatic_names_follow_the_iscc_nbs_neutral_scale():
+    """Munsell values 2.5 / 4.5 / 6.5 / 8.5 (ISCC–NBS black | dark grey | grey | light grey |
+    white) are L* 25.3 / 45.9 / 66.0 / 85.3: by hand from ASTM D1535, V = 2.5 gives
+    Y = 2.9785 − 1.4083 + 3.6488 − 0.8002 + 0.0800 = 4.4988 of white's 102.57, and
+    L* = 116 · (0.04386)^(1/3) − 16 = 25.26. Neutral greys of sRGB 40, 80, 128, 190 and 235
+    (L* 16.8, 34.0, 53.6, 77.0, 92.8) get one name each; a dark desaturated brown stays brown."""
+    from emosem.data.cues import neutral_bounds
+
+    np.testing.assert_allclose(neutral_bounds(), [25.26, 45.89, 65.98, 85.35], atol=0.02)
+    names = [name_colour(rgb_to_lab(np.array([v] * 3, np.uint8))) for v in (40, 80, 128, 190, 235)]
+    assert names == ["black", "dark grey", "grey", "light grey", "white"]
+    assert name_colour(rgb_to_lab(np.array([90, 60, 30], np.uint8))) == "dark brown"
 
 
 def test_appearance_names_the_look_without_redundant_words():

@@ -8,11 +8,13 @@ mask) and at inference (predicted soft mask). It measures
   "down the left side", "across the whole canvas"); the share of the canvas it covers, with a
   size word (small < 5 % ≤ medium < 20 % ≤ large < 50 % ≤ very large);
 * **colour**: k-means (k = 3, OpenCV) of the region's pixels in CIELAB; each cluster holding
-  ≥ 15 % of the region is named by its nearest colour in CIELAB from a published name set, the
-  XKCD colour survey names that matplotlib ships (``matplotlib.colors.XKCD_COLORS``), restricted
-  to the eleven basic colour terms (Berlin & Kay) with the survey's light/dark/pale variants, or,
-  for muted colours (chroma < 40) far (ΔE*76 > 20) from all of those, the survey's other names
-  of the same terms ("greyish blue", "dull green", "bluish grey");
+  ≥ 15 % of the region is named from a published name set, the XKCD colour survey that
+  matplotlib ships (``matplotlib.colors.XKCD_COLORS``): its basic term (Berlin & Kay's eleven)
+  is that of the nearest of the ~560 survey colours named with one, and of most of the
+  cluster's pixels; achromatic terms are named on the ISCC–NBS neutral scale by lightness;
+  chromatic ones by the nearest of the survey's light/dark/pale variants of the term, or, for
+  muted colours (chroma < 40) far (ΔE*76 > 20) from all of those, its other names of the term
+  ("greyish blue", "dull green");
 * **light**: mean lightness L*, chroma (saturation) and warmth (b*, yellow-blue, plus a*/2)
   of the region against the rest of the painting, and its lightness contrast (std of L*),
   in words when the difference is clear ("darker than its surroundings", "the brightest part
@@ -53,6 +55,16 @@ EXCLUDED = ("pale grey",)
 # (ΔE*76) from every basic name gets the nearest of the survey's modified names of the same
 # basic terms instead ("greyish blue", "dull green", "bluish grey").
 BASIC_MATCH, MUTED_CHROMA = 20.0, 40.0
+# The achromatic names by lightness: the ISCC–NBS neutral categories (Kelly & Judd 1976, NBS
+# Special Publication 440) end at Munsell values 2.5 (black), 4.5 (dark grey), 6.5 (grey) and
+# 8.5 (light grey); above is white. In CIELAB via the Munsell renotation's value function
+# (ASTM D1535): L* 25.3, 45.9, 66.3, 86.1 (:func:`neutral_bounds`).
+NEUTRAL_NAMES = ("black", "dark grey", "grey", "light grey", "white")
+NEUTRAL_VALUES = (2.5, 4.5, 6.5, 8.5)
+ACHROMATIC = ("black", "grey", "white")
+# A colour whose chroma is below one just-noticeable difference (ΔE*ab 2.3, Mahy et al. 1994) is
+# neutral whatever survey colour is nearest (near white, the survey's nearest is "very light pink").
+NEUTRAL_CHROMA = 2.3
 SHADES = ("deep ", "dull ", "dusty ", "muted ", "greyish ", "grey ", "bright ", "dark grey ",
           "light grey ", "reddish ", "orangish ", "yellowish ", "greenish ", "bluish ", "purplish ",
           "pinkish ", "brownish ")
@@ -193,6 +205,42 @@ def colour_lexicon(shades: bool = False) -> tuple[tuple[str, ...], np.ndarray, n
     return tuple(names), rgb, rgb_to_lab(rgb)
 
 
+@lru_cache(maxsize=1)
+def survey_terms() -> tuple[np.ndarray, np.ndarray]:
+    """Every XKCD survey colour whose name ends in a basic term ("dark grey blue", "slate grey",
+    "very dark brown"; "gray" read "grey"), about 560: (CIELAB float32 [N, 3], that term [N] str).
+
+    The survey's respondents named these colours; the term of the nearest one is the basic term
+    of a colour (:func:`basic_terms`). The plain names of :func:`colour_lexicon` alone are the
+    survey's *typical* light, dark and pale colours, which are saturated: a dark, muted blue
+    (RGB 61, 97, 113) is nearer their "dark grey" than their "dark blue", while among all the
+    survey's colours its neighbours are "dark grey blue" and "slate blue"."""
+    from matplotlib.colors import XKCD_COLORS, to_rgb
+
+    terms, rgbs = [], []
+    for key, hexa in XKCD_COLORS.items():
+        head = key.removeprefix("xkcd:").split()[-1].replace("gray", "grey")
+        if head in BASIC_TERMS:
+            terms.append(head)
+            rgbs.append([round(255 * c) for c in to_rgb(hexa)])
+    return rgb_to_lab(np.asarray(rgbs, dtype=np.uint8)), np.asarray(terms)
+
+
+@lru_cache(maxsize=1)
+def neutral_bounds() -> np.ndarray:
+    """CIELAB L* [4] of the Munsell values :data:`NEUTRAL_VALUES`: luminance factor Y by ASTM
+    D1535's fifth-order polynomial (Y of value 10 is white), then L* = 116 (Y/Yn)^(1/3) − 16."""
+    v = np.asarray(NEUTRAL_VALUES, np.float64)
+    y = 1.1914 * v - 0.22533 * v**2 + 0.23352 * v**3 - 0.020484 * v**4 + 0.00081939 * v**5
+    white = 1.1914 * 10 - 0.22533 * 100 + 0.23352 * 1e3 - 0.020484 * 1e4 + 0.00081939 * 1e5
+    return 116 * np.cbrt(y / white) - 16
+
+
+def neutral_name(lightness: np.ndarray) -> np.ndarray:
+    """The ISCC–NBS neutral name (:data:`NEUTRAL_NAMES`) of achromatic colours by their L* [N]."""
+    return np.asarray(NEUTRAL_NAMES)[np.searchsorted(neutral_bounds(), np.asarray(lightness), side="right")]
+
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB uint8 [..., 3] → CIELAB float32 [..., 3] (L* 0..100; D65), via OpenCV."""
     import cv2
@@ -202,15 +250,28 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def name_colour(lab: np.ndarray) -> str:
-    """The name of one CIELAB colour [3]: the nearest basic survey colour (Euclidean ΔE*76),
-    or for a muted colour far from all of them the nearest shade name (see BASIC_MATCH)."""
+    """The name of one CIELAB colour [3]. Its basic term is that of :func:`basic_terms`; an
+    achromatic one is named on the ISCC–NBS neutral scale (:func:`neutral_name`: black, dark
+    grey, grey, light grey, white); a chromatic one by the nearest plain name of its term
+    (Euclidean ΔE*76), or for a muted colour far from all of them (see BASIC_MATCH) the nearest
+    shade name of the term with no second basic term in it, when that is nearer ("greyish
+    blue", never "grey blue", whose "grey" would be a second claim)."""
+    lab = np.asarray(lab, np.float32)
+    term = str(basic_terms(lab[None])[0])
+    if term in ACHROMATIC:
+        return str(neutral_name(lab[:1])[0])
     names, _, lex = colour_lexicon()
-    dist = np.sqrt(((lex - lab) ** 2).sum(1))
+    of_term = np.array([n.split()[-1] == term for n in names])
+    dist = np.where(of_term, np.sqrt(((lex - lab) ** 2).sum(1)), np.inf)
+    best = names[int(np.argmin(dist))]
     if dist.min() <= BASIC_MATCH or float(np.hypot(lab[1], lab[2])) >= MUTED_CHROMA:
-        return names[int(np.argmin(dist))]
+        return best
     shade_names, _, shade_lex = colour_lexicon(shades=True)
-    shade = np.sqrt(((shade_lex - lab) ** 2).sum(1))
-    return shade_names[int(np.argmin(shade))] if shade.min() < dist.min() else names[int(np.argmin(dist))]
+    # one basic term a name ("greyish blue", not "grey blue"): each colour word it says is a claim
+    ok = np.array([n.split()[-1] == term and not any(w in BASIC_TERMS for w in n.split()[:-1])
+                   for n in shade_names])
+    shade = np.where(ok, np.sqrt(((shade_lex - lab) ** 2).sum(1)), np.inf)
+    return shade_names[int(np.argmin(shade))] if shade.min() < dist.min() else best
 
 
 def region_grid_cell(weights: np.ndarray) -> tuple[int, int]:
@@ -226,12 +287,19 @@ def region_grid_cell(weights: np.ndarray) -> tuple[int, int]:
 
 
 def basic_terms(lab: np.ndarray) -> np.ndarray:
-    """Per pixel (CIELAB [N, 3]), the basic colour term of its nearest basic survey colour
-    (the eleven terms of :data:`BASIC_TERMS`) → [N] str."""
-    names, _, lex = colour_lexicon()
-    terms = np.array([n.split()[-1] for n in names])
-    d = ((np.asarray(lab, np.float32)[:, None, :] - lex[None]) ** 2).sum(-1)
-    return terms[d.argmin(1)]
+    """Per colour (CIELAB [N, 3]), the basic term of the nearest colour the XKCD survey named
+    with one (:func:`survey_terms`); black, grey or white by lightness (:func:`neutral_name`)
+    where that term is achromatic or the chroma is below :data:`NEUTRAL_CHROMA` → [N] str."""
+    lex, terms = survey_terms()
+    lab = np.asarray(lab, np.float32)
+    out = np.empty(len(lab), dtype=terms.dtype)
+    for i in range(0, len(lab), 2048):  # [chunk, ~560] distances at a time
+        d = ((lab[i:i + 2048, None, :] - lex[None]) ** 2).sum(-1)
+        out[i:i + 2048] = terms[d.argmin(1)]
+    neutral = np.isin(out, ACHROMATIC) | (np.hypot(lab[:, 1], lab[:, 2]) < NEUTRAL_CHROMA)
+    # black, grey or white by lightness (ISCC–NBS)
+    out[neutral] = [n.split()[-1] for n in neutral_name(lab[neutral, 0])]
+    return out
 
 
 def place_words(weights: np.ndarray) -> tuple[str, str | None, list[float], list[float], list[int]]:
