@@ -84,6 +84,24 @@ def test_describe_puts_measured_light_saturation_and_warmth_into_words():
     assert all(d.colours in text for text in d.texts())
 
 
+def test_describe_with_layout_names_each_half_by_its_own_light_and_colours():
+    img = _painted(DARK_COLD_MUTED)
+    img[30:] = BRIGHT_WARM_SATURATED  # the lower half
+    d = describe(img, layout=True)
+    assert d.layout.startswith("The upper half is dark, in ") and "the lower half is bright, in " in d.layout
+    assert "swirl" not in d.layout  # flat paint has no strokes
+    assert all(text.endswith(d.layout) for text in d.texts())
+    assert describe(img).layout == "" and not describe(img).texts()[0].endswith(d.layout)
+
+
+def test_layout_references_keep_the_combinations_and_add_varied_layouts():
+    plain, laid = reference_descriptions(), reference_descriptions(layout=True)
+    assert [(r.light, r.saturation, r.warmth, r.colours) for r in laid] == \
+        [(r.light, r.saturation, r.warmth, r.colours) for r in plain]
+    assert all(r.layout.startswith("The upper half is ") for r in laid)
+    assert len({r.layout for r in laid}) > 9 and sum("swirl" in r.layout for r in laid) == 13
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
     """Reference scores of scripted scorers go to a temporary cache, never the user's."""
@@ -138,6 +156,9 @@ def test_reference_scores_are_kept_on_disk_per_model(tmp_path):
     other = ScriptedScorer(str(tmp_path / "lm-b"))
     assert len(other.reference_scores) == len(EMOTION_WORDS)
     assert other.calls == 27 * 3  # another model: its own scores
+    laid = ScriptedScorer(str(tmp_path / "lm-a"))
+    laid.layout = True
+    assert len(laid.reference_scores) == len(EMOTION_WORDS) and laid.calls == 27 * 3  # other texts
 
 
 def test_without_the_language_model_the_default_prior_falls_back_to_colour(monkeypatch, caplog):
@@ -166,9 +187,10 @@ def _lm_prepared() -> bool:
 
 
 @pytest.mark.skipif(not _lm_prepared(), reason="SmolLM2 is not prepared (tools/prepare_weights.py)")
-def test_lm_pmi_prior_reads_dark_cold_muted_and_bright_warm_saturated(monkeypatch, tmp_path):
+@pytest.mark.parametrize("method", ["lm_pmi", "lm_pmi_layout"])
+def test_lm_pmi_prior_reads_dark_cold_muted_and_bright_warm_saturated(monkeypatch, tmp_path, method):
     monkeypatch.delenv("EMOSEM_CACHE")  # the real model's reference scores: the user's cache
-    dark = painting_prior(_painted(DARK_COLD_MUTED), "lm_pmi")
-    bright = painting_prior(_painted(BRIGHT_WARM_SATURATED), "lm_pmi")
+    dark = painting_prior(_painted(DARK_COLD_MUTED), method)
+    bright = painting_prior(_painted(BRIGHT_WARM_SATURATED), method)
     assert dark["sadness"] > dark["amusement"] and dark["fear"] > dark["amusement"]
     assert bright["amusement"] > bright["sadness"] and bright["excitement"] > bright["fear"]

@@ -44,8 +44,10 @@ excitement. The prior is the softmax of the scores (temperature 1: a soft distri
 The candidates (:data:`PRIOR_METHODS`: these colour priors and the language-model ones of
 :mod:`emosem.inference.lm_prior`) are measured on the fifteen sample paintings in
 ``docs/results/issue27_priors.json`` (``tools/measure_affect_prior.py``). None of the colour
-priors beat the language model's PMI prior there, which is :func:`painting_prior`'s default
-(:data:`DEFAULT_METHOD`); the colour prior of the first version is its fallback.
+priors beat the language model's PMI prior there; its variant whose description also tells the
+light and colours of the upper and lower halves and whether the strokes swirl (``lm_pmi_layout``)
+is :func:`painting_prior`'s default (:data:`DEFAULT_METHOD`); the colour prior of the first
+version is its fallback.
 """
 
 from __future__ import annotations
@@ -320,14 +322,19 @@ PRIOR_METHODS: dict[str, Callable[[np.ndarray], dict[str, float]]] = {
     # the language model (emosem.inference.lm_prior): the issue's naive baseline, and the PMI prior
     "lm_naive": _lm("naive"),
     "lm_pmi": _lm("pmi"),
+    # the PMI prior over several adjectives per emotion (lm_prior.EMOTION_VERBALIZERS)
+    "lm_pmi_words": _lm("pmi_words"),
+    # the PMI prior with the halves' light and colours and the strokes' swirl in the description
+    "lm_pmi_layout": _lm("pmi_layout"),
     # a combination: the PMI prior and the first colour prior as equal experts
     "lm_pmi_x_vm_synthetic": lambda img: geometric_blend([_lm("pmi")(img),
                                                           _whole_canvas(img, SYNTHETIC_REFERENCE)]),
 }
-LM_METHODS = frozenset({"lm_naive", "lm_pmi", "lm_pmi_x_vm_synthetic"})
-# The best measured (docs/results/issue27_priors.json: top-1 plausible 8/15 against the first
-# version's 4/15, 0.83 s of CPU per painting); without the language model, the first version.
-DEFAULT_METHOD = "lm_pmi"
+LM_METHODS = frozenset({"lm_naive", "lm_pmi", "lm_pmi_words", "lm_pmi_layout", "lm_pmi_x_vm_synthetic"})
+# The best measured (docs/results/issue27_priors.json: top-1 plausible 10/15 and top-3 14/15
+# against lm_pmi's 8/15 and 12/15 and the first version's 4/15 and 10/15); without the language
+# model, the first version.
+DEFAULT_METHOD = "lm_pmi_layout"
 FALLBACK_METHOD = "vm_synthetic"
 
 

@@ -22,6 +22,13 @@ amusement first on 18 of 20 real paintings (issue 27). :func:`lm_prior` instead
   (2021). Surface form competition: why the highest probability answer isn't always right.
   *EMNLP 2021*, 7038–7051).
 
+A description can also carry a *layout* sentence (:func:`layout_sentence`: the light and
+colours of the upper and lower halves, and whether the strokes swirl), the kind of structured cue
+layout KEVER² reasons from ("dark, muted greens below a bright, pale sky"); its reference
+descriptions then carry layout sentences of their own, so the PMI cancels what any such sentence
+does to a word. Measured on the sample paintings it ranks a plausible emotion first more often
+(``docs/results/issue27_priors.json``), so it is the default (``kind="pmi_layout"``).
+
 "something else" has no adjective: its score is the mean of the other eight. The prior is the
 softmax of the scores (nats, temperature 1).
 
@@ -53,6 +60,21 @@ EMOTION_WORDS: dict[str, str] = {
     "amusement": " amused", "awe": " awed", "contentment": " content", "excitement": " excited",
     "anger": " angry", "disgust": " disgusted", "fear": " afraid", "sadness": " sad",
 }
+# Several adjectives per emotion (a verbalizer ensemble: Schick, T., & Schütze, H. (2021).
+# Exploiting cloze questions for few-shot text classification. *EACL 2021*, 255–269; expanded
+# label words as in Hu, S., et al. (2022). Knowledgeable prompt-tuning. *ACL 2022*, 2225–2240):
+# each word's PMI is its own, the emotion's score their mean, so that no single word's quirks in a
+# small model decide. The first of each is :data:`EMOTION_WORDS`'s. Fixed before measuring.
+EMOTION_VERBALIZERS: dict[str, tuple[str, ...]] = {
+    "amusement": (" amused", " cheerful", " playful", " happy"),
+    "awe": (" awed", " amazed", " humbled", " astonished"),
+    "contentment": (" content", " calm", " peaceful", " relaxed"),
+    "excitement": (" excited", " thrilled", " energized", " lively"),
+    "anger": (" angry", " furious", " annoyed", " irritated"),
+    "disgust": (" disgusted", " repulsed", " revolted", " sickened"),
+    "fear": (" afraid", " scared", " anxious", " uneasy"),
+    "sadness": (" sad", " melancholy", " lonely", " gloomy"),
+}
 STEM = " It makes me feel"
 NAIVE_NULL = "A painting."
 
@@ -79,10 +101,12 @@ class Description:
     light: str
     saturation: str
     warmth: str
+    layout: str = ""  # an optional sentence on the halves and the strokes (:func:`layout_sentence`)
 
     def texts(self) -> list[str]:
-        """The description in each of :data:`TEMPLATES`."""
-        return [t.format(**self.__dict__) for t in TEMPLATES]
+        """The description in each of :data:`TEMPLATES` (and its layout sentence, if any)."""
+        tail = f" {self.layout}" if self.layout else ""
+        return [t.format(**self.__dict__) + tail for t in TEMPLATES]
 
 
 def _word(value: float, table: tuple[tuple[float, str], ...]) -> str:
@@ -94,23 +118,52 @@ def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def describe(image: np.ndarray) -> Description:
+def layout_sentence(top: tuple[str, list[str]], bottom: tuple[str, list[str]], swirling: bool) -> str:
+    """The sentence on a painting's halves, each (light word, colour names), and its strokes: e.g.
+    "The upper half is dark, in blue and black; the lower half is bright, in yellow. The strokes
+    swirl." (the structured cue layout KEVER² reasons from)."""
+    halves = "; ".join(f"the {side} half is {light}, in {_join(names[:2])}"
+                       for side, (light, names) in (("upper", top), ("lower", bottom)))
+    return halves[0].upper() + halves[1:] + "." + (" The strokes swirl." if swirling else "")
+
+
+def describe(image: np.ndarray, layout: bool = False) -> Description:
     """Words for an HxWx3 uint8 RGB painting from its whole-canvas cues
-    (:func:`~emosem.data.cues.extract_cues`): its named main colours, light, saturation, warmth."""
+    (:func:`~emosem.data.cues.extract_cues`): its named main colours, light, saturation, warmth;
+    with ``layout`` also the light and colours of its upper and lower halves and whether its
+    strokes swirl (:func:`layout_sentence`)."""
     from emosem.data.cues import extract_cues
 
-    cues = extract_cues(image, np.ones(np.asarray(image).shape[:2], np.float32))
+    image = np.asarray(image)
+    cues = extract_cues(image, np.ones(image.shape[:2], np.float32))
+    text = ""
+    if layout:
+        halves = []
+        for rows in (slice(0, image.shape[0] // 2), slice(image.shape[0] // 2, None)):
+            mask = np.zeros(image.shape[:2], np.float32)
+            mask[rows] = 1.0
+            half = extract_cues(image, mask)
+            halves.append((_word(half.lightness, LIGHT_WORDS), half.colour_names))
+        text = layout_sentence(*halves, swirling="swirling strokes" in cues.shape_words)
     return Description(_join(cues.colour_names), _word(cues.lightness, LIGHT_WORDS),
-                       _word(cues.chroma, SATURATION_WORDS), _word(cues.warmth, WARMTH_WORDS))
+                       _word(cues.chroma, SATURATION_WORDS), _word(cues.warmth, WARMTH_WORDS), text)
 
 
-def reference_descriptions() -> list[Description]:
+def reference_descriptions(layout: bool = False) -> list[Description]:
     """Descriptions of "any painting": every light × saturation × warmth word, the colours a fixed
-    cycle of pairs of basic colour terms (independent of any painting)."""
-    combos = list(itertools.product([w for _, w in LIGHT_WORDS], [w for _, w in SATURATION_WORDS],
-                                    [w for _, w in WARMTH_WORDS]))
+    cycle of pairs of basic colour terms (independent of any painting); with ``layout`` each also
+    gets a layout sentence whose halves' light words and colours and whose swirl follow fixed
+    cycles of their own."""
+    lights = [w for _, w in LIGHT_WORDS]
+    combos = list(itertools.product(lights, [w for _, w in SATURATION_WORDS], [w for _, w in WARMTH_WORDS]))
     n = len(REFERENCE_COLOURS)
-    return [Description(_join([REFERENCE_COLOURS[i % n], REFERENCE_COLOURS[(3 * i + 5) % n]]), *c)
+
+    def colours(i: int) -> list[str]:
+        return [REFERENCE_COLOURS[i % n], REFERENCE_COLOURS[(3 * i + 5) % n]]
+
+    return [Description(_join(colours(i)), *c,
+                        layout_sentence((lights[(i // 3) % 3], colours(i + 1)),
+                                        (lights[i % 3], colours(i + 2)), i % 2 == 1) if layout else "")
             for i, c in enumerate(combos)]
 
 
@@ -125,7 +178,7 @@ def _with_something_else(scores: dict[str, float]) -> dict[str, float]:
     return {**scores, "something else": float(np.mean(list(scores.values())))}
 
 
-def reference_cache_path(model_path: str, texts: list[str]) -> Path:
+def reference_cache_path(model_path: str, texts: list[str], words: list[str] | None = None) -> Path:
     """Where the reference scores of a model and a set of reference texts are kept:
     ``$EMOSEM_CACHE`` (default ``~/.cache/emosem``) ``/lm_prior/<key>.json``; the key hashes the
     model folder, its weight files' sizes and times, the texts, the stem and the adjectives."""
@@ -133,7 +186,7 @@ def reference_cache_path(model_path: str, texts: list[str]) -> Path:
     stats = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in folder.glob("*.safetensors")) \
         if folder.is_dir() else []
     key = hashlib.sha1(json.dumps([str(folder.resolve()) if folder.exists() else model_path, stats,
-                                   texts, STEM, list(EMOTION_WORDS.values())]).encode()).hexdigest()[:16]
+                                   texts, STEM, words or list(EMOTION_WORDS.values())]).encode()).hexdigest()[:16]
     root = Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem"))
     return root / "lm_prior" / f"{key}.json"
 
@@ -144,8 +197,13 @@ class LMPrior:
     The model loads on first use; reference scores are computed once and kept.
     """
 
-    def __init__(self, model_path: str | Path | None = None) -> None:
+    def __init__(self, model_path: str | Path | None = None,
+                 verbalizers: dict[str, tuple[str, ...]] | None = None, layout: bool = False) -> None:
         self.model_path = model_path
+        self.layout = layout  # whether descriptions carry the layout sentence (describe(layout=True))
+        # emotion → its adjectives; default one each (EMOTION_WORDS)
+        self.verbalizers = verbalizers or {e: (w,) for e, w in EMOTION_WORDS.items()}
+        self.words = [w for ws in self.verbalizers.values() for w in ws]
 
     @cached_property
     def _lm(self):
@@ -159,16 +217,16 @@ class LMPrior:
         return tokenizer, model
 
     def word_scores(self, contexts: list[str]) -> np.ndarray:
-        """[len(contexts), 8] summed log-probabilities of each :data:`EMOTION_WORDS` adjective
-        after ``context + STEM``.
+        """[len(contexts), len(self.words)] summed log-probabilities of each adjective (one per
+        emotion by default, :data:`EMOTION_WORDS`) after ``context + STEM``.
 
-        Each context is run once; its key/value cache is repeated for the eight adjectives, which
+        Each context is run once; its key/value cache is repeated for the adjectives, which
         continue it in one batch (right-padded: the padding comes after every scored token).
         """
         import torch
 
         tokenizer, model = self._lm
-        word_ids = [tokenizer(w, add_special_tokens=False).input_ids for w in EMOTION_WORDS.values()]
+        word_ids = [tokenizer(w, add_special_tokens=False).input_ids for w in self.words]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         width = max(len(ids) for ids in word_ids)
         cont = torch.full((len(word_ids), width), pad, dtype=torch.long)
@@ -193,10 +251,11 @@ class LMPrior:
 
     @cached_property
     def reference_scores(self) -> np.ndarray:
-        """[8] mean adjective score over :func:`reference_descriptions` in every template; kept on
-        disk (:func:`reference_cache_path`) so that only the first run on a model pays for it."""
-        texts = [t for d in reference_descriptions() for t in d.texts()]
-        path = reference_cache_path(self.resolved_path, texts)
+        """[len(self.words)] mean adjective score over :func:`reference_descriptions` in every
+        template; kept on disk (:func:`reference_cache_path`) so that only the first run on a
+        model and a word list pays for it."""
+        texts = [t for d in reference_descriptions(self.layout) for t in d.texts()]
+        path = reference_cache_path(self.resolved_path, texts, self.words)
         if path.is_file():
             try:
                 return np.asarray(json.loads(path.read_text(encoding="utf-8"))["scores"], dtype=np.float64)
@@ -222,21 +281,30 @@ class LMPrior:
     def prior(self, description: Description) -> dict[str, float]:
         """The PMI prior (module docstring) of a described painting."""
         pmi = self.word_scores(description.texts()).mean(0) - self.reference_scores
-        return _softmax(_with_something_else(dict(zip(EMOTION_WORDS, (float(v) for v in pmi)))))
+        return _softmax(_with_something_else(self._per_emotion(pmi)))
+
+    def _per_emotion(self, word_values: np.ndarray) -> dict[str, float]:
+        """Per-word values [len(self.words)] → per emotion, the mean over its adjectives."""
+        out, start = {}, 0
+        for emotion, ws in self.verbalizers.items():
+            out[emotion] = float(np.mean(word_values[start:start + len(ws)]))
+            start += len(ws)
+        return out
 
     def naive_prior(self, description: Description) -> dict[str, float]:
         """The issue's baseline: the score after the first paraphrase minus the score after
         :data:`NAIVE_NULL`."""
         scores = self.word_scores([description.texts()[0], NAIVE_NULL])
-        diff = scores[0] - scores[1]
-        return _softmax(_with_something_else(dict(zip(EMOTION_WORDS, (float(v) for v in diff)))))
+        return _softmax(_with_something_else(self._per_emotion(scores[0] - scores[1])))
 
 
 # ---------------------------------------------------------------------- per painting, cached
-@lru_cache(maxsize=1)
-def shared_scorer() -> LMPrior:
-    """One scorer on the default language model per process (its reference scores with it)."""
-    return LMPrior()
+@lru_cache(maxsize=4)
+def shared_scorer(ensemble: bool = False, layout: bool = False) -> LMPrior:
+    """One scorer on the default language model per process, word list and description kind (its
+    reference scores with it): one adjective per emotion, or (``ensemble``)
+    :data:`EMOTION_VERBALIZERS`; descriptions with the layout sentence or without."""
+    return LMPrior(verbalizers=EMOTION_VERBALIZERS if ensemble else None, layout=layout)
 
 
 def _image_key(image: np.ndarray) -> str:
@@ -246,14 +314,19 @@ def _image_key(image: np.ndarray) -> str:
 
 @lru_cache(maxsize=64)
 def _cached_prior(key: str, kind: str, description: Description) -> tuple[tuple[str, float], ...]:
-    scorer = shared_scorer()
-    dist = scorer.prior(description) if kind == "pmi" else scorer.naive_prior(description)
+    scorer = shared_scorer(ensemble=kind == "pmi_words", layout=kind == "pmi_layout")
+    dist = scorer.naive_prior(description) if kind == "naive" else scorer.prior(description)
     return tuple(dist.items())
 
 
+LM_PRIOR_KINDS = ("pmi", "pmi_words", "pmi_layout", "naive")
+
+
 def painting_lm_prior(image: np.ndarray, kind: str = "pmi") -> dict[str, float]:
-    """The language-model prior of an HxWx3 uint8 RGB painting: ``kind`` "pmi" (:meth:`LMPrior.prior`)
-    or "naive" (:meth:`LMPrior.naive_prior`), cached per image content."""
-    if kind not in ("pmi", "naive"):
-        raise ValueError(f"kind must be 'pmi' or 'naive', got {kind!r}")
-    return dict(_cached_prior(_image_key(image), kind, describe(image)))
+    """The language-model prior of an HxWx3 uint8 RGB painting, cached per image content: ``kind``
+    "pmi" (:meth:`LMPrior.prior`, one adjective per emotion), "pmi_words" (the same over
+    :data:`EMOTION_VERBALIZERS`), "pmi_layout" (descriptions with the layout sentence) or "naive"
+    (:meth:`LMPrior.naive_prior`)."""
+    if kind not in LM_PRIOR_KINDS:
+        raise ValueError(f"kind must be one of {LM_PRIOR_KINDS}, got {kind!r}")
+    return dict(_cached_prior(_image_key(image), kind, describe(image, layout=kind == "pmi_layout")))
