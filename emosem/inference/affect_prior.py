@@ -331,7 +331,7 @@ PRIOR_METHODS: dict[str, Callable[[np.ndarray], dict[str, float]]] = {
                                                           _whole_canvas(img, SYNTHETIC_REFERENCE)]),
 }
 LM_METHODS = frozenset({"lm_naive", "lm_pmi", "lm_pmi_words", "lm_pmi_layout", "lm_pmi_x_vm_synthetic"})
-# The best measured (docs/results/issue27_priors.json: top-1 plausible 10/15 and top-3 14/15
+# The best measured (docs/results/issue27_priors_layout.json: top-1 plausible 10/15 and top-3 14/15
 # against lm_pmi's 8/15 and 12/15 and the first version's 4/15 and 10/15); without the language
 # model, the first version.
 DEFAULT_METHOD = "lm_pmi_layout"

@@ -27,7 +27,7 @@ colours of the upper and lower halves, and whether the strokes swirl), the kind 
 layout KEVER² reasons from ("dark, muted greens below a bright, pale sky"); its reference
 descriptions then carry layout sentences of their own, so the PMI cancels what any such sentence
 does to a word. Measured on the sample paintings it ranks a plausible emotion first more often
-(``docs/results/issue27_priors.json``), so it is the default (``kind="pmi_layout"``).
+(``docs/results/issue27_priors_layout.json``), so it is the default (``kind="pmi_layout"``).
 
 "something else" has no adjective: its score is the mean of the other eight. The prior is the
 softmax of the scores (nats, temperature 1).
@@ -132,17 +132,18 @@ def describe(image: np.ndarray, layout: bool = False) -> Description:
     (:func:`~emosem.data.cues.extract_cues`): its named main colours, light, saturation, warmth;
     with ``layout`` also the light and colours of its upper and lower halves and whether its
     strokes swirl (:func:`layout_sentence`)."""
-    from emosem.data.cues import extract_cues
+    from emosem.data.cues import cue_image, extract_cues
 
     image = np.asarray(image)
-    cues = extract_cues(image, np.ones(image.shape[:2], np.float32))
+    prepared = cue_image(image)  # the image side, measured once for the canvas and its halves
+    cues = extract_cues(image, np.ones(image.shape[:2], np.float32), prepared=prepared)
     text = ""
     if layout:
         halves = []
         for rows in (slice(0, image.shape[0] // 2), slice(image.shape[0] // 2, None)):
             mask = np.zeros(image.shape[:2], np.float32)
             mask[rows] = 1.0
-            half = extract_cues(image, mask)
+            half = extract_cues(image, mask, prepared=prepared)
             halves.append((_word(half.lightness, LIGHT_WORDS), half.colour_names))
         text = layout_sentence(*halves, swirling="swirling strokes" in cues.shape_words)
     return Description(_join(cues.colour_names), _word(cues.lightness, LIGHT_WORDS),
@@ -162,8 +163,8 @@ def reference_descriptions(layout: bool = False) -> list[Description]:
         return [REFERENCE_COLOURS[i % n], REFERENCE_COLOURS[(3 * i + 5) % n]]
 
     return [Description(_join(colours(i)), *c,
-                        layout_sentence((lights[(i // 3) % 3], colours(i + 1)),
-                                        (lights[i % 3], colours(i + 2)), i % 2 == 1) if layout else "")
+                        layout_sentence((lights[(i // len(lights)) % len(lights)], colours(i + 1)),
+                                        (lights[i % len(lights)], colours(i + 2)), i % 2 == 1) if layout else "")
             for i, c in enumerate(combos)]
 
 
