@@ -450,6 +450,140 @@ def sample_paintings() -> list[Path]:
     return sorted(ASSETS_DIR.glob("*.jpg"))
 
 
+# ------------------------------------------------------------------------------ the search tab
+SEARCH_PLACES = ("top", "bottom", "left", "right", "center")
+
+
+def search_cache_folder(checkpoint: str | Path | None, files: Sequence[Path]) -> Path:
+    """Where the search tab keeps its index: ``$EMOSEM_CACHE`` (default ``~/.cache/emosem``)
+    ``/demo_search/<key>``, the key hashing the checkpoint folder (None: the bundled one) and the
+    paintings' paths (a build reuses a painting stored with the same content, re-indexes a changed one)."""
+    import hashlib
+    import os
+
+    from emosem.paths import default_checkpoint
+
+    parts = [str(Path(checkpoint or default_checkpoint()).resolve()), *sorted(str(Path(p).resolve()) for p in files)]
+    key = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+    return Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem")) / "demo_search" / key
+
+
+@dataclass
+class SearchAnswer:
+    """One search request's outcome: a status line, the hits' overlays with captions, the result
+    page and CSV files (``files``), and an HTML list of the hits."""
+
+    ok: bool
+    message: str
+    gallery: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    html: str = ""
+
+    def status_html(self) -> str:
+        return Analysis(self.ok, self.message).status_html()
+
+
+class CollectionSearch:
+    """The search tab: a region index (:mod:`emosem.retrieval`) over a collection of paintings
+    (default: the bundled samples), built on first use with every trained emotion's stimulus
+    region (no explanations) and kept in ``folder``; queries by a stored painting's emotion region
+    ("like this one"), by emotion, and by the measured cues. One request at a time touches the
+    index (SQLite connections stay in their thread: each request opens its own)."""
+
+    def __init__(self, predictor: EmoSEMPredictor, images: Sequence[Path], folder: Path | None = None,
+                 checkpoint: str | Path | None = None) -> None:
+        from emosem.inference.collection import iter_inputs
+
+        self.predictor = predictor
+        self.images = [Path(p) for p in images]
+        # painting key (as the index names it) → file
+        self.keys = {i.key: i.path for i in iter_inputs([str(p) for p in self.images]) if not i.skip and not i.error}
+        self.checkpoint = str(checkpoint or "bundled")
+        self.folder = Path(folder) if folder else search_cache_folder(checkpoint, list(self.keys.values()))
+        self._lock = threading.Lock()
+        self._built = False
+
+    def _ensure_built(self) -> None:
+        from emosem.retrieval.build import build_index, iter_image_paintings
+        from emosem.retrieval.embed import DEFAULT_SPEC
+        from emosem.retrieval.store import RegionStore
+
+        if self._built:
+            return
+        store = RegionStore(self.folder, create=True)
+        try:
+            store.check_settings({"embedding": DEFAULT_SPEC.record(), "checkpoint": self.checkpoint, "source": "images",
+                                  "emotions": list(ARTEMIS_EMOTIONS), "top_k": None}, overwrite=True)
+            report = build_index(store, iter_image_paintings([str(p) for p in self.keys.values()]), self.predictor,
+                                 DEFAULT_SPEC, list(ARTEMIS_EMOTIONS))
+        finally:
+            store.close()
+        logger.info("search index %s: %d paintings added, %d reused, %d regions", self.folder,
+                    report.added, report.reused, report.regions)
+        self._built = True
+
+    def paintings(self) -> list[str]:
+        """The collection's paintings as the index names them (built on first use)."""
+        from emosem.retrieval.search import RegionIndex
+
+        with self._lock:
+            self._ensure_built()
+            index = RegionIndex.open(self.folder)
+            try:
+                return index.painting_keys()
+            finally:
+                index.close()
+
+    def search(self, like: str | None, emotion: str | None, colours: str = "", places: Sequence[str] = (),
+               sizes: Sequence[str] = (), k: int = 6, out: Path | None = None) -> SearchAnswer:
+        """Regions like ``like``'s ``emotion`` region (a painting key), or of ``emotion``, filtered by
+        colour terms (comma separated), places and sizes; ``k`` results, at most one per
+        near-duplicate group. ``out``: write results.html and results.csv there."""
+        from emosem.retrieval.page import overlay_image, write_csv, write_page
+        from emosem.retrieval.search import CueFilter, Query, RegionIndex
+
+        emotion = emotion or None
+        try:
+            filters = CueFilter([c for c in (colours or "").split(",") if c.strip()], list(places or []),
+                                list(sizes or []))
+        except ValueError as e:
+            return SearchAnswer(False, f"Error: {e}")
+        if like and not emotion:
+            return SearchAnswer(False, "Error: choose the emotion whose region to search with.")
+        with self._lock:
+            self._ensure_built()
+            index = RegionIndex.open(self.folder)
+            try:
+                region = index.region_of(like, emotion) if like else None
+                if like and region is None:
+                    return SearchAnswer(False, f"Error: {like} has no {emotion} region in the index; "
+                                               "try another emotion.")
+                hits = index.search(Query(like_region=region, emotion=emotion, filters=filters, k=int(k)))
+            finally:
+                index.close()
+        what = (f"regions like the {emotion} region of {like}" if like else
+                f"{emotion} regions" if emotion else "all regions") + (
+            f" ({', '.join(x for x in [colours, *places, *sizes] if x)})" if colours or places or sizes else "")
+        gallery = []
+        for h in hits:
+            r = h.region
+            rgb = overlay_image(r["source"], r["segmentation"], r["emotion"])
+            if rgb is not None:
+                gallery.append((rgb, f"{h.rank}. {r['painting']} · {r['emotion']} · score {h.score:.3f}"))
+        files = []
+        if out is not None:
+            files = [write_page(Path(out) / "results.html", hits, "Emotion stimulus search", what),
+                     write_csv(Path(out) / "results.csv", hits)]
+        rows = "".join(
+            f'<tr data-region="{h.region["id"]}"><td>{h.rank}</td><td>{html.escape(h.region["painting"])}</td>'
+            f'<td>{html.escape(h.region["emotion"])}</td><td>{h.score:.3f}</td>'
+            f'<td>{html.escape(h.region["cue_text"] or "")}</td></tr>' for h in hits)
+        table = ('<table class="search-hits"><tr><th>#</th><th>painting</th><th>emotion</th><th>score</th>'
+                 f"<th>measured cues</th></tr>{rows}</table>") if hits else ""
+        message = f"{len(hits)} result(s): {what}." if hits else f"No region matches: {what}."
+        return SearchAnswer(True, message, gallery, files, table)
+
+
 # ------------------------------------------------------------------------------------- the UI
 
 
@@ -458,11 +592,16 @@ def build_app(
     concurrency: int = 2,
     folders: RequestFolders | None = None,
     generation: Mapping[str, Any] | None = None,
+    search: CollectionSearch | None = None,
 ) -> gr.Blocks:
-    """The Gradio Blocks app over a loaded predictor (queue set up; call :func:`launch_app`)."""
+    """The Gradio Blocks app over a loaded predictor (queue set up; call :func:`launch_app`); its
+    search tab searches ``search`` (default: the bundled samples, indexed in the user cache)."""
     import gradio as gr
 
+    from emosem.retrieval.search import SIZE_WORDS
+
     folders = folders or RequestFolders()
+    search = search or CollectionSearch(predictor, sample_paintings())
     slots = work_slots(concurrency)  # this app's own: previews and runs share them
     samples = sample_paintings()
     has_head = predictor.model.emotion_head is not None
@@ -476,6 +615,11 @@ def build_app(
         return str(samples[evt.index]) if 0 <= evt.index < len(samples) else None
 
     on_sample.__annotations__ = {"evt": gr.SelectData}  # (string annotations hide it from gradio)
+
+    def on_search(like, emotion, colours, places, sizes, k):
+        with _held(slots):
+            a = search.search(like or None, emotion or None, colours, places, sizes, k, out=folders.new())
+        return a.status_html(), a.gallery or None, a.html, [str(p) for p in a.files] or None
 
     def on_run(path, selected, free_text, all_emotions, threshold, max_new_tokens, explain):
         a = analyze(predictor, path, selected, free_text, all_emotions, threshold,
@@ -498,48 +642,79 @@ def build_app(
             "viewer, and a confidence. Free-text emotions work too but lie outside the nine "
             "trained ArtEmis emotions."
         )
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=320):
-                painting = gr.File(label="Painting (JPEG, PNG, TIFF, WebP, BMP)",
-                                   file_types=list(IMAGE_EXTENSIONS), type="filepath",
-                                   elem_id="painting", height=90)
-                shown = gr.Image(label="Preview", interactive=False, elem_id="preview",
-                                 height=260, buttons=[])
-                if samples:
-                    sample_gallery = gr.Gallery(
-                        value=[(str(p), SAMPLE_TITLES.get(p.stem, p.stem)) for p in samples],
-                        label="…or pick a sample painting", columns=3, height=150,
-                        allow_preview=False, object_fit="cover", elem_id="samples",
-                        interactive=False, buttons=[],
-                    )
-                emotions = gr.CheckboxGroup(list(ARTEMIS_EMOTIONS), label="Emotions",
-                                            info="the nine ArtEmis emotions the model was trained on",
-                                            elem_id="emotions")
-                free_text = gr.Textbox(label="Other emotion (free text)", placeholder="melancholy",
-                                       info="one or more words, comma separated", elem_id="free-text")
-                all_emotions = gr.Checkbox(label=ALL_EMOTIONS_LABEL, value=False, elem_id="all-emotions")
-                with gr.Accordion("Settings", open=False):
-                    threshold = gr.Slider(0.05, 0.95, value=predictor.model.config.mask_threshold, step=0.05,
-                                          label="Mask threshold",
-                                          info="on the mask probability (default: the checkpoint's)")
-                    max_tokens = gr.Slider(5, 80, value=40, step=1, label="Explanation length (tokens)")
-                    explain = gr.Checkbox(value=True, label="Write explanations")
-                run = gr.Button("Run", variant="primary", elem_id="run")
-            with gr.Column(scale=3, min_width=420):
-                status = gr.HTML("", elem_id="status")
-                overlays = gr.Gallery(label="Stimulus overlays", columns=3, height="auto",
-                                      object_fit="contain", elem_id="overlays", format="jpeg",
-                                      interactive=False)
-                results = gr.HTML("", elem_id="results")
-                with gr.Accordion("Heat maps (mask probability)", open=True):
-                    heatmaps = gr.Gallery(show_label=False, columns=3, height="auto",
-                                          object_fit="contain", elem_id="heatmaps", format="jpeg",
-                                          interactive=False)
-                dist = gr.Image(label="Emotion distribution the painting evokes", type="filepath",
-                                interactive=False, visible=False, elem_id="distribution",
-                                buttons=["download"])
-                downloads = gr.File(label="Downloads: mask PNGs and JSON records",
-                                    file_count="multiple", interactive=False, elem_id="downloads")
+        with gr.Tabs():
+            with gr.Tab("Analyse a painting", id="analyse-tab"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=2, min_width=320):
+                        painting = gr.File(label="Painting (JPEG, PNG, TIFF, WebP, BMP)",
+                                           file_types=list(IMAGE_EXTENSIONS), type="filepath",
+                                           elem_id="painting", height=90)
+                        shown = gr.Image(label="Preview", interactive=False, elem_id="preview",
+                                         height=260, buttons=[])
+                        if samples:
+                            sample_gallery = gr.Gallery(
+                                value=[(str(p), SAMPLE_TITLES.get(p.stem, p.stem)) for p in samples],
+                                label="…or pick a sample painting", columns=3, height=150,
+                                allow_preview=False, object_fit="cover", elem_id="samples",
+                                interactive=False, buttons=[],
+                            )
+                        emotions = gr.CheckboxGroup(list(ARTEMIS_EMOTIONS), label="Emotions",
+                                                    info="the nine ArtEmis emotions the model was trained on",
+                                                    elem_id="emotions")
+                        free_text = gr.Textbox(label="Other emotion (free text)", placeholder="melancholy",
+                                               info="one or more words, comma separated", elem_id="free-text")
+                        all_emotions = gr.Checkbox(label=ALL_EMOTIONS_LABEL, value=False, elem_id="all-emotions")
+                        with gr.Accordion("Settings", open=False):
+                            threshold = gr.Slider(0.05, 0.95, value=predictor.model.config.mask_threshold, step=0.05,
+                                                  label="Mask threshold",
+                                                  info="on the mask probability (default: the checkpoint's)")
+                            max_tokens = gr.Slider(5, 80, value=40, step=1, label="Explanation length (tokens)")
+                            explain = gr.Checkbox(value=True, label="Write explanations")
+                        run = gr.Button("Run", variant="primary", elem_id="run")
+                    with gr.Column(scale=3, min_width=420):
+                        status = gr.HTML("", elem_id="status")
+                        overlays = gr.Gallery(label="Stimulus overlays", columns=3, height="auto",
+                                              object_fit="contain", elem_id="overlays", format="jpeg",
+                                              interactive=False)
+                        results = gr.HTML("", elem_id="results")
+                        with gr.Accordion("Heat maps (mask probability)", open=True):
+                            heatmaps = gr.Gallery(show_label=False, columns=3, height="auto",
+                                                  object_fit="contain", elem_id="heatmaps", format="jpeg",
+                                                  interactive=False)
+                        dist = gr.Image(label="Emotion distribution the painting evokes", type="filepath",
+                                        interactive=False, visible=False, elem_id="distribution",
+                                        buttons=["download"])
+                        downloads = gr.File(label="Downloads: mask PNGs and JSON records",
+                                            file_count="multiple", interactive=False, elem_id="downloads")
+            with gr.Tab("Search the collection", id="search-tab", elem_id="search-tab"):
+                gr.Markdown(
+                    "Find the stimulus regions of a collection that evoke an emotion, like a region "
+                    "of one painting and/or with measured cues. The collection: "
+                    + html.escape(", ".join(search.keys) or "(none)")
+                    + ". Its index is built on the first search.")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=2, min_width=320):
+                        s_like = gr.Dropdown([("(any painting)", "")] + [(k, k) for k in search.keys],
+                                             value="", label="Regions like this painting's region",
+                                             elem_id="search-like")
+                        s_emotion = gr.Dropdown([("(any emotion)", "")] + [(e, e) for e in ARTEMIS_EMOTIONS],
+                                                value="", label="Emotion", elem_id="search-emotion")
+                        s_colours = gr.Textbox(label="Colours (any of, comma separated)", placeholder="blue, yellow",
+                                               elem_id="search-colours")
+                        s_places = gr.CheckboxGroup(list(SEARCH_PLACES), label="Place (any of)",
+                                                    elem_id="search-places")
+                        s_sizes = gr.CheckboxGroup(list(SIZE_WORDS),
+                                                   label="Size (any of)", elem_id="search-sizes")
+                        s_k = gr.Slider(1, 24, value=6, step=1, label="Results")
+                        s_run = gr.Button("Search", variant="primary", elem_id="search-run")
+                    with gr.Column(scale=3, min_width=420):
+                        s_status = gr.HTML("", elem_id="search-status")
+                        s_gallery = gr.Gallery(label="Regions found", columns=3, height="auto",
+                                               object_fit="contain", elem_id="search-hits", format="jpeg",
+                                               interactive=False)
+                        s_table = gr.HTML("", elem_id="search-table")
+                        s_files = gr.File(label="Downloads: results.html and results.csv", file_count="multiple",
+                                          interactive=False, elem_id="search-downloads")
         gr.Markdown(
             f"Trained emotions: {trained_note}. "
             + ("" if has_head else "This checkpoint has no emotion head, so no distribution is shown. ")
@@ -552,6 +727,8 @@ def build_app(
         run.click(on_run, [painting, emotions, free_text, all_emotions, threshold, max_tokens, explain],
                   [status, overlays, heatmaps, results, dist, downloads],
                   concurrency_limit=concurrency)
+        s_run.click(on_search, [s_like, s_emotion, s_colours, s_places, s_sizes, s_k],
+                    [s_status, s_gallery, s_table, s_files], concurrency_limit=1)
     app.queue(default_concurrency_limit=concurrency)
     return app
 
@@ -586,6 +763,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=2,
                    help="requests processed at the same time (default 2)")
     p.add_argument("--max-file-size-mb", type=int, default=100, help="upload size limit (default 100)")
+    p.add_argument("--collection", nargs="+", default=None, metavar="PAINTINGS",
+                   help="paintings (files or folders) the search tab searches (default: the bundled samples)")
     return p.parse_args(argv)
 
 
@@ -610,7 +789,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot load the checkpoint: {msg}{hint}", file=sys.stderr)
         return 2
     limit_malloc_arenas()  # before the server starts its request threads
-    app = build_app(predictor, concurrency=max(1, args.concurrency))
+    search = None
+    if args.collection:
+        search = CollectionSearch(predictor, [Path(p) for p in args.collection], checkpoint=args.checkpoint)
+    app = build_app(predictor, concurrency=max(1, args.concurrency), search=search)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("binding %s: anyone who can reach this machine can use the demo", args.host)
     logger.info("starting the demo on http://%s:%d (Ctrl+C stops)", args.host, args.port)

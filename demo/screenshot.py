@@ -106,21 +106,22 @@ def open_demo(page: Any, url: str, timeout_ms: int = 60_000) -> None:
     page.wait_for_function("() => document.title.length > 0", timeout=timeout_ms)
 
 
-def status_request_id(page: Any) -> str:
-    """The ``data-request`` id of the status line (each server answer has a fresh one)."""
+def status_request_id(page: Any, status: str = "#status") -> str:
+    """The ``data-request`` id of a status line (``#status``, or the search tab's
+    ``#search-status``): each server answer has a fresh one."""
     return page.evaluate(
-        "() => document.querySelector('#status [data-request]')?.getAttribute('data-request') || ''"
+        "(sel) => document.querySelector(sel + ' [data-request]')?.getAttribute('data-request') || ''", status
     )
 
 
-def wait_for_new_status(page: Any, before: str, timeout_ms: int) -> str:
+def wait_for_new_status(page: Any, before: str, timeout_ms: int, status: str = "#status") -> str:
     """Wait until the status line carries a request id other than ``before``; return its text."""
     page.wait_for_function(
-        "(before) => { const e = document.querySelector('#status [data-request]');"
+        "([sel, before]) => { const e = document.querySelector(sel + ' [data-request]');"
         " return !!e && e.getAttribute('data-request') !== before; }",
-        arg=before, timeout=timeout_ms,
+        arg=[status, before], timeout=timeout_ms,
     )
-    return page.locator("#status [data-request]").first.inner_text().strip()
+    return page.locator(f"{status} [data-request]").first.inner_text().strip()
 
 
 def upload(page: Any, image: str | Path, timeout_ms: int = 60_000) -> str:
@@ -142,6 +143,25 @@ def choose_emotions(page: Any, emotions: Sequence[str]) -> None:
         box = label.locator("input[type=checkbox]")
         if box.count():
             box.set_checked(text in emotions)
+
+
+def choose_option(page: Any, dropdown: str, label: str) -> None:
+    """Pick the option ``label`` of the Gradio dropdown with element id ``dropdown``."""
+    field = page.locator(f"{dropdown} input").first
+    field.click()
+    page.locator(f"ul[role=listbox] li[aria-label='{label}']").first.click()
+
+
+def search(page: Any, like: str | None, emotion: str | None, timeout_ms: int = RUN_TIMEOUT_MS) -> str:
+    """On the search tab: regions like ``like``'s region (a painting) of ``emotion``; press Search
+    and wait for the answer; return the status text."""
+    page.get_by_role("tab", name="Search the collection").click()
+    page.locator("#search-run").wait_for(state="visible", timeout=timeout_ms)
+    choose_option(page, "#search-like", like or "(any painting)")
+    choose_option(page, "#search-emotion", emotion or "(any emotion)")
+    before = status_request_id(page, "#search-status")
+    page.locator("#search-run").click()
+    return wait_for_new_status(page, before, timeout_ms, "#search-status")
 
 
 def press_run(page: Any, timeout_ms: int = RUN_TIMEOUT_MS) -> str:

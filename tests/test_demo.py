@@ -268,13 +268,15 @@ def server(predictor, tmp_path_factory):
     """The demo served in-process on a free 127.0.0.1 port; yields its URL."""
     pytest.importorskip("gradio", reason="the demo needs gradio: pip install gradio")
     folders = demo.RequestFolders(tmp_path_factory.mktemp("served-requests"))
+    search = demo.CollectionSearch(predictor, demo.sample_paintings(), tmp_path_factory.mktemp("served-index"))
     app = demo.build_app(predictor, concurrency=2, folders=folders,
-                         generation={"min_new_tokens": 4})
+                         generation={"min_new_tokens": 4}, search=search)
     with shots.serve(app, host="127.0.0.1") as url:
-        yield url
+        yield url, search
 
 
 def test_server_answers_on_loopback(server):
+    server, _ = server
     assert server.startswith("http://127.0.0.1:")
     with urllib.request.urlopen(server, timeout=30) as resp:
         assert resp.status == 200
@@ -300,6 +302,7 @@ def chromium_exe():
 def test_browser_run_bad_upload_and_recovery(server, chromium_exe, bad_files):
     from playwright.sync_api import sync_playwright
 
+    server, _ = server
     with sync_playwright() as pw, shots.open_browser(pw, chromium_exe) as page:
         shots.open_demo(page, server)
         assert "EmoSEM" in page.title()
@@ -396,3 +399,99 @@ def test_build_app_leaves_the_module_alone(predictor, folders):
     before = dict(vars(demo))
     demo.build_app(predictor, concurrency=3, folders=folders)
     assert {k for k in vars(demo) if vars(demo)[k] is not before.get(k)} == set()
+
+
+# ------------------------------------------------------------------------------ the search tab
+
+
+def _index_regions(folder: Path) -> list[tuple[str, str, list[str], str | None]]:
+    """(painting, emotion, colour names, size) of every stored region, read with plain SQL."""
+    import sqlite3
+
+    db = sqlite3.connect(folder / "regions.sqlite")
+    rows = db.execute("SELECT p.key, r.emotion, r.colours, r.size FROM regions r "
+                      "JOIN paintings p ON p.id = r.painting_id").fetchall()
+    db.close()
+    return [(k, e, json.loads(c or "[]"), z) for k, e, c, z in rows]
+
+
+def test_collection_search_builds_on_first_use_and_answers(tmp_path):
+    """The search tab's handler over the bundled samples (bundled checkpoint, no language model):
+    the index is built on the first request with every trained emotion's non-empty region; a
+    "like this region" query returns the same emotion's regions of the other paintings, best first;
+    an emotion + colour query returns exactly the regions with that colour; page and CSV list them."""
+    import csv
+
+    from emosem.emotions import ARTEMIS_EMOTIONS
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    predictor = EmoSEMPredictor.from_pretrained(None, device="cpu", explain=False)
+    search = demo.CollectionSearch(predictor, demo.sample_paintings(), tmp_path / "index")
+    assert not (tmp_path / "index").exists()  # nothing is built before a request
+    assert search.paintings() == sorted(p.name for p in demo.sample_paintings())
+    stored = _index_regions(tmp_path / "index")
+    assert stored and {e for _, e, _, _ in stored} <= set(ARTEMIS_EMOTIONS)
+    by_emotion: dict[str, set[str]] = {}
+    for key, emotion, _, _ in stored:
+        by_emotion.setdefault(emotion, set()).add(key)
+    emotion = next(e for e in ARTEMIS_EMOTIONS if "starry_night.jpg" in by_emotion.get(e, ()) and len(by_emotion[e]) > 1)
+
+    a = search.search("starry_night.jpg", emotion, k=5, out=tmp_path / "out")
+    assert a.ok, a.message
+    others = by_emotion[emotion] - {"starry_night.jpg"}
+    captions = [c for _, c in a.gallery]
+    assert len(captions) == len(others) and all(f" · {emotion} · " in c for c in captions)
+    assert {c.split(". ", 1)[1].split(" · ")[0] for c in captions} == others
+    scores = [float(c.rsplit("score ", 1)[1]) for c in captions]
+    assert scores == sorted(scores, reverse=True)
+    assert all(img.ndim == 3 and img.shape[2] == 3 for img, _ in a.gallery)
+    with open(tmp_path / "out" / "results.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["painting"] for r in rows] == [c.split(". ", 1)[1].split(" · ")[0] for c in captions]
+    assert (tmp_path / "out" / "results.html").read_text(encoding="utf-8").count('class="hit"') == len(rows)
+
+    colour = next(n for _, _, names, _ in stored for n in names)  # a colour term some region has
+    word = colour.split()[-1]
+    b = search.search(None, None, colours=word, k=50)
+    want = {k for k, _, names, _ in stored if any(n == word or n.endswith(" " + word) for n in names)}
+    assert b.ok and {c.split(". ", 1)[1].split(" · ")[0] for _, c in b.gallery} == want  # one region per painting
+    assert b.html.count("<tr data-region=") == len(want)
+
+    bad = search.search("starry_night.jpg", None)
+    assert not bad.ok and "choose the emotion" in bad.message
+    assert not search.search(None, None, colours="50%").ok
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_search_tab(server, chromium_exe):
+    """The search tab in a real browser: the first search builds the samples' index; a "like this
+    painting's region" search lists the other paintings' regions of that emotion as overlays, a
+    table and the page + CSV downloads; a search without an emotion for "like" is refused in words."""
+    from playwright.sync_api import sync_playwright
+
+    url, search = server
+    keys = search.paintings()  # built here, as the tab's first search would
+    stored = _index_regions(search.folder)
+    pairs = sorted({(k, e) for k, e, _, _ in stored})
+    emotion = next((e for k, e in pairs if k == "starry_night.jpg"
+                    and any(x == e and other != k for other, x in pairs)), None)
+    if emotion is None:
+        pytest.skip("the tiny random checkpoint gave Starry Night no region shared with another painting")
+    others = {k for k, e, _, _ in stored if e == emotion and k != "starry_night.jpg"}
+    with sync_playwright() as pw, shots.open_browser(pw, chromium_exe) as page:
+        shots.open_demo(page, url)
+        status = shots.search(page, "starry_night.jpg", emotion)
+        assert status.startswith(f"{len(others)} result(s): regions like the {emotion} region of starry_night.jpg"), status
+        page.wait_for_function(
+            "(n) => { const imgs = [...document.querySelectorAll('#search-hits img')];"
+            " return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+            arg=len(others), timeout=30_000)
+        rows = page.locator("#search-table tr[data-region]")
+        assert rows.count() == len(others)
+        assert {rows.nth(i).locator("td").nth(1).inner_text().strip() for i in range(rows.count())} == others
+        downloads = page.locator("#search-downloads").inner_text().replace("\n", "")
+        assert "results.html" in downloads and "results.csv" in downloads
+        status = shots.search(page, "starry_night.jpg", None)
+        assert "choose the emotion whose region to search with" in status, status
+        assert set(keys) == {p.name for p in demo.sample_paintings()}

@@ -230,3 +230,52 @@ def test_a_killed_build_resumes_to_the_uninterrupted_index(tmp_path):
     assert [r[:5] for r in a] == [r[:5] for r in b] and len(a) >= 12
     for ra, rb in zip(a, b):
         np.testing.assert_allclose(np.frombuffer(ra[5], np.float32), np.frombuffer(rb[5], np.float32), atol=1e-5)
+
+
+LAUNCH2 = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+def _index_table(folder: Path) -> tuple[list[tuple], list[tuple], dict]:
+    """Every painting row and region row with their ids (the whole files' content), and the meta table."""
+    db = sqlite3.connect(folder / "regions.sqlite")
+    paintings = db.execute("SELECT * FROM paintings ORDER BY id").fetchall()
+    regions = db.execute("SELECT * FROM regions ORDER BY id").fetchall()
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    db.close()
+    return paintings, regions, meta
+
+
+@pytest.mark.slow
+def test_two_process_build_equals_the_one_process_build(tmp_path):
+    """`accelerate launch` with two CPU processes (gloo): each embeds its share into a shard, rank 0
+    merges in the inputs' order; the index file then holds the same rows, ids, vectors and
+    near-duplicate groups as a one-process build, and no shard is left behind."""
+    paintings = sorted(SYNTH.glob("*/*.jpg"))[:7]  # odd: the shares differ in size
+    if len(paintings) < 7:
+        pytest.skip("data/synthetic_eval is not there (make data)")
+    inputs = tmp_path / "in"
+    for i, p in enumerate(paintings):  # two folders: the order is the walk's, not one listing's
+        (inputs / f"f{i % 2}").mkdir(parents=True, exist_ok=True)
+        (inputs / f"f{i % 2}" / p.name).write_bytes(p.read_bytes())
+    (inputs / "f1" / "copy.jpg").write_bytes(paintings[0].read_bytes())  # a near-duplicate group
+    args = ["build", "--images", inputs, "--emotion", "fear", "--emotion", "awe", "--device", "cpu"]
+    one = subprocess.run([sys.executable, SEARCH, *map(str, args), "--index", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([*LAUNCH2, SEARCH, *map(str, args), "--index", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=ENV, cwd=REPO, timeout=900)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "added 8 paintings" in two.stderr, two.stderr[-2000:]
+    p1, r1, m1 = _index_table(tmp_path / "one")
+    p2, r2, m2 = _index_table(tmp_path / "two")
+    assert len(p1) == 8 and len(r1) >= 8
+    assert p1 == p2 and r1 == r2  # byte for byte: keys, ids, vectors, masks, groups
+    assert m1["settings"] == m2["settings"]
+    groups = [row[-1] for row in p1]
+    assert len(set(groups)) == 7, "the copy and its original share a near-duplicate group"
+    assert not (tmp_path / "two" / ".shards").exists()
+    again = subprocess.run([*LAUNCH2, SEARCH, *map(str, args), "--index", str(tmp_path / "two")],
+                           capture_output=True, text=True, env=ENV, cwd=REPO, timeout=900)
+    assert again.returncode == 0 and "reused 8" in again.stderr, again.stderr[-2000:]
+    assert _index_table(tmp_path / "two")[:2] == (p2, r2)

@@ -31,7 +31,7 @@ from emosem.inference.collection import STATE_DIR, iter_inputs
 from emosem.regions import record_is_empty
 from emosem.retrieval.duplicates import DUPLICATE_THRESHOLD, assign_groups
 from emosem.retrieval.embed import EmbeddingSpec, embed_regions, embed_whole
-from emosem.retrieval.store import PaintingRow, RegionRow, RegionStore
+from emosem.retrieval.store import DB_NAME, PaintingRow, RegionRow, RegionStore
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +193,12 @@ def painting_row(job: Job, predictor: Any, spec: EmbeddingSpec, emotions: list[s
 
 def build_index(store: RegionStore, jobs: Iterator[Job], predictor: Any, spec: EmbeddingSpec,
                 emotions: list[str] | None = None, top_k: int = 3,
-                duplicate_threshold: float = DUPLICATE_THRESHOLD, limit: int | None = None) -> BuildReport:
-    """Index every job not already stored (same key and SHA-256), one transaction per painting,
-    then group near-duplicate paintings. ``limit``: stop after that many new paintings."""
+                duplicate_threshold: float | None = DUPLICATE_THRESHOLD, limit: int | None = None,
+                also_stored: tuple[RegionStore, ...] = ()) -> BuildReport:
+    """Index every job not already stored (same key and SHA-256 in ``store`` or one of
+    ``also_stored``), one transaction per painting, then group near-duplicate paintings (not with
+    ``duplicate_threshold`` None: a shard leaves that to the merge). ``limit``: stop after that many
+    new paintings."""
     from tqdm import tqdm
 
     from emosem.files import file_sha256
@@ -208,8 +211,8 @@ def build_index(store: RegionStore, jobs: Iterator[Job], predictor: Any, spec: E
             logger.warning("%s: %s", job.key, job.error)
             continue
         try:
-            stored = store.stored_sha(job.key)
-            if stored is not None and stored == (job.sha256 or file_sha256(job.source)):
+            stored = [s.stored_sha(job.key) for s in (store, *also_stored)]
+            if any(x is not None for x in stored) and (job.sha256 or file_sha256(job.source)) in stored:
                 report.reused += 1
                 continue
             if limit is not None and report.added >= limit:
@@ -220,5 +223,67 @@ def build_index(store: RegionStore, jobs: Iterator[Job], predictor: Any, spec: E
             report.failed.append((job.key, f"{type(e).__name__}: {e}"))
             logger.warning("%s: %s: %s", job.key, type(e).__name__, e)
     report.seconds = time.perf_counter() - t0
-    report.groups = assign_groups(store, duplicate_threshold)
+    if duplicate_threshold is not None:
+        report.groups = assign_groups(store, duplicate_threshold)
     return report
+
+
+SHARDS_DIR = ".shards"  # INDEX/.shards/<rank>/: each launched process's paintings until the merge
+
+
+def build_sharded(folder: Path, settings: dict[str, Any], jobs: Iterator[Job], predictor: Any,
+                  spec: EmbeddingSpec, dist: Any, emotions: list[str] | None = None, top_k: int = 3,
+                  duplicate_threshold: float = DUPLICATE_THRESHOLD, overwrite: bool = False) -> BuildReport | None:
+    """The build under ``accelerate launch`` (``dist``: an :class:`accelerate.PartialState`).
+
+    Job i goes to process i mod N, which stores its paintings in a shard index of its own
+    (``INDEX/.shards/<rank>/``; a painting already in the index or in the shard is reused, so a
+    killed launch resumes). Once all are done, process 0 copies the shards' paintings into the
+    index in the jobs' order, one transaction each (the same rows, ids and vectors as a
+    one-process build), deletes the shards and groups near-duplicates. Returns the summed report
+    on process 0, None on the others."""
+    import shutil
+
+    from accelerate.utils import gather_object
+
+    rank, world = dist.process_index, dist.num_processes
+    if dist.is_main_process:
+        main = RegionStore(folder, create=True)
+        main.check_settings(settings, overwrite=overwrite)
+        main.close()
+    dist.wait_for_everyone()
+    main = RegionStore(folder)
+    shard = RegionStore(Path(folder) / SHARDS_DIR / str(rank), create=True)
+    shard.check_settings(settings, overwrite=True)  # a shard of other settings is stale: emptied
+    order: list[str] = []
+
+    def mine() -> Iterator[Job]:
+        for i, job in enumerate(jobs):
+            order.append(job.key)
+            if i % world == rank:
+                yield job
+
+    try:
+        report = build_index(shard, mine(), predictor, spec, emotions, top_k, None, also_stored=(main,))
+    finally:
+        shard.close()
+        main.close()
+    reports = gather_object([report])
+    dist.wait_for_everyone()
+    if not dist.is_main_process:
+        return None
+    shards = sorted((Path(folder) / SHARDS_DIR).iterdir())
+    main = RegionStore(folder)
+    try:
+        for key in order:
+            for s in shards:
+                if main.copy_painting(s / DB_NAME, key):
+                    break
+        total = BuildReport(sum(r.added for r in reports), sum(r.reused for r in reports),
+                            sum(r.regions for r in reports), [f for r in reports for f in r.failed],
+                            max(r.seconds for r in reports))
+        total.groups = assign_groups(main, duplicate_threshold)
+    finally:
+        main.close()
+    shutil.rmtree(Path(folder) / SHARDS_DIR)
+    return total

@@ -16,6 +16,7 @@ RESULTS/results.csv, and logs the ranked hits. Exit code 2 on bad arguments or i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -37,9 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--emotion", "-e", action="append", default=None,
                    help="with --images: emotions to segment (repeatable; default auto = the top --top-k)")
     b.add_argument("--top-k", type=int, default=3)
-    b.add_argument("--features", default="both", help="pooled features: concepts, sam or both (default)")
-    b.add_argument("--emotion-weight", type=float, default=1.0, help="weight of the emotion one-hot in the vector")
-    b.add_argument("--cue-weight", type=float, default=0.5, help="weight of the measured cue numbers in the vector")
+    b.add_argument("--features", default=None,
+                   help="pooled features: concepts, sam or both (default: embed.DEFAULT_SPEC's, both)")
+    b.add_argument("--emotion-weight", type=float, default=None,
+                   help="weight of the emotion one-hot in the vector (default: DEFAULT_SPEC's, 1)")
+    b.add_argument("--cue-weight", type=float, default=None,
+                   help="weight of the measured cue numbers in the vector (default: DEFAULT_SPEC's, 0.5)")
     b.add_argument("--duplicate-threshold", type=float, default=None,
                    help="whole-painting cosine similarity from which paintings are near-duplicates")
     b.add_argument("--overwrite", action="store_true", help="rebuild an index made with other settings")
@@ -105,26 +109,47 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from emosem.retrieval.build import build_index, iter_image_paintings, iter_run_paintings
+    from emosem.retrieval.build import (
+        build_index,
+        build_sharded,
+        iter_image_paintings,
+        iter_run_paintings,
+    )
     from emosem.retrieval.duplicates import DUPLICATE_THRESHOLD
-    from emosem.retrieval.embed import EmbeddingSpec
+    from emosem.retrieval.embed import DEFAULT_SPEC
     from emosem.retrieval.store import RegionStore
 
-    spec = EmbeddingSpec(args.features, args.emotion_weight, args.cue_weight)
+    given = {"features": args.features, "emotion_weight": args.emotion_weight, "cue_weight": args.cue_weight}
+    spec = dataclasses.replace(DEFAULT_SPEC, **{k: v for k, v in given.items() if v is not None})
     emotions = None if not args.emotion or args.emotion == ["auto"] else args.emotion
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+    from accelerate import PartialState
+
+    dist = PartialState(cpu=args.device == "cpu")
+    if dist.num_processes > 1 and args.limit is not None:
+        raise ValueError("--limit is for one process; under accelerate launch every painting is indexed")
+    if not dist.is_main_process:
+        logging.getLogger().setLevel(logging.WARNING)
+    if dist.num_processes > 1 and args.device == "auto":
+        args.device = str(dist.device)
     predictor = _predictor(args)
     settings = {"embedding": spec.record(), "checkpoint": str(args.checkpoint or "bundled"),
                 "source": "run" if args.run else "images",
                 "emotions": emotions, "top_k": None if args.run or emotions else args.top_k}
+    jobs = iter_run_paintings(Path(args.run), Path(args.image_root) if args.image_root else None) \
+        if args.run else iter_image_paintings(args.images)
+    threshold = args.duplicate_threshold or DUPLICATE_THRESHOLD
+    if dist.num_processes > 1:  # each process its share, merged by process 0 (build_sharded)
+        report = build_sharded(Path(args.index), settings, jobs, predictor, spec, dist, emotions, args.top_k,
+                               threshold, args.overwrite)
+        if report is None:
+            return 0
     store = RegionStore(Path(args.index), create=True)
     try:
-        store.check_settings(settings, overwrite=args.overwrite)
-        jobs = iter_run_paintings(Path(args.run), Path(args.image_root) if args.image_root else None) \
-            if args.run else iter_image_paintings(args.images)
-        report = build_index(store, jobs, predictor, spec, emotions, args.top_k,
-                             args.duplicate_threshold or DUPLICATE_THRESHOLD, args.limit)
+        if dist.num_processes == 1:
+            store.check_settings(settings, overwrite=args.overwrite)
+            report = build_index(store, jobs, predictor, spec, emotions, args.top_k, threshold, args.limit)
         paintings, regions = store.counts()
     finally:
         store.close()

@@ -49,6 +49,11 @@ class EmbeddingSpec:
         return asdict(self)
 
 
+# The index's default vector: both feature maps pooled, the emotion one-hot at weight 1 and the
+# measured cue numbers at 0.5 (chosen by `emosem search evaluate`: docs/results/issue25_search.json).
+DEFAULT_SPEC = EmbeddingSpec("both", emotion_weight=1.0, cue_weight=0.5)
+
+
 def feature_maps(embedding: torch.Tensor, concept_map: torch.Tensor | None, features: str) -> list[torch.Tensor]:
     """The maps to pool, each [1, C, h, w]: see :data:`FEATURES`."""
     sam = split_image_features(embedding)[0]

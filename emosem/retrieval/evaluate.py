@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from emosem.retrieval.embed import (
+    DEFAULT_SPEC,
     EmbeddingSpec,
     compose,
     feature_maps,
@@ -101,7 +102,7 @@ DEFAULT_SPECS: dict[str, EmbeddingSpec] = {
     "region sam": EmbeddingSpec("sam"),
     "region both": EmbeddingSpec("both"),
     "region both + emotion": EmbeddingSpec("both", emotion_weight=1.0),
-    "region both + emotion + cues (default)": EmbeddingSpec("both", emotion_weight=1.0, cue_weight=0.5),
+    "region both + emotion + cues (default)": DEFAULT_SPEC,
 }
 
 

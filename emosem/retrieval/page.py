@@ -35,10 +35,10 @@ def _esc(v: Any) -> str:
     return html.escape("" if v is None else str(v), quote=True)
 
 
-def overlay_thumbnail(source: str | None, segmentation: dict | None, emotion: str,
-                      side: int = THUMB_SIDE) -> str | None:
-    """A ``data:image/png`` URI of the painting (long side ``side``) with the region tinted in the
-    emotion's colour; None when the painting cannot be read."""
+def overlay_image(source: str | None, segmentation: dict | None, emotion: str,
+                  side: int = THUMB_SIDE) -> np.ndarray | None:
+    """[h, w, 3] uint8: the painting (long side ``side``) with the region tinted in the emotion's
+    colour; None when the painting cannot be read."""
     from PIL import ImageOps
     from pycocotools import mask as mask_utils
 
@@ -59,6 +59,15 @@ def overlay_thumbnail(source: str | None, segmentation: dict | None, emotion: st
         mask = mask_utils.decode(rle).astype(np.uint8) * 255
         small = np.asarray(Image.fromarray(mask).resize((rgb.shape[1], rgb.shape[0]), Image.NEAREST)) > 127
         rgb = overlay_mask(rgb, small, color=emotion_color(emotion))
+    return rgb
+
+
+def overlay_thumbnail(source: str | None, segmentation: dict | None, emotion: str,
+                      side: int = THUMB_SIDE) -> str | None:
+    """:func:`overlay_image` as a ``data:image/png`` URI; None when the painting cannot be read."""
+    rgb = overlay_image(source, segmentation, emotion, side)
+    if rgb is None:
+        return None
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

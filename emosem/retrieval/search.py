@@ -172,6 +172,18 @@ class RegionIndex:
             raise RegionIndexError(f"no region {region_id} in {self.store.folder}")
         return rows[0]
 
+    def painting_keys(self) -> list[str]:
+        """The stored paintings' keys, sorted."""
+        return [r[0] for r in self.store.db.execute("SELECT key FROM paintings ORDER BY key")]
+
+    def region_of(self, painting: str, emotion: str) -> int | None:
+        """The id of the stored ``emotion`` region of the painting ``painting`` (its key), None if
+        it has none (an empty region is not stored)."""
+        row = self.store.db.execute(
+            "SELECT r.id FROM regions r JOIN paintings p ON p.id = r.painting_id WHERE p.key = ? AND r.emotion = ? "
+            "ORDER BY r.id LIMIT 1", (painting, normalize_prompt_emotion(emotion)[0])).fetchone()
+        return None if row is None else int(row[0])
+
     def candidates(self, emotion: str | None, filters: CueFilter, exclude_group: int | None) -> np.ndarray | None:
         """Region ids that pass the emotion and cue filters [m] (None: no filter at all)."""
         where, args = filters.sql()

@@ -39,6 +39,13 @@ CREATE INDEX IF NOT EXISTS regions_painting ON regions(painting_id);
 """
 
 
+# The columns a painting and a region are written with (:meth:`RegionStore.put`, ``copy_painting``).
+_PAINTING_COLUMNS = "key, source, sha256, height, width, in_domain, whole"
+_REGION_COLUMNS = ("emotion, trained, confidence, predicted_iou, area_fraction, place, extent, size, colours, "
+                   "light_words, cue_text, lightness, chroma, bbox, mask_file, segmentation, explanation, vector")
+_REGION_MARKS = ",".join("?" * (1 + len(_REGION_COLUMNS.split(","))))  # painting_id and the columns
+
+
 class RegionIndexError(RuntimeError):
     """An index folder that cannot be used (missing, other settings, another format)."""
 
@@ -135,14 +142,12 @@ class RegionStore:
         try:
             db.execute("DELETE FROM paintings WHERE key=?", (p.key,))
             cur = db.execute(
-                "INSERT INTO paintings (key, source, sha256, height, width, in_domain, whole) VALUES (?,?,?,?,?,?,?)",
+                f"INSERT INTO paintings ({_PAINTING_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
                 (p.key, p.source, p.sha256, p.height, p.width, p.in_domain,
                  np.asarray(p.whole, np.float32).tobytes()))
             pid = cur.lastrowid
             db.executemany(
-                "INSERT INTO regions (painting_id, emotion, trained, confidence, predicted_iou, area_fraction, "
-                "place, extent, size, colours, light_words, cue_text, lightness, chroma, bbox, mask_file, "
-                "segmentation, explanation, vector) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO regions (painting_id, {_REGION_COLUMNS}) VALUES ({_REGION_MARKS})",
                 [_region_values(pid, r) for r in p.regions])
             db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (json.dumps(self.version + 1),))
             db.execute("COMMIT")
@@ -150,6 +155,35 @@ class RegionStore:
             db.execute("ROLLBACK")
             raise
         return len(p.regions)
+
+    def copy_painting(self, source_db: Path, key: str) -> bool:
+        """Copy the painting ``key`` and its regions from another index file (a shard) into this
+        one in one transaction, as :meth:`put` would store it (nothing when this index holds it with the
+        same SHA-256 already); False if the file does not hold it."""
+        src = sqlite3.connect(f"file:{source_db}?mode=ro", uri=True)
+        try:
+            row = src.execute(f"SELECT id, {_PAINTING_COLUMNS} FROM paintings WHERE key=?", (key,)).fetchone()
+            if row is None:
+                return False
+            regions = src.execute(f"SELECT {_REGION_COLUMNS} FROM regions WHERE painting_id=? ORDER BY id",
+                                  (row[0],)).fetchall()
+        finally:
+            src.close()
+        if self.stored_sha(key) == (row[3] or ""):  # already copied (a merge that is resumed)
+            return True
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM paintings WHERE key=?", (key,))
+            pid = db.execute(f"INSERT INTO paintings ({_PAINTING_COLUMNS}) VALUES (?,?,?,?,?,?,?)", row[1:]).lastrowid
+            db.executemany(f"INSERT INTO regions (painting_id, {_REGION_COLUMNS}) VALUES "
+                           f"({_REGION_MARKS})", [(pid, *r) for r in regions])
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (json.dumps(self.version + 1),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return True
 
     def counts(self) -> tuple[int, int]:
         """(paintings, regions) stored."""
