@@ -27,7 +27,7 @@ RATIOS = {
     "nine_vs_one_decode", "nine_vs_one_decoder_only", "nine_vs_one_explain",
     "nine_vs_one_with_encode", "explain_vs_plain_generate", "mask_path_vs_sam",
     "mask_decode_vs_sam_decode", "nine_vs_one_sam_points", "packing_speedup_1", "packing_speedup_9",
-    "nine_vs_one_explain_plain_linear", "mask_path_vs_sam_tiny", "int8_speedup",
+    "nine_vs_one_explain_plain_linear", "mask_path_vs_sam_tiny", "lm_runtime_speedup",
 }
 
 
@@ -83,8 +83,8 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     wp = report["scaling"].get("weight_packing")  # the tiny Llama's linears, packed and plain
     ratios = report["ratios"]
     packing = {k for k in RATIOS if "packing" in k or "plain_linear" in k}
-    int8 = {"int8_speedup"} if report["scaling"].get("lm_precision") else set()
-    assert set(ratios) == (RATIOS - {"int8_speedup"}) - (set() if wp else packing) | int8
+    fast = {"lm_runtime_speedup"} if report["scaling"].get("lm_runtime") else set()
+    assert set(ratios) == (RATIOS - {"lm_runtime_speedup"}) - (set() if wp else packing) | fast
     for key, r in ratios.items():
         assert r["value"] > 0 and r["description"], key
         assert r["numerator"]["median_s"] > 0 and r["denominator"]["median_s"] > 0, key
@@ -99,18 +99,17 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     for row in sc["emotions"]:
         for part in ("decoder_only", "sam_point_prompts", "decode", "decode_explain"):
             _check_stats(row[part], f"emotions {row['num_emotions']} {part}", s["repeats"])
-    # the predictor runs int8 LM linears where it can (then nothing is packed to compare)
     assert (wp is not None) == (packing_supported("cpu") and report["model"]["lm_packed_layers"] > 0)
-    lp = sc.get("lm_precision")  # int8 beside the float32 default, on a CPU
-    import torch
+    lr = sc.get("lm_runtime")  # ONNX Runtime beside torch, where onnxruntime is installed (the tiny Llama)
+    import importlib.util
 
-    from emosem.inference.quantize import int8_supported
-
-    assert (lp is not None) == int8_supported("cpu", torch.float32)
-    if lp:
-        _check_stats(lp["int8"], "lm_precision int8", s["repeats"])
-        _check_stats(lp["float32"], "lm_precision float32", s["repeats"])
-        assert tp["tokens_per_s_int8"] > 0 and tp["tokens_per_s_float32"] > 0
+    assert (lr is not None) == (importlib.util.find_spec("onnxruntime") is not None)
+    assert report["model"]["lm_runtime"] == ("ort" if lr else "torch")
+    if lr:
+        _check_stats(lr["ort"], "lm_runtime ort", s["repeats"])
+        _check_stats(lr["torch"], "lm_runtime torch", s["repeats"])
+        assert lr["same_first_20_tokens"] is True  # the float32 graph decodes torch's tokens
+        assert tp["tokens_per_s_lm_runtime"] > 0 and tp["tokens_per_s_torch"] > 0
     for side in ("packed", "plain_linear"):
         for k in (1, 9) if wp else ():
             _check_stats(wp[side][f"explain@{k}"], f"packing {side} {k}", s["repeats"])

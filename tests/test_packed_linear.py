@@ -83,9 +83,9 @@ def test_predictor_packs_only_what_it_only_runs(tiny_checkpoint, sample_painting
     """A float32 predictor packs its LM by default; the results equal those of an unpacked one."""
     from emosem.inference.predictor import EmoSEMPredictor
 
-    packed = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_int8=False)
+    packed = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_runtime="torch")
     plain = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", pack_weights=False,
-                                            lm_int8=False)
+                                            lm_runtime="torch")
     assert packed.packed_layers == 2 * 7 + 1 and plain.packed_layers == 0  # LoRA unloaded first
     assert not any(isinstance(m, PackedLinear) for m in packed.model.sam.modules())
     emotions = ["awe", "fear", "melancholy"]

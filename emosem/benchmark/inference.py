@@ -115,7 +115,7 @@ class InferenceSections:
             "lm_dtype": model.config.dtype,
             "prefix_length": model.prefix_tokens,
             "lora_merged": model.lm.merged,
-            "lm_int8_layers": self.predictor.int8_layers,
+            "lm_runtime": self.predictor.lm_runtime,
             "lm_packed_layers": self.predictor.packed_layers,
             "params_m": {
                 "sam": round(count(model.sam) / 1e6, 3),
@@ -174,20 +174,22 @@ class InferenceSections:
                     do_sample=False, num_beams=1, temperature=None, top_p=None, top_k=None,
                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, use_cache=True)
 
-        # Check once, outside the timing, that both sides generate exactly n tokens.
+        # Check once, outside the timing, that both sides generate exactly n tokens (the
+        # explanation decodes through the fast decoder where the predictor set one up).
         shapes: list[tuple[int, ...]] = []
-        original = lm.model.generate
+        decoder = lm.fast_decoder if lm.fast_decoder is not None else lm.model
+        original = decoder.generate
 
         def spy(*a: Any, **k: Any) -> Any:
             out = original(*a, **k)
             shapes.append(tuple(out.shape))
             return out
 
-        lm.model.generate = spy
+        decoder.generate = spy
         try:
             explain()
         finally:
-            del lm.model.generate
+            del decoder.generate
         explain_tokens = shapes[0][1] if shapes else None  # inputs_embeds: only new tokens come back
         plain_tokens = int(plain().shape[1]) - length
         if explain_tokens != n or plain_tokens != n:
@@ -270,50 +272,52 @@ class InferenceSections:
         self.report["throughput"]["tokens_per_s_9_in_one_call"] = round(
             9 * self.n_tokens / nine["decode_explain"]["median_s"], 2)
 
-    def lm_precision(self) -> None:
-        """Explanation tokens/s with int8 LM linears (opt-in, see quantize.py) beside float32
-        (oneDNN-prepacked, the default), one emotion, the same prefix and cues, batch 1."""
+    def lm_runtime(self) -> None:
+        """Explanation tokens/s through the predictor's LM runtime (ONNX Runtime where its
+        self-check passed, see fast_lm.py) beside torch (float32, oneDNN-prepacked), one emotion,
+        the same prefix and cues, batch 1; and whether the first 20 greedy tokens are the same."""
         import torch
 
-        from emosem.inference.predictor import EmoSEMPredictor
-        from emosem.inference.quantize import int8_supported
-
         p = self.predictor
-        if not int8_supported(self.device, torch.float32):
-            logger.info("  int8 LM linears do not run on %s: nothing to compare", self.device)
+        lm = p.model.lm
+        fast = lm.fast_decoder
+        if fast is None:
+            logger.info("  explanations decode with %s here: nothing to compare", p.lm_runtime)
             return
-        other = EmoSEMPredictor.from_pretrained(self.checkpoint, device="cpu",
-                                                lm_int8=not p.int8_layers)
         state = self._state()
         with torch.no_grad():
             (r,) = p.predict([self.emotion], explain=False, state=state)
         cues = [r.cues.phrase(p.model.config.cue_version) if r.cues is not None else ""]
 
-        def explain_with(pred: Any) -> Callable[[], Any]:
-            model = pred.model
-
+        def explain(gen: dict[str, Any], decoder: Any) -> Callable[[], Any]:
             def fn() -> Any:
-                with torch.no_grad():
-                    logits, _, mtok, tokens = model.segment(state.embedding, [self.emotion])
-                    return model.explain(state.embedding, logits, mtok, tokens, [self.emotion],
-                                         cues=cues, **self.gen)
+                lm.fast_decoder = decoder
+                try:
+                    with torch.no_grad():
+                        logits, _, mtok, tokens = p.model.segment(state.embedding, [self.emotion])
+                        return p.model.explain(state.embedding, logits, mtok, tokens, [self.emotion],
+                                               cues=cues, **gen)
+                finally:
+                    lm.fast_decoder = fast
             return fn
 
-        int8, fp32 = (p, other) if p.int8_layers else (other, p)
-        r = self.run_group({"int8": explain_with(int8), "float32": explain_with(fp32)})
+        r = self.run_group({p.lm_runtime: explain(self.gen, fast), "torch": explain(self.gen, None)})
+        first = {"max_new_tokens": 20}
+        same = explain(first, fast)() == explain(first, None)()
         n = self.n_tokens
         tp = self.report["throughput"]
-        tp["tokens_per_s_int8"] = round(n / r["int8"]["median_s"], 2)
-        tp["tokens_per_s_float32"] = round(n / r["float32"]["median_s"], 2)
-        self.report["scaling"]["lm_precision"] = {
-            "int8_layers": int8.int8_layers, "float32_packed_layers": fp32.packed_layers, **r,
-            "note": f"{n} new tokens, decode included; the two sides run one after the other"}
-        self._ratio("int8_speedup", r["int8"], r["float32"], "int8 LM linears",
-                    "float32 (prepacked)", "explanation speed-up from int8 LM weights", invert=True)
-        del other
+        tp["tokens_per_s_lm_runtime"] = round(n / r[p.lm_runtime]["median_s"], 2)
+        tp["tokens_per_s_torch"] = round(n / r["torch"]["median_s"], 2)
+        self.report["scaling"]["lm_runtime"] = {
+            "runtime": p.lm_runtime, "graph": fast.path.name, **r, "same_first_20_tokens": bool(same),
+            "note": f"{n} new tokens, decode included; torch is the float32 predictor with prepacked weights"}
+        self._ratio("lm_runtime_speedup", r[p.lm_runtime], r["torch"], f"{p.lm_runtime} decoding",
+                    "torch float32 (prepacked)", "explanation tokens/s through the predictor's LM "
+                    "runtime ÷ torch", invert=True)
 
     def weight_packing(self) -> None:
-        """Explanations with the LM's oneDNN-prepacked linears (as the predictor runs) vs plain ones."""
+        """Explanations decoded by torch with the LM's oneDNN-prepacked linears (as the predictor
+        runs beams and sampling) vs plain ones."""
         from emosem.inference.packed_linear import pack_linears, unpack_linears
 
         p = self.predictor
@@ -323,13 +327,17 @@ class InferenceSections:
         state = self._state()
         calls = {f"explain@{k}": (lambda ems=self._emotions(k): p.predict(ems, state=state, **self.gen))
                  for k in (1, 9)}
-        packed = self.run_group(calls)
         lm = p.model.lm.model
-        unpack_linears(lm)
+        fast, p.model.lm.fast_decoder = p.model.lm.fast_decoder, None  # packing serves the torch path
         try:
-            plain = self.run_group(calls)
+            packed = self.run_group(calls)
+            unpack_linears(lm)
+            try:
+                plain = self.run_group(calls)
+            finally:
+                pack_linears(lm)
         finally:
-            pack_linears(lm)
+            p.model.lm.fast_decoder = fast
         self.report["scaling"]["weight_packing"] = {
             "packed_layers": p.packed_layers, "packed": packed, "plain_linear": plain,
             "note": "the two sides run one after the other, not interleaved",

@@ -39,7 +39,7 @@ RATIO_LABELS = {
     "packing_speedup_1": "weight packing: speed-up of 1 emotion with explanation",
     "packing_speedup_9": "weight packing: speed-up of 9 emotions with explanations",
     "explain_vs_plain_generate": "(b) explanation tokens/s ÷ plain generate tokens/s",
-    "int8_speedup": "int8 LM linears: explanation speed-up over float32",
+    "lm_runtime_speedup": "explanation tokens/s: the LM runtime (ONNX Runtime) ÷ torch",
     "mask_path_vs_sam": "(c) EmoSEM mask path ÷ SAM with a point prompt",
     "mask_decode_vs_sam_decode": "(c) the same without the shared encoder",
 }

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from emosem.inference import LM_PRECISIONS
+from emosem.inference import LM_RUNTIMES
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--num-beams", type=int, default=1,
                    help="beam search width for the explanations (default 1: greedy)")
-    p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="float32",
-                   help="the LM's linear layers: float32 (default) or int8 (CPU)")
+    p.add_argument("--lm-runtime", choices=LM_RUNTIMES, default="auto",
+                   help="what decodes the explanations: auto (default), torch, ort or ort-int8 (see infer --help)")
     p.add_argument("--no-word-grounding", action="store_true",
                    help="let explanations use colour and position words their region's cues "
                         "contradict (default: grounded decoding, see README)")
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             max_new_tokens=args.max_new_tokens,
             num_beams=args.num_beams,
-            lm_int8=LM_PRECISIONS[args.lm_precision],
+            lm_runtime=args.lm_runtime,
             word_grounding=not args.no_word_grounding,
             retrieval_k=args.retrieval_k,
             num_overlays=args.num_overlays,

@@ -312,7 +312,7 @@ def evaluate(
     num_overlays: int = 3,
     progress: bool | None = None,
     cache_dir: str | Path | None = None,
-    lm_int8: bool = False,
+    lm_runtime: str = "auto",
     word_grounding: bool = True,
     skip_failures: bool = False,
 ) -> dict:
@@ -347,7 +347,8 @@ def evaluate(
         progress: show a progress bar (default: when stderr is a terminal).
         cache_dir: the user cache for the classifier (default ``$EMOSEM_CACHE_DIR``, else
             ``$XDG_CACHE_HOME/emosem``, else ``~/.cache/emosem``).
-        lm_int8: run the LM's linears in int8 (CPU; see :mod:`emosem.inference.quantize`).
+        lm_runtime: what decodes the explanations (:mod:`emosem.inference.fast_lm`; "auto":
+            ONNX Runtime where its self-check passes, else torch).
         word_grounding: explanations cannot use colour or position words the region's cues
             contradict (:mod:`emosem.inference.grounding`); ``False`` measures the free decoder.
         skip_failures: a painting whose scoring raises is listed in ``failed`` (``kind``
@@ -380,7 +381,7 @@ def evaluate(
     dev = _resolve_device(device, peers)
     t_load = time.perf_counter()
     predictor = EmoSEMPredictor.from_pretrained(ckpt, device=str(dev), explain=explain,
-                                                lm_int8=lm_int8)
+                                                lm_runtime=lm_runtime)
     load_s = time.perf_counter() - t_load
     threshold = predictor.threshold(threshold)
     _seed_everything(seed)
@@ -405,7 +406,7 @@ def evaluate(
         "n_failed": len(run.failures), "failed": run.failures,
         "settings": {**_settings(explain, meteor, batch_emotions, threshold, max_new_tokens,
                                  num_beams, seed, max_samples),
-                     "lm_linears": "int8" if predictor.int8_layers else "float32",
+                     "lm_runtime": predictor.lm_runtime,
                      "word_grounding": bool(word_grounding),
                      "skip_failures": bool(skip_failures)},
         "fit": edata.fit_section(),

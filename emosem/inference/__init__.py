@@ -1,5 +1,5 @@
 """Inference stage: the cached-embedding predictor, result files and the ``infer`` command."""
 
-#: ``--lm-precision`` choices → ``EmoSEMPredictor(lm_int8=...)`` (see
-#: :mod:`emosem.inference.quantize`). Here, not there, so that the CLIs need no torch to parse.
-LM_PRECISIONS: dict[str, bool] = {"float32": False, "int8": True}
+#: ``--lm-runtime`` choices → ``EmoSEMPredictor(lm_runtime=...)`` (see
+#: :mod:`emosem.inference.fast_lm`). Here, not there, so that the CLIs need no torch to parse.
+LM_RUNTIMES = ("auto", "torch", "ort", "ort-int8")

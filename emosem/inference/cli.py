@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emosem.emotions import ARTEMIS_EMOTIONS, normalize_prompt_emotion
-from emosem.inference import LM_PRECISIONS
+from emosem.inference import LM_RUNTIMES
 
 if TYPE_CHECKING:  # heavy (torch): imported by run() once the arguments are good
     from accelerate import PartialState
@@ -48,9 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="mask probability threshold in (0, 1) (default: the checkpoint's calibrated one)")
     p.add_argument("--no-explain", action="store_true", help="masks only, no language model")
-    p.add_argument("--lm-precision", choices=tuple(LM_PRECISIONS), default="float32",
-                   help="the LM's linear layers: float32 (default) or int8 (CPU, faster, "
-                        "lower quality: see README)")
+    p.add_argument("--lm-runtime", choices=LM_RUNTIMES, default="auto",
+                   help="what decodes the explanations: auto (default: ONNX Runtime on a CPU where its "
+                        "self-check gives torch's tokens, else torch), torch, ort, or ort-int8 "
+                        "(block-quantized, faster, approximate): see README")
     p.add_argument("--no-word-grounding", action="store_true",
                    help="let explanations use colour and position words that the region's measured "
                         "cues contradict (by default the decoder cannot write them; see README)")
@@ -180,7 +181,7 @@ class _Run:
             try:
                 self.predictor = EmoSEMPredictor.from_pretrained(
                     self.args.checkpoint, device=self.device, explain=not self.args.no_explain,
-                    lm_int8=LM_PRECISIONS[self.args.lm_precision])
+                    lm_runtime=self.args.lm_runtime)
             except (CheckpointError, ValueError, OSError) as e:
                 raise _LoadError(str(e)) from None
             self.load_s = time.perf_counter() - t0
@@ -274,7 +275,7 @@ class _Run:
         extra = {"source": str(item.path), "source_sha256": sha, "run_signature": self.signature,
                  "auto_top_k": args.top_k if self.auto else None, "mask_threshold": threshold,
                  "emotion_batches": batches, "process_index": self.rank,
-                 "lm_linears": None if args.no_explain else ("int8" if predictor.int8_layers else "float32"),
+                 "lm_runtime": None if args.no_explain else predictor.lm_runtime,
                  **(estimate.record() if estimate is not None else {})}
         if note:
             extra["note"] = note

@@ -162,7 +162,7 @@ def run_signature(args: Any, checkpoint: str, emotions: list[str], auto: bool) -
     return {
         "checkpoint": checkpoint, "emotions": sorted(emotions), "auto": auto,
         "top_k": args.top_k, "threshold": args.threshold, "explain": not args.no_explain,
-        "lm_precision": args.lm_precision, "word_grounding": not args.no_word_grounding,
+        "lm_runtime": args.lm_runtime, "word_grounding": not args.no_word_grounding,
         "max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams, "sample": args.sample,
         "seed": args.seed, "figures": not args.json_only, "max_side": args.max_side,
         "annotations": not args.no_annotations, "polygon_tolerance": args.polygon_tolerance,

@@ -37,7 +37,6 @@ from emosem.inference.affect_prior import (
 )
 from emosem.inference.domain import DomainModel, load_domain, pooled_features, valid_weight
 from emosem.inference.packed_linear import pack_linears, packing_supported
-from emosem.inference.quantize import int8_supported, quantize_linears
 from emosem.inference.region import RULE_THRESHOLD, Region, choose_region
 from emosem.modeling.emosem import EmoSEM
 from emosem.paths import default_checkpoint
@@ -196,7 +195,8 @@ class EmoSEMPredictor:
 
     def __init__(self, model: EmoSEM, device: str | torch.device = "cpu", max_side: int = 4096,
                  merge_lora: bool = True, pack_weights: bool = True,
-                 lm_int8: bool = False, domain: DomainModel | None = None) -> None:
+                 lm_runtime: str = "auto", domain: DomainModel | None = None,
+                 lm_key: str | None = None) -> None:
         self.device = resolve_device(device)
         # the checkpoint's in-domain statistics (None: no scores); they pool the frozen backbone's
         # maps, which only a pretrained encoder has
@@ -206,7 +206,8 @@ class EmoSEMPredictor:
         # Inference only: LoRA folded into the LM weights and its modules dropped (see
         # ExplanationLM.merge_lora), then the LM weights prepacked for oneDNN (CPU float32; see
         # packed_linear). Either makes the model unsaveable: pass False for a model to save.
-        self.packed_layers = self.int8_layers = 0
+        self.packed_layers = 0
+        self.lm_runtime = None  # what decodes the explanations (see _fast_decoding); None: no LM
         self.transform = SamTransform(model.image_size)
         self.lock = threading.RLock()
         self._state: ImageState | None = None
@@ -219,21 +220,41 @@ class EmoSEMPredictor:
             model.set_object_vocabulary(OBJECT_NOUNS)
         if merge_lora:
             self.model.lm.merge_lora(unload=True)
-        # Then, on a CPU, the LM's float32 weights prepacked for oneDNN, or (lm_int8, opt-in:
-        # faster, lower quality, see quantize.py) its linears in int8.
+        # Then greedy decoding through ONNX Runtime where it gives the same tokens (fast_lm), and
+        # on a CPU the LM's float32 weights prepacked for oneDNN (for beams and sampling).
         lm_dtype = next(model.lm.model.parameters()).dtype
-        if lm_int8 and not int8_supported(self.device, lm_dtype):
-            raise ValueError("int8 LM weights need a CPU, a float32 model and working quantized "
-                             f"kernels (device {self.device}, {lm_dtype}); use float32")
-        if lm_int8:
-            self.int8_layers = quantize_linears(self.model.lm.model)
-        elif pack_weights and packing_supported(self.device, lm_dtype):
+        self.lm_runtime = self._fast_decoding(lm_runtime, lm_dtype, lm_key)
+        if pack_weights and packing_supported(self.device, lm_dtype):
             self.packed_layers = pack_linears(self.model.lm.model)
+
+    def _fast_decoding(self, runtime: str, lm_dtype: torch.dtype, key: str | None = None) -> str:
+        """Set up the explanation LM's runtime (:data:`~emosem.inference.fast_lm.RUNTIMES`) and
+        return the one in use. "auto": ONNX Runtime float32 on a CPU float32 Llama-type LM where
+        ``onnxruntime`` is installed and the self-check gives torch's tokens, else torch (logged);
+        "ort" / "ort-int8" ask for it (a warning when it cannot run, then torch); "torch": torch.
+        ``key`` names the merged LM weights (:func:`~emosem.inference.fast_lm.checkpoint_key`)."""
+        from emosem.inference.fast_lm import RUNTIMES, fast_decoder
+
+        if runtime not in ("auto", *RUNTIMES):
+            raise ValueError(f"lm_runtime must be one of auto, {', '.join(RUNTIMES)}; got {runtime!r}")
+        if runtime == "torch":
+            return "torch"
+        want = "ort" if runtime == "auto" else runtime
+        if self.device.type != "cpu" or lm_dtype != torch.float32:
+            decoder, problem = None, f"it runs a float32 LM on a CPU (here {self.device.type}, {lm_dtype})"
+        else:
+            decoder, problem = fast_decoder(self.model.lm.model, want, key=key)
+        if decoder is None:
+            (logger.info if runtime == "auto" else logger.warning)(
+                "explanations decode with torch, not %s: %s", want, problem)
+            return "torch"
+        self.model.lm.fast_decoder = decoder
+        return want
 
     @classmethod
     def from_pretrained(
         cls, checkpoint: str | Path | None = None, device: str = "auto", merge_lora: bool = True,
-        pack_weights: bool = True, lm_int8: bool = False, explain: bool = True,
+        pack_weights: bool = True, lm_runtime: str = "auto", explain: bool = True,
         **kwargs: Any,
     ) -> EmoSEMPredictor:
         """Load a checkpoint folder (default: the bundled one, :func:`default_checkpoint`).
@@ -242,8 +263,15 @@ class EmoSEMPredictor:
         ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
         dev = resolve_device(device)
         model = EmoSEM.from_pretrained(ckpt, device=dev, load_lm=explain, **kwargs)
-        return cls(model, dev, merge_lora=merge_lora, pack_weights=pack_weights, lm_int8=lm_int8,
-                   domain=load_domain(ckpt))
+        lm_key = None
+        adapter = ckpt / "lm_adapter"
+        if model.lm is not None and adapter.is_dir():
+            from emosem.inference.fast_lm import checkpoint_key
+
+            lm_dir = getattr(model.lm.model.config, "_name_or_path", None)
+            lm_key = checkpoint_key(adapter, lm_dir) if lm_dir and Path(lm_dir).is_dir() else None
+        return cls(model, dev, merge_lora=merge_lora, pack_weights=pack_weights, lm_runtime=lm_runtime,
+                   domain=load_domain(ckpt), lm_key=lm_key)
 
     def threshold(self, value: float | None = None) -> float:
         """The mask probability threshold to use: ``value``, checked to lie in (0, 1), or the

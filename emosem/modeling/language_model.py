@@ -135,6 +135,9 @@ class ExplanationLM(nn.Module):
 
     merged = False  # True once merge_lora() has folded the LoRA weights into the base
     unloaded = False  # True once merge_lora(unload=True) has dropped the adapter for inference
+    # greedy decoding through another runtime (emosem.inference.fast_lm.FastDecoder), set by the
+    # predictor where its self-check passed; None: Hugging Face generate
+    fast_decoder = None
 
     def __init__(self, model, tokenizer, instruction: str) -> None:
         super().__init__()
@@ -254,7 +257,8 @@ class ExplanationLM(nn.Module):
         cues: list[str] | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        """Explain each row: prefix [B, L, D] + (cues +) instruction → B strings (KV-cached)."""
+        """Explain each row: prefix [B, L, D] + (cues +) instruction → B strings (KV-cached).
+        Greedy decoding goes through :attr:`fast_decoder` when one is set (the same tokens)."""
         b, plen, d = prefix.shape
         instr = self._ids(self.instructions(emotions, cues))
         t_max = max(len(i) for i in instr)
@@ -286,7 +290,11 @@ class ExplanationLM(nn.Module):
         else:
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
         gen_kwargs.update(kwargs)
-        out = self.model.generate(
-            inputs_embeds=embeds, attention_mask=attn.to(dev), **gen_kwargs
-        )
+        if self.fast_decoder is not None and num_beams == 1 and not do_sample \
+                and set(kwargs) <= {"logits_processor", "min_new_tokens"}:
+            out = self.fast_decoder.generate(embeds, attn, max_new_tokens, self.tokenizer.eos_token_id,
+                                             self.tokenizer.pad_token_id, kwargs.get("logits_processor"),
+                                             kwargs.get("min_new_tokens") or 0)
+        else:
+            out = self.model.generate(inputs_embeds=embeds, attention_mask=attn.to(dev), **gen_kwargs)
         return [s.strip() for s in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

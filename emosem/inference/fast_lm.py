@@ -1,0 +1,337 @@
+"""The explanation language model's greedy decoding through ONNX Runtime on CPU (issue 24, item 1).
+
+Hugging Face ``generate`` pays Python overhead on every token of a 135 M-parameter model; the same
+arithmetic as one ONNX graph per step runs faster in ONNX Runtime, token for token the same. The
+step (:class:`LlamaStep`: inputs_embeds [B, T, D], attention mask [B, P+T], position ids [B, T]
+and the key/value cache of P earlier positions → the last position's logits [B, V] and the new
+cache) is written in plain torch from the model's own modules, exported once per model weights
+(LoRA merged) and kept beside the converted base LM (``<LM>/onnx/<key>/``, else
+``$EMOSEM_CACHE/onnx/<key>/``). Optionally its matrix products are stored as block-quantized int8
+(``MatMulNBits``, block 32, int8 activations per block: ``accuracy_level`` 4), which quantizes
+per block of 32, not per tensor (per-tensor int8 changed the first token of SmolLM2's answers).
+
+:class:`FastDecoder` runs greedy decoding with the caller's logits processors (the grounding ban,
+``min_new_tokens``) as ``generate`` does, and is used only where it was checked: on load it
+decodes a fixed input both ways and must give the same tokens (:meth:`FastDecoder.self_check`),
+else the torch path stays. Beam search and sampling stay on torch.
+
+Only Llama-architecture models (SmolLM2) with the default rotary embedding are supported;
+:func:`supported` says why another is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+RUNTIMES = ("torch", "ort", "ort-int8")
+FORMAT = 1  # bump when the exported graph changes
+
+
+def supported(model: nn.Module) -> str | None:
+    """None when :class:`LlamaStep` reproduces ``model`` (a ``LlamaForCausalLM``); else why not."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "model_type", None) != "llama":
+        return f"model type {getattr(cfg, 'model_type', None)!r} (only llama is exported)"
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    if rope.get("rope_type", "default") != "default":
+        return f"rope type {rope.get('rope_type')!r}"
+    if getattr(cfg, "attention_bias", False) or getattr(cfg, "mlp_bias", False):
+        return "biased attention or MLP"
+    if getattr(cfg, "hidden_act", "silu") != "silu":
+        return f"activation {cfg.hidden_act!r}"
+    if type(model).__name__ != "LlamaForCausalLM":
+        return f"{type(model).__name__} (a merged, unwrapped LlamaForCausalLM is exported)"
+    return None
+
+
+class LlamaStep(nn.Module):
+    """One decoding step of a ``LlamaForCausalLM`` on embeddings with an explicit cache.
+
+    forward(x [B, T, D], attn [B, P+T] int64 (1: attend), pos [B, T] int64, *past (2L tensors
+    [B, KV, P, HD], keys and values per layer)) → (logits [B, V] of the last position, *present
+    (2L tensors [B, KV, P+T, HD])).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        cfg = model.config
+        self.layers = model.model.layers
+        self.norm = model.model.norm
+        self.head = model.lm_head
+        self.heads, self.kv = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        rope = getattr(cfg, "rope_parameters", None) or {}
+        theta = rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))
+        hd = self.head_dim
+        self.register_buffer("inv_freq", 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd)),
+                             persistent=False)
+
+    def _rotate(self, t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = self.head_dim // 2
+        return t * cos + torch.cat([-t[..., half:], t[..., :half]], -1) * sin
+
+    def forward(self, x: torch.Tensor, attn: torch.Tensor, pos: torch.Tensor, *past: torch.Tensor):
+        b, t, _ = x.shape
+        p = past[0].shape[2]
+        freqs = pos.float()[..., None] * self.inv_freq  # [B, T, HD/2]
+        emb = torch.cat([freqs, freqs], -1)[:, None]  # [B, 1, T, HD]
+        cos, sin = emb.cos(), emb.sin()
+        key_pos = torch.arange(p + t, device=x.device)[None, :]
+        query_pos = torch.arange(t, device=x.device)[:, None] + p
+        allowed = (key_pos <= query_pos)[None, None] & (attn[:, None, None, :] > 0)  # [B, 1, T, P+T]
+        bias = torch.where(allowed, 0.0, torch.finfo(torch.float32).min)
+        hd, rep = self.head_dim, self.heads // self.kv
+        present = []
+        for i, layer in enumerate(self.layers):
+            a = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = a.q_proj(h).view(b, t, self.heads, hd).transpose(1, 2)
+            k = a.k_proj(h).view(b, t, self.kv, hd).transpose(1, 2)
+            v = a.v_proj(h).view(b, t, self.kv, hd).transpose(1, 2)
+            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+            k = torch.cat([past[2 * i], k], 2)
+            v = torch.cat([past[2 * i + 1], v], 2)
+            present += [k, v]
+            scores = q @ k.repeat_interleave(rep, 1).transpose(-1, -2) * hd ** -0.5 + bias
+            o = (scores.softmax(-1) @ v.repeat_interleave(rep, 1)).transpose(1, 2).reshape(b, t, self.heads * hd)
+            x = x + a.o_proj(o)
+            m = layer.mlp
+            h = layer.post_attention_layernorm(x)
+            x = x + m.down_proj(F.silu(m.gate_proj(h)) * m.up_proj(h))
+        return (self.head(self.norm(x[:, -1])), *present)
+
+
+def weights_key(model: nn.Module) -> str:
+    """A key of the model's weights as they are now (the LoRA merged in): SHA-1 over every
+    parameter's name, shape and bytes, and :data:`FORMAT`."""
+    h = hashlib.sha1(f"emosem-fast-lm-{FORMAT}".encode())
+    for name, p in model.state_dict().items():
+        h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
+        h.update(p.detach().float().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def checkpoint_key(adapter_dir: str | Path, lm_dir: str | Path) -> str:
+    """A cheaper key for a checkpoint's merged LM: SHA-1 over the adapter folder's files (names
+    and bytes: a few MB), the base LM folder's path and its weight files' names, sizes and
+    modification times, and :data:`FORMAT`."""
+    h = hashlib.sha1(f"emosem-fast-lm-{FORMAT}".encode())
+    for f in sorted(Path(adapter_dir).rglob("*")):
+        if f.is_file():
+            h.update(f.relative_to(adapter_dir).as_posix().encode())
+            h.update(f.read_bytes())
+    lm = Path(lm_dir).resolve()
+    h.update(str(lm).encode())
+    for f in sorted(lm.glob("*.safetensors")):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_folder(lm_dir: str | Path | None, key: str) -> Path:
+    """``<lm_dir>/onnx/<key>`` when that folder can be written, else ``$EMOSEM_CACHE``
+    (default ``~/.cache/emosem``) ``/onnx/<key>``."""
+    if lm_dir is not None and Path(lm_dir).is_dir() and os.access(lm_dir, os.W_OK):
+        return Path(lm_dir) / "onnx" / key
+    return Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem")) / "onnx" / key
+
+
+def export_step(model: nn.Module, path: Path) -> Path:
+    """Export :class:`LlamaStep` of ``model`` to ``path`` (ONNX, opset 17, dynamic batch, length
+    and cache length; weights inside the file), written atomically."""
+    step = LlamaStep(model).eval()
+    cfg = model.config
+    n = len(step.layers)
+    d = cfg.hidden_size
+    past = [torch.zeros(2, step.kv, 3, step.head_dim) for _ in range(2 * n)]
+    names = [f"past_{kv}_{i}" for i in range(n) for kv in ("k", "v")]
+    outs = [f"present_{kv}_{i}" for i in range(n) for kv in ("k", "v")]
+    dynamic = {"x": {0: "B", 1: "T"}, "attn": {0: "B", 1: "S"}, "pos": {0: "B", 1: "T"}, "logits": {0: "B"},
+               **{k: {0: "B", 2: "P"} for k in names}, **{k: {0: "B", 2: "S"} for k in outs}}
+    args = (torch.zeros(2, 2, d), torch.ones(2, 5, dtype=torch.long), torch.tensor([[3, 4], [3, 4]]), *past)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with torch.no_grad():
+            torch.onnx.export(step, args, str(tmp), input_names=["x", "attn", "pos", *names],
+                              output_names=["logits", *outs], dynamic_axes=dynamic, opset_version=17,
+                              dynamo=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def quantize_int8(src: Path, dst: Path, block: int = 32) -> Path:
+    """``src``'s matrix products with block-quantized int8 weights (``MatMulNBits``: ``block``
+    weights per scale, symmetric, int8 activations per block: ``accuracy_level`` 4) → ``dst``."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=block, is_symmetric=True, accuracy_level=4)
+    q.process()
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        q.model.save_model_to_file(str(tmp), use_external_data_format=False)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
+class FastDecoder:
+    """Greedy decoding of an exported step (:func:`export_step`) in ONNX Runtime.
+
+    ``embed`` is the model's input-embedding table [V, D] (float32); ``layers``, ``kv_heads`` and
+    ``head_dim`` shape the empty cache.
+    """
+
+    def __init__(self, path: Path, embed: torch.Tensor, layers: int, kv_heads: int, head_dim: int,
+                 threads: int | None = None, runtime: str = "ort") -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or torch.get_num_threads()
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.embed = embed.detach().float().cpu()
+        self.layers, self.kv_heads, self.head_dim = layers, kv_heads, head_dim
+        self.runtime = runtime
+        self.path = Path(path)
+
+    @classmethod
+    def for_model(cls, model: nn.Module, lm_dir: str | Path | None = None, runtime: str = "ort",
+                  threads: int | None = None, key: str | None = None) -> FastDecoder:
+        """Export (or reuse) the step of ``model`` (merged, float32, on the CPU) and open it;
+        ``runtime`` "ort" (float32) or "ort-int8" (block-quantized weights). ``key`` names the
+        weights (:func:`checkpoint_key`); None hashes them (:func:`weights_key`)."""
+        if runtime not in ("ort", "ort-int8"):
+            raise ValueError(f"runtime must be 'ort' or 'ort-int8', got {runtime!r}")
+        why = supported(model)
+        if why:
+            raise NotImplementedError(f"no fast decoder for this language model: {why}")
+        folder = cache_folder(lm_dir, key or weights_key(model))
+        path = folder / "step.onnx"
+        if not path.is_file():
+            logger.info("exporting the explanation LM's decoding step to %s (once per model weights)", path)
+            export_step(model, path)
+            (folder / "source.json").write_text(json.dumps({"format": FORMAT, "lm": str(lm_dir)}), encoding="utf-8")
+        if runtime == "ort-int8":
+            q = folder / "step_int8_b32.onnx"
+            if not q.is_file():
+                quantize_int8(path, q)
+            path = q
+        step = LlamaStep(model)
+        return cls(path, model.get_input_embeddings().weight, len(step.layers), step.kv, step.head_dim,
+                   threads, runtime)
+
+    def checked(self, model: nn.Module) -> str | None:
+        """:meth:`self_check`, its answer kept beside the graph (``<graph>.check.json``, with the
+        ONNX Runtime version) so that a later load of the same file reuses it."""
+        import onnxruntime as ort
+
+        record = self.path.with_suffix(".check.json")
+        try:
+            saved = json.loads(record.read_text(encoding="utf-8"))
+            if saved.get("onnxruntime") == ort.__version__ and saved.get("format") == FORMAT:
+                return saved.get("problem")
+        except (OSError, ValueError):
+            pass
+        problem = self.self_check(model)
+        try:
+            record.write_text(json.dumps({"onnxruntime": ort.__version__, "format": FORMAT, "problem": problem}),
+                              encoding="utf-8")
+        except OSError:
+            pass
+        return problem
+
+    def generate(self, embeds: torch.Tensor, attn: torch.Tensor, max_new_tokens: int, eos_token_id: int,
+                 pad_token_id: int, logits_processor: Any = None, min_new_tokens: int = 0) -> torch.Tensor:
+        """Greedy tokens [B, n ≤ max_new_tokens] after left-padded ``embeds`` [B, T, D] with ``attn``
+        [B, T]; a row that ended (``eos_token_id``) is filled with ``pad_token_id``, decoding stops
+        when every row has ended. ``logits_processor`` (``(ids [B, t], scores [B, V]) → scores``)
+        and ``min_new_tokens`` act as in ``generate``."""
+        b = embeds.shape[0]
+        attn_np = attn.detach().cpu().numpy().astype(np.int64)
+        pos = np.maximum(attn_np.cumsum(-1) - 1, 0)
+        feeds: dict[str, np.ndarray] = {"x": embeds.detach().float().cpu().numpy(), "attn": attn_np, "pos": pos}
+        empty = np.zeros((b, self.kv_heads, 0, self.head_dim), np.float32)
+        for i in range(self.layers):
+            feeds[f"past_k_{i}"] = feeds[f"past_v_{i}"] = empty
+        ids = torch.empty((b, 0), dtype=torch.long)
+        done = torch.zeros(b, dtype=torch.bool)
+        for step in range(max_new_tokens):
+            out = self.session.run(None, feeds)
+            scores = torch.from_numpy(out[0])
+            if step < min_new_tokens:
+                scores[:, eos_token_id] = -float("inf")
+            if logits_processor is not None:
+                scores = logits_processor(ids, scores)
+            nxt = torch.where(done, torch.tensor(pad_token_id), scores.argmax(-1))
+            ids = torch.cat([ids, nxt[:, None]], 1)
+            done |= nxt == eos_token_id
+            if bool(done.all()):
+                break
+            feeds["x"] = self.embed[nxt][:, None].numpy()
+            feeds["attn"] = np.concatenate([feeds["attn"], np.ones((b, 1), np.int64)], 1)
+            feeds["pos"] = feeds["pos"][:, -1:] + 1
+            for i in range(self.layers):
+                feeds[f"past_k_{i}"], feeds[f"past_v_{i}"] = out[1 + 2 * i], out[2 + 2 * i]
+        return ids
+
+    def self_check(self, model: nn.Module, tokens: int = 12) -> str | None:
+        """Decode a fixed left-padded batch of two inputs greedily here and with ``model.generate``;
+        None when the tokens agree, else what differs."""
+        ids = (torch.arange(12).view(2, 6) * 37 + 11) % self.embed.shape[0]  # fixed tokens
+        embeds = self.embed[ids]
+        embeds[1, :2] = self.embed[0]  # the second row is left-padded by two positions
+        attn = torch.ones(2, 6, dtype=torch.long)
+        attn[1, :2] = 0
+        eos = -1  # no end: every token is compared
+        with torch.no_grad():
+            ref = model.generate(inputs_embeds=embeds, attention_mask=attn, max_new_tokens=tokens,
+                                 min_new_tokens=tokens, do_sample=False, num_beams=1, temperature=None,
+                                 top_p=None, top_k=None, pad_token_id=0, eos_token_id=None)
+        got = self.generate(embeds, attn, tokens, eos, 0)
+        if ref.shape == got.shape and bool((ref == got).all()):
+            return None
+        return f"greedy tokens differ from torch ({got[:, :8].tolist()} vs {ref[:, :8].tolist()})"
+
+
+def fast_decoder(model: nn.Module, runtime: str = "ort", threads: int | None = None,
+                 key: str | None = None) -> tuple[FastDecoder | None, str | None]:
+    """(decoder, None) for ``model`` (merged, float32, CPU) in ``runtime`` "ort" or "ort-int8", or
+    (None, why not): ``onnxruntime`` missing, an unsupported model, a failed export or session, or
+    (for "ort") a self-check whose tokens differ from torch's. "ort-int8" is approximate by design:
+    a differing self-check is a warning."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None, "onnxruntime is not installed (pip install onnxruntime)"
+    why = supported(model)
+    if why:
+        return None, why
+    try:
+        decoder = FastDecoder.for_model(model, getattr(model.config, "_name_or_path", None), runtime, threads, key)
+        problem = decoder.checked(model)
+    except Exception as e:  # a failed export or session leaves the torch path, it does not stop inference
+        return None, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+    if problem and runtime == "ort":
+        return None, f"the self-check failed: {problem}"
+    if problem:
+        logger.warning("%s decodes other tokens than torch on the self-check: %s", runtime, problem)
+    return decoder, None

@@ -1,0 +1,193 @@
+"""Explanations decoded through ONNX Runtime (emosem.inference.fast_lm): the exported step against
+the model, greedy tokens against Hugging Face generate (tiny Llama; SmolLM2 in a slow test), the
+predictor's choice of runtime and its clean fallbacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from emosem.inference import fast_lm  # noqa: E402
+from emosem.inference.fast_lm import FastDecoder, LlamaStep, fast_decoder  # noqa: E402
+
+# Tolerance of the step's logits against the model's (float32, different operation order).
+LOGIT_ATOL = 1e-4
+
+
+def _llama(path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def _batch(model, n: int = 7, pad: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """A left-padded batch of two rows of token embeddings [2, n, D] and its mask [2, n]."""
+    table = model.get_input_embeddings().weight.detach()
+    ids = (torch.arange(2 * n).view(2, n) * 31 + 5) % table.shape[0]
+    embeds = table[ids].clone()
+    attn = torch.ones(2, n, dtype=torch.long)
+    attn[1, :pad] = 0
+    embeds[1, :pad] = table[0]
+    return embeds, attn
+
+
+def _hf_greedy(model, embeds, attn, n, pad_token_id=0, **kw):
+    with torch.no_grad():
+        return model.generate(inputs_embeds=embeds, attention_mask=attn, max_new_tokens=n, do_sample=False,
+                              num_beams=1, temperature=None, top_p=None, top_k=None, pad_token_id=pad_token_id,
+                              **kw)
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOSEM_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_step_matches_the_model_with_left_padding_and_a_cache(tiny_llama_dir):
+    model = _llama(tiny_llama_dir)
+    embeds, attn = _batch(model)
+    step = LlamaStep(model).eval()
+    with torch.no_grad():
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        want = model(inputs_embeds=embeds, attention_mask=attn, position_ids=pos).logits
+        kv, hd = step.kv, step.head_dim
+        empty = [torch.zeros(2, kv, 0, hd) for _ in range(2 * len(step.layers))]
+        got, *present = step(embeds, attn, pos, *empty)
+        assert (got - want[:, -1]).abs().max() < LOGIT_ATOL
+        # the first 5 positions, then 2 more through the cache: the same last logits
+        _, *cache = step(embeds[:, :5], attn[:, :5], pos[:, :5], *empty)
+        got2, *_ = step(embeds[:, 5:], attn, pos[:, 5:], *cache)
+        assert (got2 - want[:, -1]).abs().max() < LOGIT_ATOL
+    assert present[0].shape == (2, kv, 7, hd)
+
+
+def test_ort_greedy_tokens_equal_generate_with_processors(tiny_llama_dir, cache):
+    """The same tokens as generate, every one, with min_new_tokens and a logits processor that
+    bans tokens (as the grounding ban does), on a left-padded batch; the graph is exported once."""
+    from transformers import LogitsProcessorList, NoBadWordsLogitsProcessor
+
+    model = _llama(tiny_llama_dir)
+    decoder, problem = fast_decoder(model, "ort")
+    assert problem is None and decoder.path.is_file() and decoder.path.is_relative_to(tiny_llama_dir)
+    embeds, attn = _batch(model)
+    free = _hf_greedy(model, embeds, attn, 12, eos_token_id=None)
+    banned = sorted(set(free[:, :3].flatten().tolist()))  # the tokens it would write first
+    proc = LogitsProcessorList([NoBadWordsLogitsProcessor([[t] for t in banned], eos_token_id=2)])
+    want = _hf_greedy(model, embeds, attn, 12, eos_token_id=2, min_new_tokens=4, logits_processor=proc)
+    got = decoder.generate(embeds, attn, 12, 2, 0, proc, min_new_tokens=4)
+    assert got.tolist() == want.tolist()
+    assert not set(got.flatten().tolist()) & set(banned)
+    assert decoder.generate(embeds, attn, 12, -1, 0).tolist() == free.tolist()
+    mtime = decoder.path.stat().st_mtime_ns
+    again, _ = fast_decoder(model, "ort")
+    assert again.path == decoder.path and decoder.path.stat().st_mtime_ns == mtime  # reused, not re-exported
+    assert json.loads(decoder.path.with_suffix(".check.json").read_text())["problem"] is None
+
+
+def test_int8_graph_is_block_quantized(tiny_llama_dir, cache):
+    import onnx
+
+    model = _llama(tiny_llama_dir)
+    decoder, problem = fast_decoder(model, "ort-int8")
+    assert problem is None and decoder.runtime == "ort-int8" and decoder.path.name == "step_int8_b32.onnx"
+    ops = {n.op_type for n in onnx.load(str(decoder.path)).graph.node}
+    assert "MatMulNBits" in ops
+    embeds, attn = _batch(model)
+    assert decoder.generate(embeds, attn, 5, -1, 0).shape == (2, 5)
+
+
+def test_predictor_decodes_the_same_explanations_through_ort(tiny_checkpoint, sample_paintings):
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    fast = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
+    slow = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_runtime="torch")
+    assert (fast.lm_runtime, slow.lm_runtime) == ("ort", "torch")
+    assert fast.model.lm.fast_decoder is not None and slow.model.lm.fast_decoder is None
+    emotions = ["awe", "fear", "melancholy"]
+    a = fast(sample_paintings[0], emotions, max_new_tokens=8, in_domain=None)
+    b = slow(sample_paintings[0], emotions, max_new_tokens=8, in_domain=None)
+    assert [r.explanation for r in a] == [r.explanation for r in b]
+    assert any(r.explanation for r in a)
+    # beams stay on torch: the same text either way
+    a = fast(sample_paintings[0], ["awe"], max_new_tokens=6, num_beams=2, in_domain=None)
+    b = slow(sample_paintings[0], ["awe"], max_new_tokens=6, num_beams=2, in_domain=None)
+    assert a[0].explanation == b[0].explanation
+
+
+def test_fallbacks_are_clean(tiny_llama_dir, tiny_gpt2_dir, cache, monkeypatch, caplog):
+    """No onnxruntime, an unsupported model, a failing export or a failing self-check: no decoder
+    and the reason; the predictor then decodes with torch (a warning when ort was asked for)."""
+    model = _llama(tiny_llama_dir)
+    assert fast_decoder(_llama(tiny_gpt2_dir), "ort") == (None, fast_lm.supported(_llama(tiny_gpt2_dir)))
+    assert "gpt2" in fast_lm.supported(_llama(tiny_gpt2_dir))
+
+    with monkeypatch.context() as mp:
+        import sys
+
+        mp.setitem(sys.modules, "onnxruntime", None)  # import fails
+        decoder, why = fast_decoder(model, "ort")
+        assert decoder is None and "onnxruntime is not installed" in why
+
+    with monkeypatch.context() as mp:
+        mp.setattr(fast_lm, "export_step", lambda *a: (_ for _ in ()).throw(RuntimeError("exporter broke")))
+        mp.setattr(fast_lm, "cache_folder", lambda lm_dir, key: cache / "other" / key)
+        decoder, why = fast_decoder(model, "ort")
+        assert decoder is None and "RuntimeError: exporter broke" in why
+
+    with monkeypatch.context() as mp:
+        mp.setattr(FastDecoder, "checked", lambda self, m: "greedy tokens differ from torch (test)")
+        decoder, why = fast_decoder(model, "ort")
+        assert decoder is None and "self-check failed" in why
+
+
+def test_predictor_falls_back_to_torch(tiny_checkpoint, monkeypatch, caplog):
+    import sys
+
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with caplog.at_level(logging.INFO, logger="emosem.inference.predictor"):
+        auto = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
+        asked = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_runtime="ort")
+    assert auto.lm_runtime == asked.lm_runtime == "torch"
+    levels = [r.levelname for r in caplog.records if "explanations decode with torch" in r.getMessage()]
+    assert levels == ["INFO", "WARNING"]
+    assert "onnxruntime is not installed" in caplog.records[-1].getMessage()
+    with pytest.raises(ValueError, match="lm_runtime must be one of"):
+        EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_runtime="tensorrt")
+
+
+@pytest.mark.slow
+def test_smollm2_ort_greedy_equals_generate(cache):
+    """SmolLM2-135M-Instruct: a chat prompt, 20 greedy tokens, identical to generate."""
+    from transformers import AutoTokenizer
+
+    from emosem.modeling.errors import LMWeightsNotFoundError
+    from emosem.modeling.lm_weights.resolve import resolve_lm_path
+    from emosem.paths import DEFAULT_LM_NAME
+
+    try:
+        path = resolve_lm_path(DEFAULT_LM_NAME)
+    except LMWeightsNotFoundError as e:
+        pytest.skip(f"SmolLM2 is not prepared (make weights): {e}")
+    if not os.path.isdir(path):
+        pytest.skip("SmolLM2 is not a local folder")
+    model = _llama(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    prompts = ["Why does a stormy sea at night make a viewer afraid?",
+               "Describe a bright yellow wheat field under a blue sky in one sentence."]
+    enc = tok([tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+               for p in prompts], return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    embeds = model.get_input_embeddings()(enc.input_ids).detach()
+    decoder, problem = fast_decoder(model, "ort")
+    assert problem is None
+    want = _hf_greedy(model, embeds, enc.attention_mask, 20, tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    got = decoder.generate(embeds, enc.attention_mask, 20, tok.eos_token_id, tok.pad_token_id)
+    assert got.tolist() == want.tolist()
