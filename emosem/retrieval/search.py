@@ -184,24 +184,28 @@ class RegionIndex:
             "ORDER BY r.id LIMIT 1", (painting, normalize_prompt_emotion(emotion)[0])).fetchone()
         return None if row is None else int(row[0])
 
-    def candidates(self, emotion: str | None, filters: CueFilter, exclude_group: int | None) -> np.ndarray | None:
-        """Region ids that pass the emotion and cue filters [m] (None: no filter at all)."""
+    def _where(self, emotion: str | None, filters: CueFilter) -> tuple[str, list[Any]]:
+        """The SQL condition over ``regions r`` joined with ``paintings p`` for an emotion and cue
+        filters, and its parameters ('' for none)."""
         where, args = filters.sql()
         conds = [where] if where else []
         if emotion is not None:
             conds.append("r.emotion = ?")
             args = [*args, normalize_prompt_emotion(emotion)[0]]
-        if exclude_group is not None:
-            conds.append("(p.dup_group IS NULL OR p.dup_group != ?)")
-            args = [*args, int(exclude_group)]
-        if not conds:
+        return " AND ".join(conds), args
+
+    def candidates(self, emotion: str | None, filters: CueFilter) -> np.ndarray | None:
+        """Region ids that pass the emotion and cue filters [m] (None: no filter at all)."""
+        where, args = self._where(emotion, filters)
+        if not where:
             return None
-        sql = ("SELECT r.id FROM regions r JOIN paintings p ON p.id = r.painting_id WHERE "
-               + " AND ".join(conds) + " ORDER BY r.id")
+        sql = f"SELECT r.id FROM regions r JOIN paintings p ON p.id = r.painting_id WHERE {where} ORDER BY r.id"
         return np.fromiter((row[0] for row in self.store.db.execute(sql, args)), np.int64)
 
     def search(self, q: Query) -> list[Hit]:
-        """Ranked hits of ``q`` (see the module docstring)."""
+        """Ranked hits of ``q`` (see the module docstring). The example's own group is left out
+        of the hits as they are read, not by a filter over the whole index (a filter of every
+        other region cost more than the search at 10^5 regions)."""
         if q.k < 1:
             raise ValueError(f"k must be >= 1, got {q.k}")
         vector, exclude = q.vector, q.exclude_group
@@ -209,38 +213,49 @@ class RegionIndex:
             example = self.region(q.like_region)
             vector = self.store.vectors_of([q.like_region])[0]
             if not q.include_same:
-                exclude = example["group"] if example["group"] is not None else None
-        allowed = self.candidates(q.emotion, q.filters, exclude)
+                exclude = example["group"] if example["group"] is not None else ("painting", example["painting_id"])
         if vector is None:
-            return self._by_confidence(allowed, q)
+            return self._by_confidence(q, exclude)
+        allowed = self.candidates(q.emotion, q.filters)
         if self.vectors is None or (allowed is not None and len(allowed) == 0):
             return []
-        want = q.k
-        while True:  # fetch more until k distinct groups are found or nothing is left
-            scores, ids = search(self.vectors, vector, want * (4 if q.per_group else 1), allowed)
+        limit = self.vectors.ntotal if allowed is None else len(allowed)
+        want = q.k * (4 if q.per_group or exclude is not None else 1)
+        while True:  # fetch more until k hits are found or nothing is left
+            scores, ids = search(self.vectors, vector, want, allowed)
             keep = ids[0] >= 0
-            hits = self._collapse(ids[0][keep], scores[0][keep], q)
-            limit = self.vectors.ntotal if allowed is None else len(allowed)
+            hits = self._collapse(ids[0][keep], scores[0][keep], q, exclude)
             if len(hits) >= q.k or keep.sum() >= limit or want >= limit:
                 return hits[: q.k]
             want *= 4
 
-    def _by_confidence(self, allowed: np.ndarray | None, q: Query) -> list[Hit]:
-        if allowed is None:
-            allowed = np.fromiter((r[0] for r in self.store.db.execute("SELECT id FROM regions")), np.int64)
-        conf = {i: c for i, c in self.store.db.execute(
-            "SELECT id, COALESCE(confidence, 0) FROM regions WHERE id IN (SELECT value FROM json_each(?))",
-            (json_ids(allowed),))}
-        order = sorted(allowed.tolist(), key=lambda i: (-conf.get(i, 0.0), i))
-        return self._collapse(np.asarray(order, np.int64), np.asarray([conf.get(i, 0.0) for i in order]), q)[: q.k]
+    def _by_confidence(self, q: Query, exclude: Any) -> list[Hit]:
+        """Regions passing the filters by confidence (then id), read from SQL a page at a time."""
+        where, args = self._where(q.emotion, q.filters)
+        sql = ("SELECT r.id, COALESCE(r.confidence, 0) AS c FROM regions r JOIN paintings p ON p.id = r.painting_id"
+               + (f" WHERE {where}" if where else "") + " ORDER BY c DESC, r.id LIMIT ? OFFSET ?")
+        ids: list[int] = []
+        scores: list[float] = []
+        page = q.k * 4
+        while True:
+            rows = self.store.db.execute(sql, [*args, page, len(ids)]).fetchall()
+            ids += [r[0] for r in rows]
+            scores += [r[1] for r in rows]
+            hits = self._collapse(np.asarray(ids, np.int64), np.asarray(scores, np.float64), q, exclude)
+            if len(hits) >= q.k or len(rows) < page:
+                return hits[: q.k]
+            page *= 4
 
-    def _collapse(self, ids: np.ndarray, scores: np.ndarray, q: Query) -> list[Hit]:
-        """Hits in order, at most ``q.per_group`` per near-duplicate group."""
+    def _collapse(self, ids: np.ndarray, scores: np.ndarray, q: Query, exclude: Any = None) -> list[Hit]:
+        """Hits in order, none of the group ``exclude`` and at most ``q.per_group`` per
+        near-duplicate group."""
         regions = self.store.regions(ids.tolist())
         seen: dict[Any, int] = {}
         hits = []
         for r, s in zip(regions, scores):
             g = r["group"] if r["group"] is not None else ("painting", r["painting_id"])
+            if exclude is not None and g == exclude:
+                continue
             if q.per_group and seen.get(g, 0) >= q.per_group:
                 continue
             seen[g] = seen.get(g, 0) + 1

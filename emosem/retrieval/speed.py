@@ -77,3 +77,69 @@ def measure_sizes(sizes: list[int], dim: int, queries: int, seed: int = 0,
 
     logger.info("FAISS %s, %d threads", faiss.__version__, faiss.omp_get_max_threads())
     return [measure_size(n, dim, min(queries, n), seed, modes=modes) for n in sizes]
+
+
+def synthetic_store(folder, n: int, dim: int, seed: int = 0, per_painting: int = 3):
+    """A region index of ``n`` synthetic regions (:func:`clustered_vectors`; ``per_painting``
+    regions per painting, emotions, sizes, places and colour names drawn at random), for timing
+    whole queries at a collection's size."""
+    from emosem.emotions import ARTEMIS_EMOTIONS
+    from emosem.retrieval.duplicates import assign_groups
+    from emosem.retrieval.search import SIZE_WORDS
+    from emosem.retrieval.store import PaintingRow, RegionRow, RegionStore
+
+    rng = np.random.default_rng(seed)
+    x = clustered_vectors(n, dim, seed)
+    places = ("at the top", "at the bottom", "on the left", "on the right", "in the center")
+    colours = ("blue", "dark blue", "yellow", "pale yellow", "red", "brown", "black", "grey", "green")
+    store = RegionStore(folder, create=True)
+    store.check_settings({"synthetic": {"n": n, "dim": dim, "seed": seed}})
+    for p in range(0, n, per_painting):
+        regions = [RegionRow(emotion=str(rng.choice(ARTEMIS_EMOTIONS)), vector=x[i],
+                             confidence=float(rng.random()),
+                             cues={"place": str(rng.choice(places)), "size": str(rng.choice(SIZE_WORDS)),
+                                   "area_fraction": float(rng.random() * 0.5),
+                                   "colours": [{"name": str(c)} for c in rng.choice(colours, 2, replace=False)]})
+                   for i in range(p, min(p + per_painting, n))]
+        whole = normalize_rows(rng.standard_normal((1, 64)).astype(np.float32))[0]  # no near-duplicates
+        store.put(PaintingRow(f"p{p:07d}.jpg", None, f"sha{p}", 100, 100, whole, 0.0, regions))
+    assign_groups(store)
+    return store
+
+
+def measure_queries(n: int, dim: int, queries: int, mode: str = "exact", seed: int = 0) -> dict[str, Any]:
+    """Whole queries through :class:`~emosem.retrieval.search.RegionIndex` on a synthetic index of
+    ``n`` regions: the SQL filters, the vector search and the metadata of the 10 hits. Kinds:
+    like a region; like a region among one emotion; an emotion + colour filter ranked by
+    confidence. Median and p95 ms each, and the seconds to fill and open the index."""
+    import tempfile
+
+    from emosem.retrieval.search import CueFilter, Query, RegionIndex
+
+    with tempfile.TemporaryDirectory(prefix="emosem-search-speed-") as tmp:
+        t0 = time.perf_counter()
+        synthetic_store(tmp, n, dim, seed).close()
+        fill = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        index = RegionIndex.open(tmp, mode)
+        _ = index.vectors
+        open_s = time.perf_counter() - t0
+        ids = np.random.default_rng(seed + 3).choice(np.arange(1, n + 1), queries, replace=False)
+        kinds = {"like_region": lambda i: Query(like_region=int(i), k=10),
+                 "like_region_same_emotion": lambda i: Query(like_region=int(i), emotion=index.region(int(i))["emotion"], k=10),
+                 "emotion_and_colour": lambda i: Query(emotion="fear", filters=CueFilter(colours=["blue"]), k=10)}
+        row: dict[str, Any] = {"regions": n, "dim": dim, "mode": mode, "fill_s": round(fill, 1),
+                               "open_s": round(open_s, 2)}
+        for name, make in kinds.items():
+            lat = []
+            for i in ids:
+                q = make(i)
+                t = time.perf_counter()
+                hits = index.search(q)
+                lat.append(1000 * (time.perf_counter() - t))
+                assert len(hits) == 10, f"{name}: {len(hits)} hits"
+            row[name] = {"query_ms_median": round(float(np.median(lat)), 2),
+                         "query_ms_p95": round(float(np.percentile(lat, 95)), 2)}
+            logger.info("%d regions %s %s: %s", n, mode, name, row[name])
+        index.close()
+    return row
