@@ -279,3 +279,26 @@ def test_appearance_names_the_look_without_redundant_words():
     assert cues.appearance == "black band"
     img[70:90, 5:95] = (40, 40, 120)
     assert extract_cues(img, mask).appearance.endswith("blue band")
+
+
+def test_shared_pixel_terms_give_the_cues_of_a_fresh_measurement():
+    """One painting's pixel colour terms are named once (CueImage.pixel_terms) and shared by its
+    regions: every region's cues equal those measured with a fresh CueImage, whatever the order."""
+    from emosem.data.cues import basic_terms, cue_image
+
+    rng = np.random.default_rng(3)
+    image = (rng.random((96, 160, 3)) * 255).astype(np.uint8)
+    image[:40, :60] = (30, 60, 150)  # a blue block, a brown block: colours to name
+    image[50:, 90:] = (110, 70, 40)
+    masks = [np.zeros((96, 160), bool) for _ in range(3)]
+    masks[0][:40, :60] = True
+    masks[1][50:, 90:] = True
+    masks[2][10:80, 30:130] = True
+    shared = cue_image(image)
+    got = [extract_cues(image, m, prepared=shared).record() for m in reversed(masks)][::-1]
+    want = [extract_cues(image, m).record() for m in masks]
+    assert got == want
+    terms = shared.pixel_terms()
+    assert terms.shape == shared.lab.shape[:2]
+    assert (terms == basic_terms(shared.lab.reshape(-1, 3)).reshape(terms.shape)).all()
+    assert {c["name"].split()[-1] for c in got[0]["colours"]} == {"blue"}

@@ -341,13 +341,15 @@ def _size_word(fraction: float) -> str:
 
 
 def _dominant_colours(lab: np.ndarray, rgb: np.ndarray, weights: np.ndarray, k: int = 3,
-                      max_pixels: int = 4096) -> list[Colour]:
-    """k-means of the region's pixels in CIELAB (weighted shares), named; ≥ 15 % only."""
+                      max_pixels: int = 4096, terms: np.ndarray | None = None) -> list[Colour]:
+    """k-means of the region's pixels in CIELAB (weighted shares), named; ≥ 15 % only.
+    ``terms``: the pixels' basic colour terms when already named (:meth:`CueImage.pixel_terms`)."""
     import cv2
 
     if len(lab) > max_pixels:  # an even, deterministic subsample
         idx = np.linspace(0, len(lab) - 1, max_pixels).astype(int)
         lab, rgb, weights = lab[idx], rgb[idx], weights[idx]
+        terms = None if terms is None else terms[idx]
     if len(lab) == 0:
         return []
     if len(lab) < 4 * k:  # too few pixels to cluster: one colour, their mean
@@ -359,7 +361,7 @@ def _dominant_colours(lab: np.ndarray, rgb: np.ndarray, weights: np.ndarray, k: 
                                         None, criteria, 2, cv2.KMEANS_PP_CENTERS)
         labels = labels[:, 0]
     out: dict[str, Colour] = {}
-    pixel_terms = basic_terms(lab)
+    pixel_terms = basic_terms(lab) if terms is None else terms
     for j in range(k):
         share = float(weights[labels == j].sum() / weights.sum())
         if share <= 0:
@@ -569,6 +571,14 @@ class CueImage:
     lab: np.ndarray
     texture: TextureMaps
     blocks: tuple[tuple[float, tuple[slice, slice]], ...]
+    _terms: dict = field(default_factory=dict, compare=False, repr=False)  # the pixel terms, once
+
+    def pixel_terms(self) -> np.ndarray:
+        """[h, w] the basic colour term of every pixel at the working size (:func:`basic_terms`),
+        named on first use and shared by every region of the painting."""
+        if "terms" not in self._terms:
+            self._terms["terms"] = basic_terms(self.lab.reshape(-1, 3)).reshape(self.lab.shape[:2])
+        return self._terms["terms"]
 
 
 def cue_image(image: np.ndarray, work_side: int = 128) -> CueImage:
@@ -613,7 +623,8 @@ def extract_cues(image: np.ndarray, mask: np.ndarray, work_side: int = 128,
     area = float(weights.mean())
     place, extent, centroid, bbox, cell = place_words(weights)
     inside = weights > 0.5
-    colours = _dominant_colours(lab[inside], small[inside], weights[inside]) if inside.any() else []
+    colours = _dominant_colours(lab[inside], small[inside], weights[inside],
+                                terms=prepared.pixel_terms()[inside]) if inside.any() else []
     rest = 1.0 - weights
     # the grid's blocks outside the region (mostly not covered by it)
     block_l = np.array([mean for mean, cell in prepared.blocks
