@@ -26,7 +26,6 @@ pytest.importorskip("faiss")
 REPO = Path(__file__).resolve().parents[1]
 SEARCH = str(REPO / "tools" / "search.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-SYNTH = REPO / "data" / "synthetic_eval" / "images"
 
 # Hand-made regions: (painting, emotion, vector direction, cues)
 CUES = [
@@ -194,10 +193,9 @@ def _index_rows(folder: Path) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_a_killed_build_resumes_to_the_uninterrupted_index(tmp_path):
-    paintings = sorted(SYNTH.glob("*/*.jpg"))[:12]
-    if len(paintings) < 12:
-        pytest.skip("data/synthetic_eval is not there (make data)")
+def test_a_killed_build_resumes_to_the_uninterrupted_index(tmp_path, synthetic_dir):
+    paintings = sorted((synthetic_dir / "images").glob("*/*.jpg"))[:12]
+    assert len(paintings) == 12
     inputs = tmp_path / "in"
     inputs.mkdir()
     for p in paintings:
@@ -247,13 +245,12 @@ def _index_table(folder: Path) -> tuple[list[tuple], list[tuple], dict]:
 
 
 @pytest.mark.slow
-def test_two_process_build_equals_the_one_process_build(tmp_path):
+def test_two_process_build_equals_the_one_process_build(tmp_path, synthetic_dir):
     """`accelerate launch` with two CPU processes (gloo): each embeds its share into a shard, rank 0
     merges in the inputs' order; the index file then holds the same rows, ids, vectors and
     near-duplicate groups as a one-process build, and no shard is left behind."""
-    paintings = sorted(SYNTH.glob("*/*.jpg"))[:7]  # odd: the shares differ in size
-    if len(paintings) < 7:
-        pytest.skip("data/synthetic_eval is not there (make data)")
+    paintings = sorted((synthetic_dir / "images").glob("*/*.jpg"))[:7]  # odd: the shares differ in size
+    assert len(paintings) == 7
     inputs = tmp_path / "in"
     for i, p in enumerate(paintings):  # two folders: the order is the walk's, not one listing's
         (inputs / f"f{i % 2}").mkdir(parents=True, exist_ok=True)
