@@ -616,6 +616,11 @@ def build_app(
 
     on_sample.__annotations__ = {"evt": gr.SelectData}  # (string annotations hide it from gradio)
 
+    def result_gallery(elem_id: str, **kwargs: Any) -> gr.Gallery:
+        """A read-only gallery of result pictures, three per row (overlays, heat maps, search hits)."""
+        return gr.Gallery(columns=3, height="auto", object_fit="contain", elem_id=elem_id, format="jpeg",
+                          interactive=False, **kwargs)
+
     def on_search(like, emotion, colours, places, sizes, k):
         with _held(slots):
             a = search.search(like or None, emotion or None, colours, places, sizes, k, out=folders.new())
@@ -673,14 +678,10 @@ def build_app(
                         run = gr.Button("Run", variant="primary", elem_id="run")
                     with gr.Column(scale=3, min_width=420):
                         status = gr.HTML("", elem_id="status")
-                        overlays = gr.Gallery(label="Stimulus overlays", columns=3, height="auto",
-                                              object_fit="contain", elem_id="overlays", format="jpeg",
-                                              interactive=False)
+                        overlays = result_gallery("overlays", label="Stimulus overlays")
                         results = gr.HTML("", elem_id="results")
                         with gr.Accordion("Heat maps (mask probability)", open=True):
-                            heatmaps = gr.Gallery(show_label=False, columns=3, height="auto",
-                                                  object_fit="contain", elem_id="heatmaps", format="jpeg",
-                                                  interactive=False)
+                            heatmaps = result_gallery("heatmaps", show_label=False)
                         dist = gr.Image(label="Emotion distribution the painting evokes", type="filepath",
                                         interactive=False, visible=False, elem_id="distribution",
                                         buttons=["download"])
@@ -709,9 +710,7 @@ def build_app(
                         s_run = gr.Button("Search", variant="primary", elem_id="search-run")
                     with gr.Column(scale=3, min_width=420):
                         s_status = gr.HTML("", elem_id="search-status")
-                        s_gallery = gr.Gallery(label="Regions found", columns=3, height="auto",
-                                               object_fit="contain", elem_id="search-hits", format="jpeg",
-                                               interactive=False)
+                        s_gallery = result_gallery("search-hits", label="Regions found")
                         s_table = gr.HTML("", elem_id="search-table")
                         s_files = gr.File(label="Downloads: results.html and results.csv", file_count="multiple",
                                           interactive=False, elem_id="search-downloads")
