@@ -28,6 +28,7 @@ RATIOS = {
     "nine_vs_one_with_encode", "explain_vs_plain_generate", "mask_path_vs_sam",
     "mask_decode_vs_sam_decode", "nine_vs_one_sam_points", "packing_speedup_1", "packing_speedup_9",
     "nine_vs_one_explain_plain_linear", "mask_path_vs_sam_tiny", "lm_runtime_speedup",
+    "collection_speedup",
 }
 
 
@@ -83,8 +84,8 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     wp = report["scaling"].get("weight_packing")  # the tiny Llama's linears, packed and plain
     ratios = report["ratios"]
     packing = {k for k in RATIOS if "packing" in k or "plain_linear" in k}
-    fast = {"lm_runtime_speedup"} if report["scaling"].get("lm_runtime") else set()
-    assert set(ratios) == (RATIOS - {"lm_runtime_speedup"}) - (set() if wp else packing) | fast
+    fast = {"lm_runtime_speedup", "collection_speedup"} if report["scaling"].get("lm_runtime") else set()
+    assert set(ratios) == (RATIOS - {"lm_runtime_speedup", "collection_speedup"}) - (set() if wp else packing) | fast
     for key, r in ratios.items():
         assert r["value"] > 0 and r["description"], key
         assert r["numerator"]["median_s"] > 0 and r["denominator"]["median_s"] > 0, key
@@ -99,7 +100,8 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     for row in sc["emotions"]:
         for part in ("decoder_only", "sam_point_prompts", "decode", "decode_explain"):
             _check_stats(row[part], f"emotions {row['num_emotions']} {part}", s["repeats"])
-    assert (wp is not None) == (packing_supported("cpu") and report["model"]["lm_packed_layers"] > 0)
+    assert (wp is not None) == packing_supported("cpu")  # packed for the comparison where ORT decodes
+    assert report["model"]["lm_packed_layers"] == (0 if report["model"]["lm_runtime"] == "ort" else (wp or {}).get("packed_layers", 0))
     lr = sc.get("lm_runtime")  # ONNX Runtime beside torch, where onnxruntime is installed (the tiny Llama)
     import importlib.util
 
@@ -110,6 +112,12 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
         _check_stats(lr["torch"], "lm_runtime torch", s["repeats"])
         assert lr["same_first_20_tokens"] is True  # the float32 graph decodes torch's tokens
         assert tp["tokens_per_s_lm_runtime"] > 0 and tp["tokens_per_s_torch"] > 0
+    col = sc["collection"]  # tools/infer.py FOLDER --emotion all, per runtime, in fresh processes
+    assert col["images"] == s["collection_images"] == 2 and col["emotions_per_image"] == 9
+    assert set(col["runtimes"]) == ({"ort", "torch"} if lr else {"torch"})
+    for name, row in col["runtimes"].items():
+        _check_stats(row, f"collection {name}", s["cold_repeats"])
+        assert tp[f"collection_images_per_s_{name}"] == row["images_per_s"] > 0
     for side in ("packed", "plain_linear"):
         for k in (1, 9) if wp else ():
             _check_stats(wp[side][f"explain@{k}"], f"packing {side} {k}", s["repeats"])
@@ -215,7 +223,7 @@ def test_settings_resolve_defaults_and_quick(tiny_checkpoint: Path):
     assert quick.measured() == {
         "repeats": 3, "warmup": 1, "cold_repeats": 1, "max_new_tokens": 8,
         "image_sizes": [256, 512], "encoder_sizes": [256, 512], "emotion_counts": [1, 4, 9],
-        "train_batch_sizes": [4],
+        "train_batch_sizes": [4], "collection_images": 2,
     }
     assert quick.resolve() == quick  # idempotent
 
@@ -226,6 +234,7 @@ def test_settings_resolve_defaults_and_quick(tiny_checkpoint: Path):
     ({"emotion_counts": (12,)}, "emotion_counts", "up to 9"),
     ({"image_sizes": ()}, "image_sizes", "positive integers"),
     ({"threads": 0}, "threads", "at least 1"),
+    ({"collection_images": 1}, "collection_images", "0 .skip. or at least 2"),
     ({"what": "everything"}, "what", "one of infer, train, all"),
     ({"memory": "rss"}, "memory", "one of auto, hwm, psutil, none"),
     ({"device": "tpu"}, "device", "must be one of auto, cpu, cuda, mps"),

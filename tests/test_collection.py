@@ -124,6 +124,7 @@ def test_out_policy_lock_and_resume(tmp_path, tiny_checkpoint):
     summary = json.loads((out / "summary.json").read_text())
     assert proc.returncode == 0 and summary["this_run"]["reused"] == 1
     assert summary["this_run"]["processed"] == 0 and summary["this_run"]["model_load_s"] == 0
+    assert summary["this_run"]["images_per_s_after_first"] is None  # no new image: no rate
     assert not list((out / ".emosem").glob("tmp/*"))
 
 

@@ -89,3 +89,4 @@ def test_a_full_disk_stops_cleanly_and_a_resume_completes(tmp_path, tiny_checkpo
     second = json.loads((tmp_path / "second-summary.json").read_text())
     assert second["done"] == keys and second["failed"] == []
     assert second["this_run"]["reused"] == 1 and second["this_run"]["processed"] == 2
+    assert second["this_run"]["images_per_s_after_first"] > 0  # two new images: a steady rate

@@ -110,6 +110,8 @@ def test_predictor_decodes_the_same_explanations_through_ort(tiny_checkpoint, sa
     slow = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_runtime="torch")
     assert (fast.lm_runtime, slow.lm_runtime) == ("ort", "torch")
     assert fast.model.lm.fast_decoder is not None and slow.model.lm.fast_decoder is None
+    # beside ONNX Runtime's copy of the weights no packed one (beams run on plain linears)
+    assert fast.packed_layers == 0 and slow.packed_layers == 2 * 7 + 1
     emotions = ["awe", "fear", "melancholy"]
     a = fast(sample_paintings[0], emotions, max_new_tokens=8, in_domain=None)
     b = slow(sample_paintings[0], emotions, max_new_tokens=8, in_domain=None)

@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="emotions per call for the scaling, 1..9 (default 1,3,9; 1 and 9 always)")
     p.add_argument("--train-batch-sizes", type=_int_list, default=None,
                    help="training batch sizes (default 4,8)")
+    p.add_argument("--collection-images", type=int, default=None,
+                   help="paintings in the collection run, --emotion all with explanations per LM "
+                        "runtime (default 4; quick 2; 0 skips it)")
     p.add_argument("--out", default="outputs/benchmark.json",
                    help="JSON report (the Markdown table goes next to it as .md)")
     p.add_argument("--threads", type=int, default=None,
@@ -64,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> _package.BenchmarkSettings:
     fields = ("checkpoint", "what", "image", "emotion", "quick", "repeats", "warmup",
               "cold_repeats", "max_new_tokens", "image_sizes", "encoder_sizes", "emotion_counts",
-              "train_batch_sizes", "threads", "device", "memory")
+              "train_batch_sizes", "collection_images", "threads", "device", "memory")
     return _package.BenchmarkSettings(**{f: getattr(args, f) for f in fields})
 
 

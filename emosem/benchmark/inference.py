@@ -3,6 +3,7 @@ speed ratios and the scaling (see :mod:`emosem.benchmark` for what each measures
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,24 @@ class InferenceSections:
         self._cold_start(masks_only=True)
         self._cold_start(masks_only=False)
 
-    def _cold_start(self, masks_only: bool) -> None:
-        """Spawn → first result on disk → exit; stage names get ``_masks`` for ``--no-explain``."""
+    def _infer_command(self) -> tuple[list[str], dict[str, str]]:
+        """The infer command's argv prefix (``tools/infer.py`` where the checkout has it) and
+        the environment of the fresh processes (``--threads`` as OMP/MKL threads)."""
         from emosem.paths import repo_root
 
-        runs = self.s.cold_repeats
-        tag = "_masks" if masks_only else ""
-        warm = 0 if self.s.quick else 1  # one untimed run fills the OS file cache
         infer = repo_root() / "tools" / "infer.py"
         base = [sys.executable, str(infer)] if infer.is_file() else [sys.executable, "-m", "emosem.cli", "infer"]
         env = dict(os.environ)
         if self.s.threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.s.threads)
+        return base, env
+
+    def _cold_start(self, masks_only: bool) -> None:
+        """Spawn → first result on disk → exit; stage names get ``_masks`` for ``--no-explain``."""
+        runs = self.s.cold_repeats
+        tag = "_masks" if masks_only else ""
+        warm = 0 if self.s.quick else 1  # one untimed run fills the OS file cache
+        base, env = self._infer_command()
         times: dict[str, list[float]] = {"exit": [], "first": [], "reported": []}
         for i in range(warm + runs):
             with tempfile.TemporaryDirectory(prefix="emosem-bench-") as tmp:
@@ -301,9 +308,10 @@ class InferenceSections:
                     lm.fast_decoder = fast
             return fn
 
-        r = self.run_group({p.lm_runtime: explain(self.gen, fast), "torch": explain(self.gen, None)})
-        first = {"max_new_tokens": 20}
-        same = explain(first, fast)() == explain(first, None)()
+        with self._torch_packed():  # torch at its best: what the predictor runs without ORT
+            r = self.run_group({p.lm_runtime: explain(self.gen, fast), "torch": explain(self.gen, None)})
+            first = {"max_new_tokens": 20}
+            same = explain(first, fast)() == explain(first, None)()
         n = self.n_tokens
         tp = self.report["throughput"]
         tp["tokens_per_s_lm_runtime"] = round(n / r[p.lm_runtime]["median_s"], 2)
@@ -315,31 +323,111 @@ class InferenceSections:
                     "torch float32 (prepacked)", "explanation tokens/s through the predictor's LM "
                     "runtime ÷ torch", invert=True)
 
+    def collection(self) -> None:
+        """A collection run as a museum would make it: ``tools/infer.py FOLDER --emotion all``
+        with explanations (overlays and gallery written), in a fresh process per run, once through
+        the predictor's LM runtime and once with ``--lm-runtime torch``, alternating for
+        ``cold_repeats`` rounds. Throughput is the run's own steady rate after its first image
+        (``images_per_s_after_first`` in its summary.json: model load and cold start left out)."""
+        import shutil
+
+        k, p = self.s.collection_images, self.predictor
+        if k == 0:
+            logger.info("collection run skipped (--collection-images 0)")
+            return
+        runtimes = [p.lm_runtime] + (["torch"] if p.lm_runtime != "torch" else [])
+        base, env = self._infer_command()
+        rates: dict[str, list[float]] = {r: [] for r in runtimes}
+        with tempfile.TemporaryDirectory(prefix="emosem-bench-") as tmp:
+            folder = Path(tmp) / "paintings"
+            folder.mkdir()
+            sources = self._collection_sources()
+            for i in range(k):  # distinct files (the run reuses nothing), cycling the sources
+                src = sources[i % len(sources)]
+                shutil.copyfile(src, folder / f"{i:02d}_{src.name}")
+            for rnd in range(max(1, self.s.cold_repeats)):
+                for runtime in runtimes:
+                    out = Path(tmp) / f"out-{runtime}-{rnd}"
+                    cmd = base + [str(folder), "--emotion", "all", "--out", str(out), "--checkpoint",
+                                  str(self.checkpoint), "--device", self.device.type, "--max-new-tokens",
+                                  str(self.n_tokens), "--lm-runtime", runtime, "--quiet"]
+                    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                    if proc.returncode != 0:
+                        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                        raise RuntimeError(f"tools/infer.py exited with {proc.returncode}: {' | '.join(tail)}")
+                    this_run = json.loads((out / "summary.json").read_text())["this_run"]
+                    rates[runtime].append(float(this_run["images_per_s_after_first"]))
+                    shutil.rmtree(out, ignore_errors=True)
+        rows = {r: {**summarize([1.0 / x for x in v]), "images_per_s": round(len(v) / sum(1.0 / x for x in v), 4)}
+                for r, v in rates.items()}
+        command = (f"python tools/infer.py FOLDER --emotion all --max-new-tokens {self.n_tokens} "
+                   "--lm-runtime RUNTIME")
+        self.report["scaling"]["collection"] = {
+            "images": k, "emotions_per_image": 9, "command": command, "runtimes": rows,
+            "note": "seconds per image after the first, median over rounds; runs alternate runtimes"}
+        tp = self.report["throughput"]
+        for r, row in rows.items():
+            tp[f"collection_images_per_s_{r.replace('-', '_')}"] = row["images_per_s"]
+        if len(runtimes) == 2:
+            self._ratio("collection_speedup", rows[runtimes[0]], rows["torch"],
+                        f"{runtimes[0]} decoding", "torch float32 (prepacked)",
+                        "collection images/s (--emotion all, explanations, outputs written) through "
+                        "the predictor's LM runtime ÷ torch", invert=True)
+
+    def _collection_sources(self) -> list[Path]:
+        """The benchmark image, then the demo's sample paintings (where the checkout has them)."""
+        from emosem.paths import repo_root
+
+        assets = sorted((repo_root() / "demo" / "assets").glob("*.jpg"))
+        return [self.image] + [a for a in assets if a.resolve() != Path(self.image).resolve()]
+
+    @contextlib.contextmanager
+    def _torch_packed(self) -> Iterator[int]:
+        """The LM's linears prepacked for oneDNN inside the block (as the predictor packs them
+        where torch decodes; beside ONNX Runtime it does not), unpacked after if packed here.
+        Yields the number of packed layers (0: packing does not apply on this device/dtype)."""
+        import torch
+
+        from emosem.inference.packed_linear import pack_linears, packing_supported, unpack_linears
+
+        p = self.predictor
+        lm = p.model.lm.model
+        if p.packed_layers or not packing_supported(p.device, next(lm.parameters()).dtype):
+            yield p.packed_layers
+            return
+        with torch.no_grad():
+            layers = pack_linears(lm)
+        try:
+            yield layers
+        finally:
+            unpack_linears(lm)
+
     def weight_packing(self) -> None:
         """Explanations decoded by torch with the LM's oneDNN-prepacked linears (as the predictor
         runs beams and sampling) vs plain ones."""
         from emosem.inference.packed_linear import pack_linears, unpack_linears
 
         p = self.predictor
-        if not p.packed_layers:
-            logger.info("  the predictor runs without packed weights here: nothing to compare")
-            return
         state = self._state()
         calls = {f"explain@{k}": (lambda ems=self._emotions(k): p.predict(ems, state=state, **self.gen))
                  for k in (1, 9)}
         lm = p.model.lm.model
         fast, p.model.lm.fast_decoder = p.model.lm.fast_decoder, None  # packing serves the torch path
         try:
-            packed = self.run_group(calls)
-            unpack_linears(lm)
-            try:
-                plain = self.run_group(calls)
-            finally:
-                pack_linears(lm)
+            with self._torch_packed() as layers:
+                if not layers:
+                    logger.info("  no packed weights on this device: nothing to compare")
+                    return
+                packed = self.run_group(calls)
+                unpack_linears(lm)
+                try:
+                    plain = self.run_group(calls)
+                finally:
+                    pack_linears(lm)
         finally:
             p.model.lm.fast_decoder = fast
         self.report["scaling"]["weight_packing"] = {
-            "packed_layers": p.packed_layers, "packed": packed, "plain_linear": plain,
+            "packed_layers": layers, "packed": packed, "plain_linear": plain,
             "note": "the two sides run one after the other, not interleaved",
         }
         for k in (1, 9):

@@ -40,6 +40,7 @@ RATIO_LABELS = {
     "packing_speedup_9": "weight packing: speed-up of 9 emotions with explanations",
     "explain_vs_plain_generate": "(b) explanation tokens/s ÷ plain generate tokens/s",
     "lm_runtime_speedup": "explanation tokens/s: the LM runtime (ONNX Runtime) ÷ torch",
+    "collection_speedup": "collection images/s (--emotion all, explanations): LM runtime ÷ torch",
     "mask_path_vs_sam": "(c) EmoSEM mask path ÷ SAM with a point prompt",
     "mask_decode_vs_sam_decode": "(c) the same without the shared encoder",
 }
@@ -49,7 +50,10 @@ THROUGHPUT_LABELS = {
     "tokens_per_s": "explanation tokens/s (batch 1)",
     "plain_generate_tokens_per_s": "plain generate tokens/s (same LM, batch 1)",
     "tokens_per_s_9_in_one_call": "tokens/s, 9 emotions in one call (incl. decode)",
+    "tokens_per_s_lm_runtime": "explanation tokens/s through the LM runtime (batch 1)",
+    "tokens_per_s_torch": "explanation tokens/s through torch (batch 1, beside it)",
 }
+COLLECTION_PREFIX = "collection_images_per_s_"
 
 
 def _fmt_mb(entry: dict[str, Any]) -> str:
@@ -99,6 +103,9 @@ def _throughput(report: dict[str, Any]) -> list[str]:
     for key, label in THROUGHPUT_LABELS.items():
         if key in tp:
             lines.append(f"| {label} | {tp[key]:.2f} |")
+    for key in (k for k in tp if k.startswith(COLLECTION_PREFIX)):
+        runtime = key.removeprefix(COLLECTION_PREFIX).replace("_", "-")
+        lines.append(f"| collection images/s, `--emotion all` with explanations ({runtime}) | {tp[key]:.3f} |")
     for key, value in (tp.get("train_samples_per_s") or {}).items():
         stage, b = key.split("@")
         lines.append(f"| training samples/s (stage {stage}, batch {b}) | {value:.2f} |")

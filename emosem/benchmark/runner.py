@@ -32,6 +32,7 @@ TARGETS = {
     "nine_vs_one_explain": ("max", 2.0),
     "explain_vs_plain_generate": ("min", 0.9),
     "lm_runtime_speedup": ("min", 2.5),
+    "collection_speedup": ("min", 2.0),
     "mask_path_vs_sam": ("max", 1.1),
 }
 #: The report's top-level keys, in order.
@@ -162,6 +163,7 @@ class Benchmark(InferenceSections, TrainingSection):
                     ("emotions per call", self.emotions_scaling),
                     ("weight packing", self.weight_packing),
                     ("LM runtime vs torch", self.lm_runtime),
+                    ("collection run", self.collection),
                     ("mask path vs SAM", self.mask_vs_sam),
                     ("image size scaling", self.image_size_scaling),
                     ("encoder size scaling", self.encoder_size_scaling),

@@ -23,12 +23,12 @@ MEMORY_CHOICES = ("auto", "hwm", "psutil", "none")
 FULL = {
     "repeats": 5, "warmup": 1, "cold_repeats": 3, "max_new_tokens": 40,
     "image_sizes": (256, 512, 1024), "encoder_sizes": (256, 512, 1024),
-    "emotion_counts": (1, 3, 9), "train_batch_sizes": (4, 8),
+    "emotion_counts": (1, 3, 9), "train_batch_sizes": (4, 8), "collection_images": 4,
 }
 QUICK = {
     "repeats": 2, "warmup": 1, "cold_repeats": 1, "max_new_tokens": 8,
     "image_sizes": (256, 512), "encoder_sizes": (256, 512),
-    "emotion_counts": (1, 9), "train_batch_sizes": (4,),
+    "emotion_counts": (1, 9), "train_batch_sizes": (4,), "collection_images": 2,
 }
 
 
@@ -62,6 +62,8 @@ class BenchmarkSettings:
     calls per stage; ``warmup``: untimed calls first; ``cold_repeats``: fresh-process cold starts
     (0 skips them); ``max_new_tokens``: forced explanation length; ``image_sizes`` /
     ``encoder_sizes`` / ``emotion_counts`` / ``train_batch_sizes``: the scaling points;
+    ``collection_images``: paintings in the collection run (``--emotion all`` with explanations,
+    per LM runtime; 0 skips it, else at least 2: the rate is measured after the first);
     ``threads``: ``torch.set_num_threads`` (and the cold-start processes' ``OMP_NUM_THREADS``);
     ``device``: ``auto|cpu|cuda|mps``; ``memory``: the per-stage memory method.
     """
@@ -79,6 +81,7 @@ class BenchmarkSettings:
     encoder_sizes: tuple[int, ...] | None = None
     emotion_counts: tuple[int, ...] | None = None
     train_batch_sizes: tuple[int, ...] | None = None
+    collection_images: int | None = None
     threads: int | None = None
     device: str = "auto"
     memory: str = "auto"
@@ -94,6 +97,9 @@ class BenchmarkSettings:
             values = getattr(self, key)
             if not values or min(values) < 1:
                 raise BenchmarkSettingError(key, f"must be positive integers, got {values!r}")
+        if self.collection_images == 1 or self.collection_images < 0:
+            raise BenchmarkSettingError("collection_images", "must be 0 (skip) or at least 2 (the "
+                                        f"rate is measured after the first), got {self.collection_images}")
         if max(self.emotion_counts) > 9:
             raise BenchmarkSettingError("emotion_counts", "go up to 9 (the ArtEmis emotions)")
         if self.threads is not None and self.threads < 1:

@@ -169,7 +169,16 @@ class _Run:
         self.predictor = None
         self.load_s = 0.0
         self.first_result_s: float | None = None
+        self.finished: list[float] = []  # perf_counter when each new image's outputs were written
         self.t_start = time.perf_counter()
+
+    def images_per_s(self) -> float | None:
+        """Steady throughput of this process: images whose outputs were written after the first,
+        per second between the first and the last (model load and cold start left out); None
+        under two images."""
+        if len(self.finished) < 2 or self.finished[-1] <= self.finished[0]:
+            return None
+        return (len(self.finished) - 1) / (self.finished[-1] - self.finished[0])
 
     def model(self):
         """The predictor, loaded at the first image that needs it (a fully resumed run loads none)."""
@@ -244,6 +253,7 @@ class _Run:
             note = f"multi-page {decoded.format} ({decoded.frames} pages): page 1 analysed"
             logger.warning("%s: %s", src, note)
         self.analyse(item, decoded, sha, note)
+        self.finished.append(time.perf_counter())
         ledger.add(index, item.key, src, "done", note=note)
 
     def analyse(self, item, decoded, sha: str, note: str | None) -> None:
@@ -451,6 +461,8 @@ def _finish_run(args: argparse.Namespace, out: OutputFolder, ledger: Ledger, wor
         "seconds": round(total_s, 2), "model_load_s": round(worker.load_s, 2),
         # from process start (interpreter and imports included) to the first image's results
         "cold_start_to_first_result_s": round(worker.first_result_s, 2) if worker.first_result_s else None,
+        # rank 0's steady rate after its first image (None under two new images)
+        "images_per_s_after_first": round(rate, 4) if (rate := worker.images_per_s()) else None,
         "out": str(out.root),
     }
     try:

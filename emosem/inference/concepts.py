@@ -37,6 +37,10 @@ LICENCE_FILE = Path(__file__).with_name("concept_licence.json")
 CROP_SIZE = 224  # EfficientNet-Lite0's native ImageNet input
 CONTEXT = 0.1  # margin around the region's bounding square, as a share of its side
 MIN_CROP_COVERAGE = 0.3  # a sub-crop counts where the region fills this share of it
+# Crops go through the classifier this many at a time, channels-last: on a 2-core CPU 45 crops
+# took 1.24 s in one NCHW batch, 0.66 s in one channels-last batch and ~0.45 s in chunks of 8
+# (the depthwise convolutions' activations stay in cache); logits differ by ~1e-5.
+CROP_CHUNK = 8
 DEFAULT_FLOOR_QUANTILE = 0.9  # the least licence: this quantile of synthetic regions' best scores
 
 
@@ -139,7 +143,10 @@ def region_word_scores(image: np.ndarray, masks: list[np.ndarray],
     if not flat:
         return [None] * len(masks)
     device = next(classifier.parameters()).device
-    probs = classifier(crop_batch(image, flat).to(device)).float().softmax(-1).cpu()
+    crops = crop_batch(image, flat).to(device)
+    logits = [classifier(c.contiguous(memory_format=torch.channels_last)).float()
+              for c in crops.split(CROP_CHUNK)]
+    probs = torch.cat(logits).softmax(-1).cpu()
     scores = word_map().scores(probs)
     out: list[tuple[torch.Tensor, torch.Tensor] | None] = []
     start = 0

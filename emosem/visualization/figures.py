@@ -27,7 +27,7 @@ from matplotlib.transforms import offset_copy
 from emosem.emotions import ARTEMIS_EMOTIONS, emotion_color, is_artemis_emotion, parse_emotion
 from emosem.in_domain import domain_lines
 from emosem.visualization.cues import CUES_TITLE, cue_lines, no_explanation_note
-from emosem.visualization.overlay import to_rgb_uint8
+from emosem.visualization.overlay import PNG_COMPRESS_LEVEL, to_rgb_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ def _save(fig: Figure, out_path: PathLike | None) -> None:
         return
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=fig.dpi, facecolor="white")
+    extra = {"pil_kwargs": {"compress_level": PNG_COMPRESS_LEVEL}} if out_path.suffix.lower() == ".png" else {}
+    fig.savefig(out_path, dpi=fig.dpi, facecolor="white", **extra)
     logger.info("wrote %s", out_path)
 
 
