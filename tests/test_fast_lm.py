@@ -110,8 +110,12 @@ def test_predictor_decodes_the_same_explanations_through_ort(tiny_checkpoint, sa
     slow = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_runtime="torch")
     assert (fast.lm_runtime, slow.lm_runtime) == ("ort", "torch")
     assert fast.model.lm.fast_decoder is not None and slow.model.lm.fast_decoder is None
-    # beside ONNX Runtime's copy of the weights no packed one (beams run on plain linears)
+    # beside ONNX Runtime's copy of the weights no packed one (beams run on plain linears), and
+    # torch's own freed but for the input embeddings (the head is tied to them)
     assert fast.packed_layers == 0 and slow.packed_layers == 2 * 7 + 1
+    lm = fast.model.lm.model
+    assert fast.model.lm.released and fast.released_mb > 0 and slow.released_mb == 0
+    assert sum(p.numel() for p in lm.parameters()) == lm.get_input_embeddings().weight.numel()
     emotions = ["awe", "fear", "melancholy"]
     a = fast(sample_paintings[0], emotions, max_new_tokens=8, in_domain=None)
     b = slow(sample_paintings[0], emotions, max_new_tokens=8, in_domain=None)
@@ -121,6 +125,11 @@ def test_predictor_decodes_the_same_explanations_through_ort(tiny_checkpoint, sa
     a = fast(sample_paintings[0], ["awe"], max_new_tokens=6, num_beams=2, in_domain=None)
     b = slow(sample_paintings[0], ["awe"], max_new_tokens=6, num_beams=2, in_domain=None)
     assert a[0].explanation == b[0].explanation
+    assert not fast.model.lm.released  # the beams loaded torch's weights back: the merged LM's
+    plain = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_runtime="torch", pack_weights=False)
+    want = plain.model.lm.model.state_dict()
+    got = lm.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
 
 
 def test_fallbacks_are_clean(tiny_llama_dir, tiny_gpt2_dir, cache, monkeypatch, caplog):

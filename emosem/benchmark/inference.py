@@ -111,6 +111,9 @@ class InferenceSections:
         self.predictor = EmoSEMPredictor.from_pretrained(self.checkpoint, device=str(self.device))
         load_s = time.perf_counter() - t0
         model = self.predictor.model
+        released_mb = self.predictor.released_mb
+        if model.lm is not None:  # torch's weights for the sections that compare with torch
+            model.lm.require_weights()
         self.rgb = load_image(self.image)
         count = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
         lora = adapter_params(self.checkpoint)
@@ -124,6 +127,7 @@ class InferenceSections:
             "lora_merged": model.lm.merged,
             "lm_runtime": self.predictor.lm_runtime,
             "lm_packed_layers": self.predictor.packed_layers,
+            "lm_torch_weights_released_mb": round(released_mb, 1),
             "params_m": {
                 "sam": round(count(model.sam) / 1e6, 3),
                 "lm_base": round(count(model.lm.model) / 1e6, 3),  # LoRA merged in
@@ -391,7 +395,7 @@ class InferenceSections:
         from emosem.inference.packed_linear import pack_linears, packing_supported, unpack_linears
 
         p = self.predictor
-        lm = p.model.lm.model
+        lm = p.model.lm.require_weights()
         if p.packed_layers or not packing_supported(p.device, next(lm.parameters()).dtype):
             yield p.packed_layers
             return
@@ -411,7 +415,7 @@ class InferenceSections:
         state = self._state()
         calls = {f"explain@{k}": (lambda ems=self._emotions(k): p.predict(ems, state=state, **self.gen))
                  for k in (1, 9)}
-        lm = p.model.lm.model
+        lm = p.model.lm.require_weights()
         fast, p.model.lm.fast_decoder = p.model.lm.fast_decoder, None  # packing serves the torch path
         try:
             with self._torch_packed() as layers:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ class EmoSEMPredictor:
     def __init__(self, model: EmoSEM, device: str | torch.device = "cpu", max_side: int = 4096,
                  merge_lora: bool = True, pack_weights: bool = True,
                  lm_runtime: str = "auto", domain: DomainModel | None = None,
-                 lm_key: str | None = None) -> None:
+                 lm_key: str | None = None, lm_reload: Callable[[], torch.nn.Module] | None = None) -> None:
         self.device = resolve_device(device)
         # the checkpoint's in-domain statistics (None: no scores); they pool the frozen backbone's
         # maps, which only a pretrained encoder has
@@ -228,6 +229,14 @@ class EmoSEMPredictor:
         self.lm_runtime = self._fast_decoding(lm_runtime, lm_dtype, lm_key)
         if pack_weights and self.lm_runtime == "torch" and packing_supported(self.device, lm_dtype):
             self.packed_layers = pack_linears(self.model.lm.model)
+        # ONNX Runtime decodes from its own copy of the weights: torch's are freed, and loaded
+        # again (``lm_reload``: the merged LM as loaded here) by the first beam or sampling call
+        self.released_mb = 0.0
+        if self.lm_runtime != "torch" and lm_reload is not None:
+            def reload() -> torch.nn.Module:
+                lm = lm_reload()
+                return lm.merge_and_unload() if merge_lora and hasattr(lm, "merge_and_unload") else lm
+            self.released_mb = self.model.lm.release_weights(reload) / 2**20
 
     def _fast_decoding(self, runtime: str, lm_dtype: torch.dtype, key: str | None = None) -> str:
         """Set up the explanation LM's runtime (:data:`~emosem.inference.fast_lm.RUNTIMES`) and
@@ -265,15 +274,20 @@ class EmoSEMPredictor:
         ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
         dev = resolve_device(device)
         model = EmoSEM.from_pretrained(ckpt, device=dev, load_lm=explain, **kwargs)
-        lm_key = None
+        lm_key = lm_reload = None
         adapter = ckpt / "lm_adapter"
         if model.lm is not None and adapter.is_dir():
             from emosem.inference.fast_lm import checkpoint_key
 
             lm_dir = getattr(model.lm.model.config, "_name_or_path", None)
             lm_key = checkpoint_key(adapter, lm_dir) if lm_dir and Path(lm_dir).is_dir() else None
+        if model.lm is not None:
+            from emosem.modeling.pretrained import load_checkpoint_lm
+
+            config = model.config
+            lm_reload = lambda: load_checkpoint_lm(ckpt, config.lm, config.dtype)[0].to(dev)  # noqa: E731
         return cls(model, dev, merge_lora=merge_lora, pack_weights=pack_weights, lm_runtime=lm_runtime,
-                   domain=load_domain(ckpt), lm_key=lm_key)
+                   domain=load_domain(ckpt), lm_key=lm_key, lm_reload=lm_reload)
 
     def threshold(self, value: float | None = None) -> float:
         """The mask probability threshold to use: ``value``, checked to lie in (0, 1), or the

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -144,6 +145,45 @@ class ExplanationLM(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         self.instruction = instruction
+        self._reload: Callable[[], nn.Module] | None = None  # see release_weights
+        self._released: list[str] = []
+
+    def release_weights(self, reload: Callable[[], nn.Module]) -> int:
+        """Free the LM's weights except its input embeddings (and a head tied to them), for a
+        model whose greedy decoding runs in another runtime that holds its own copy
+        (:attr:`fast_decoder`). ``reload()`` builds the same LM again (the module ``self.model``
+        was); :meth:`require_weights` calls it on the first use that needs them (beams, sampling,
+        the loss). Returns the bytes freed."""
+        keep = self.model.get_input_embeddings().weight.data_ptr()
+        freed, released = 0, []
+        for name, param in list(self.model.named_parameters(remove_duplicate=False)):
+            if param.data_ptr() == keep or param.numel() == 0:
+                continue
+            freed += param.numel() * param.element_size()
+            self._set_param(name, torch.empty(0, dtype=param.dtype, device=param.device))
+            released.append(name)
+        self._reload, self._released = reload, released
+        return freed
+
+    def _set_param(self, name: str, value: torch.Tensor) -> None:
+        owner, _, attr = name.rpartition(".")
+        setattr(self.model.get_submodule(owner), attr, nn.Parameter(value, requires_grad=False))
+
+    @property
+    def released(self) -> bool:
+        """Whether :meth:`release_weights` freed the weights and they are not back yet."""
+        return bool(self._released)
+
+    def require_weights(self) -> nn.Module:
+        """The torch LM with its weights (reloaded once if :meth:`release_weights` freed them)."""
+        if self._released:
+            fresh = self._reload().state_dict()
+            device = self.model.get_input_embeddings().weight.device
+            for name in self._released:
+                self._set_param(name, fresh[name].to(device))
+            logger.info("reloaded the torch language model's %d weight tensors", len(self._released))
+            self._released = []
+        return self.model
 
     @property
     def hidden_size(self) -> int:
@@ -237,7 +277,7 @@ class ExplanationLM(nn.Module):
             labels[row, plen + len(i) : plen + len(i) + len(t)] = torch.tensor(t)
             attn[row, : plen + len(i) + len(t)] = 1
         text_emb = self.embed_ids(ids.to(dev)).to(prefix.dtype)
-        out = self.model(
+        out = self.require_weights()(
             inputs_embeds=torch.cat([prefix, text_emb], dim=1),
             attention_mask=attn.to(dev),
             labels=labels.to(dev),
@@ -296,5 +336,5 @@ class ExplanationLM(nn.Module):
                                              self.tokenizer.pad_token_id, kwargs.get("logits_processor"),
                                              kwargs.get("min_new_tokens") or 0)
         else:
-            out = self.model.generate(inputs_embeds=embeds, attention_mask=attn.to(dev), **gen_kwargs)
+            out = self.require_weights().generate(inputs_embeds=embeds, attention_mask=attn.to(dev), **gen_kwargs)
         return [s.strip() for s in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

@@ -126,6 +126,21 @@ def read_config(ckpt_dir: str | Path) -> dict[str, Any]:
 
 
 
+def load_checkpoint_lm(ckpt_dir: str | Path, lm: str, dtype: str = "float32", trainable: bool = False):
+    """(causal LM, tokenizer) of a checkpoint: the base LM ``lm`` with the checkpoint's LoRA
+    adapter (``lm_adapter/``, peft's layout) where it has one."""
+    from peft import PeftModel
+
+    base, tokenizer = load_causal_lm(lm, dtype=getattr(torch, dtype))
+    adapter = Path(ckpt_dir) / ADAPTER_DIR
+    if adapter.is_dir():
+        try:
+            base = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
+        except Exception as e:  # a damaged adapter: peft/safetensors/json errors of any kind
+            raise CheckpointError(f"{adapter} cannot be loaded: {one_line(e)}") from None
+    return base, tokenizer
+
+
 def from_pretrained(
     cls: type[Model],
     ckpt_dir: str | Path,
@@ -160,16 +175,8 @@ def from_pretrained(
             "(sam_checkpoint=... / --sam-checkpoint)"
         )
     if load_lm or trainable:
-        from peft import PeftModel
-
-        base, tokenizer = load_causal_lm(config.lm, dtype=getattr(torch, config.dtype))
-        adapter = ckpt_dir / ADAPTER_DIR
-        if adapter.is_dir():
-            try:
-                base = PeftModel.from_pretrained(base, str(adapter), is_trainable=trainable)
-            except Exception as e:  # a damaged adapter: peft/safetensors/json errors of any kind
-                raise CheckpointError(f"{adapter} cannot be loaded: {one_line(e)}") from None
-        elif "files" not in meta:  # written before checkpoints recorded their files
+        base, tokenizer = load_checkpoint_lm(ckpt_dir, config.lm, config.dtype, trainable)
+        if not (ckpt_dir / ADAPTER_DIR).is_dir() and "files" not in meta:  # written before checkpoints recorded their files
             logger.warning("%s has no %s/: explanations come from the base language model "
                            "without its LoRA adapter", ckpt_dir, ADAPTER_DIR)
         model = cls(config, sam, ExplanationLM(base, tokenizer, config.instruction))
