@@ -11,8 +11,8 @@ Only explanation and eos tokens carry labels; the prefix and instruction are con
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
