@@ -147,7 +147,7 @@ def _packing(sc: dict[str, Any]) -> list[str]:
         return []
     lines = [f"| LM weights ({wp['packed_layers']} linears) | explain, 1 emotion | "
              "explain, 9 emotions | 9 ÷ 1 |", "|---|---:|---:|---:|"]
-    for label, key in (("oneDNN-prepacked (as the predictor runs)", "packed"),
+    for label, key in (("oneDNN-prepacked (as the predictor runs torch)", "packed"),
                        ("plain nn.Linear", "plain_linear")):
         one, nine = wp[key]["explain@1"]["median_s"], wp[key]["explain@9"]["median_s"]
         lines.append(f"| {label} | {fmt_s(one)} | {fmt_s(nine)} | {nine / one:.2f}× |")
