@@ -30,6 +30,7 @@ from emosem.visualization import (
     save_image,
     write_gallery,
 )
+from emosem.visualization.overlay import write_png
 
 RED = (255, 0, 0)
 
@@ -182,6 +183,31 @@ def test_mask_to_png_and_save_image_roundtrip(tmp_path):
         assert im.format == "JPEG" and im.size == (50, 40)
     with pytest.raises(ValueError, match="suffix"):
         save_image(tmp_path / "x.tiffy", img)
+
+
+def test_write_png_keeps_every_pixel_and_channel_order(tmp_path):
+    """OpenCV writes BGR: the PNG read back by PIL has the array's own RGB(A) and grey values."""
+    rng = np.random.default_rng(0)
+    for shape, mode in (((30, 41, 3), "RGB"), ((30, 41, 4), "RGBA"), ((30, 41), "L")):
+        arr = rng.integers(0, 256, shape, dtype=np.uint8)
+        with Image.open(write_png(tmp_path / f"{mode}.png", arr)) as im:
+            assert im.format == "PNG" and im.mode == mode
+            assert np.array_equal(np.asarray(im), arr)
+    with pytest.raises(ValueError, match="uint8"):
+        write_png(tmp_path / "f.png", np.zeros((4, 4, 3), np.float32))
+
+
+def test_figure_png_is_the_canvas_pixels(tmp_path):
+    """A figure's PNG holds exactly what the Agg canvas drew (opaque, RGB)."""
+    img = _painting(90, 200)
+    fig = panel_figure(img, img, "awe", "I feel small.", 0.5, out_path=tmp_path / "p.png")
+    drawn = np.asarray(fig.canvas.buffer_rgba())
+    with Image.open(tmp_path / "p.png") as im:
+        assert im.mode == "RGB" and im.size == (drawn.shape[1], drawn.shape[0])
+        assert np.array_equal(np.asarray(im), drawn[..., :3])
+    assert (drawn[..., 3] == 255).all()
+    close_figure(fig)
+    assert not fig.axes and not fig.texts
 
 
 # -------------------------------------------------------------------------------- figures

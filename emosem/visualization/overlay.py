@@ -20,10 +20,15 @@ logger = logging.getLogger(__name__)
 PathLike = str | Path
 
 _PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
-# zlib level of the overlays, heat maps and figures: the same pixels as PIL's default 6 in about a
-# third of the time on a painting (a 960×662 heat map: 106 → 38 ms, 1.21 → 1.20 MB); a collection
-# run writes some 30 of them per painting.
+# How the overlays, heat maps and figures are written (a collection run writes some 30 PNGs per
+# painting): zlib level 1 with the run-length strategy and every row "sub"-filtered, through
+# OpenCV's libpng. The same pixels as PIL's default in a fraction of the time: on a 1024×640
+# painting 49 ms and 1.86 MB against PIL's 120 ms / 1.82 MB at level 1 (and ~360 ms at its default
+# 6); on a mostly white figure 39 against 93 ms at the same size.
 PNG_COMPRESS_LEVEL = 1
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL,
+               cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+               cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 
 
 def to_rgb_uint8(image: np.ndarray | Image.Image) -> np.ndarray:
@@ -162,8 +167,25 @@ def mask_to_png(mask: np.ndarray) -> np.ndarray:
     return _binary(m).astype(np.uint8) * 255
 
 
+def write_png(path: PathLike, array: np.ndarray) -> Path:
+    """Write a uint8 ``(H, W)`` grey, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA array as a PNG
+    (:data:`_PNG_PARAMS`); returns the path."""
+    arr = np.asarray(array)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"PNG arrays must be uint8, got {arr.dtype}.")
+    if arr.ndim == 3:  # OpenCV writes BGR(A)
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(arr), _PNG_PARAMS)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a PNG of shape {arr.shape}.")
+    path = Path(path)
+    path.write_bytes(data.tobytes())
+    return path
+
+
 def save_image(path: PathLike, array: np.ndarray) -> Path:
-    """Write an image with PIL, creating parent folders; the suffix picks PNG or JPEG.
+    """Write an image, creating parent folders; the suffix picks PNG (:func:`write_png`) or
+    JPEG (PIL, quality 95).
 
     ``array``: ``(H, W)`` (grey; bool masks become 0/255), ``(H, W, 3)`` RGB or ``(H, W, 4)``
     RGBA (alpha dropped for JPEG). Returns the path written.
@@ -185,8 +207,10 @@ def save_image(path: PathLike, array: np.ndarray) -> Path:
     else:
         pil = Image.fromarray(to_rgb_uint8(arr))
     path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"quality": 95} if fmt == "JPEG" else {"compress_level": PNG_COMPRESS_LEVEL}
-    pil.save(path, format=fmt, **kwargs)
+    if fmt == "PNG":
+        write_png(path, np.asarray(pil))
+    else:
+        pil.save(path, format=fmt, quality=95)
     logger.debug("wrote %s (%dx%d)", path, pil.width, pil.height)
     return path
 
