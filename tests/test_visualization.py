@@ -30,7 +30,7 @@ from emosem.visualization import (
     save_image,
     write_gallery,
 )
-from emosem.visualization.overlay import write_png
+from emosem.visualization.overlay import BackgroundPNGs, write_png
 
 RED = (255, 0, 0)
 
@@ -195,6 +195,29 @@ def test_write_png_keeps_every_pixel_and_channel_order(tmp_path):
             assert np.array_equal(np.asarray(im), arr)
     with pytest.raises(ValueError, match="uint8"):
         write_png(tmp_path / "f.png", np.zeros((4, 4, 3), np.float32))
+
+
+def test_background_pngs_finish_by_the_end_of_the_block(tmp_path):
+    """Inside BackgroundPNGs the files are written on another thread, from copies: every file
+    is complete, with the pixels the array had when written, once the block ends; a failed
+    write raises there; nested blocks share the outer thread."""
+    rng = np.random.default_rng(1)
+    arrays = [rng.integers(0, 256, (64, 80, 3), dtype=np.uint8) for _ in range(6)]
+    kept = [a.copy() for a in arrays]
+    with BackgroundPNGs() as outer:
+        with BackgroundPNGs() as inner:
+            for i, a in enumerate(arrays):
+                write_png(tmp_path / f"{i}.png", a)
+                a[:] = 0  # the caller reuses its buffer at once
+        assert inner._pool is None and outer._pool is not None
+    for i, a in enumerate(kept):
+        with Image.open(tmp_path / f"{i}.png") as im:
+            assert np.array_equal(np.asarray(im), a)
+    with pytest.raises(OSError):
+        with BackgroundPNGs():
+            write_png(tmp_path / "missing" / "x.png", kept[0])  # no such folder
+    write_png(tmp_path / "after.png", kept[0])  # synchronous again outside the block
+    assert (tmp_path / "after.png").is_file()
 
 
 def test_figure_png_is_the_canvas_pixels(tmp_path):

@@ -37,7 +37,7 @@ from emosem.visualization.figures import (
     grid_figure,
     panel_figure,
 )
-from emosem.visualization.overlay import heatmap_overlay, overlay_mask, save_image
+from emosem.visualization.overlay import BackgroundPNGs, heatmap_overlay, overlay_mask, save_image
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -161,60 +161,62 @@ def write_image_results(
     (``EmoSEMPredictor.domain_score``), written as ``in_domain`` with ``in_domain_note`` where it
     is low, and shown on the panels and in the gallery beside each region's own score.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    size = tuple(original_size or image.shape[:2])
-    records, entries, tiles = [], [], []
-    for r in results:
-        stem = emotion_file_stem(r.emotion)
-        record = full_size_record(r, size)
-        paths: dict[str, Path] = {}
-        if figures:
-            overlay = overlay_mask(image, r.mask, color=emotion_color(r.emotion))
-            paths = {
-                "mask": write_mask_png(out_dir / f"{stem}_mask.png", r.mask, size),
-                "overlay": save_image(out_dir / f"{stem}_overlay.png", overlay),
-                "heatmap": save_image(out_dir / f"{stem}_heatmap.png", heatmap_overlay(image, r.soft_mask)),
-            }
-            fig = panel_figure(image, overlay, r.emotion, r.explanation, r.confidence,
-                               distribution=distribution, title=image_name,
-                               out_path=out_dir / f"{stem}_panel.png",
-                               cues=record["cues"], in_domain=in_domain,
-                               region_in_domain=record.get("in_domain"))
-            close_figure(fig)
-            paths["panel"] = out_dir / f"{stem}_panel.png"
-            tiles.append({"emotion": r.emotion, "overlay": overlay, "explanation": r.explanation,
-                          "confidence": r.confidence, "cues": record.get("cues")})
-            record["files"] = {k: p.name for k, p in paths.items()}
-        records.append(record)
-        entries.append(gallery_entry(image_name, record, out_dir, in_domain))
-    doc: dict[str, Any] = {
-        "image": image_name,
-        "height": int(size[0]),
-        "width": int(size[1]),
-        "in_domain": in_domain,
-        "results": records,
-    }
-    if domain_note(in_domain):
-        doc["in_domain_note"] = domain_note(in_domain)
-    if size != tuple(image.shape[:2]):
-        doc["working_size"] = [int(image.shape[0]), int(image.shape[1])]
-    if distribution is not None:
-        doc["emotion_distribution"] = {k: round(float(v), 4) for k, v in distribution.items()}
-    doc.update(extra or {})
-    files: list[str] = [f for rec in records for f in rec.get("files", {}).values()]
-    if figures and len(tiles) > 1:
-        close_figure(grid_figure(image, tiles, distribution=distribution, title=image_name,
-                                 out_path=out_dir / "grid.png"))
-        doc["grid"] = "grid.png"
-        files.append("grid.png")
-    if figures and distribution is not None:
-        close_figure(distribution_figure(distribution, out_path=out_dir / "distribution.png"))
-        doc["distribution_figure"] = "distribution.png"
-        files.append("distribution.png")
-    if annotate is not None:
-        atomic_write_json(out_dir / "annotations.json", annotate(doc, [r.mask for r in results]))
-        doc["annotations"] = "annotations.json"
-        files.append("annotations.json")
+    # every PNG is finished when the block ends; results.json, written last, marks the folder done
+    with BackgroundPNGs():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        size = tuple(original_size or image.shape[:2])
+        records, entries, tiles = [], [], []
+        for r in results:
+            stem = emotion_file_stem(r.emotion)
+            record = full_size_record(r, size)
+            paths: dict[str, Path] = {}
+            if figures:
+                overlay = overlay_mask(image, r.mask, color=emotion_color(r.emotion))
+                paths = {
+                    "mask": write_mask_png(out_dir / f"{stem}_mask.png", r.mask, size),
+                    "overlay": save_image(out_dir / f"{stem}_overlay.png", overlay),
+                    "heatmap": save_image(out_dir / f"{stem}_heatmap.png", heatmap_overlay(image, r.soft_mask)),
+                }
+                fig = panel_figure(image, overlay, r.emotion, r.explanation, r.confidence,
+                                   distribution=distribution, title=image_name,
+                                   out_path=out_dir / f"{stem}_panel.png",
+                                   cues=record["cues"], in_domain=in_domain,
+                                   region_in_domain=record.get("in_domain"))
+                close_figure(fig)
+                paths["panel"] = out_dir / f"{stem}_panel.png"
+                tiles.append({"emotion": r.emotion, "overlay": overlay, "explanation": r.explanation,
+                              "confidence": r.confidence, "cues": record.get("cues")})
+                record["files"] = {k: p.name for k, p in paths.items()}
+            records.append(record)
+            entries.append(gallery_entry(image_name, record, out_dir, in_domain))
+        doc: dict[str, Any] = {
+            "image": image_name,
+            "height": int(size[0]),
+            "width": int(size[1]),
+            "in_domain": in_domain,
+            "results": records,
+        }
+        if domain_note(in_domain):
+            doc["in_domain_note"] = domain_note(in_domain)
+        if size != tuple(image.shape[:2]):
+            doc["working_size"] = [int(image.shape[0]), int(image.shape[1])]
+        if distribution is not None:
+            doc["emotion_distribution"] = {k: round(float(v), 4) for k, v in distribution.items()}
+        doc.update(extra or {})
+        files: list[str] = [f for rec in records for f in rec.get("files", {}).values()]
+        if figures and len(tiles) > 1:
+            close_figure(grid_figure(image, tiles, distribution=distribution, title=image_name,
+                                     out_path=out_dir / "grid.png"))
+            doc["grid"] = "grid.png"
+            files.append("grid.png")
+        if figures and distribution is not None:
+            close_figure(distribution_figure(distribution, out_path=out_dir / "distribution.png"))
+            doc["distribution_figure"] = "distribution.png"
+            files.append("distribution.png")
+        if annotate is not None:
+            atomic_write_json(out_dir / "annotations.json", annotate(doc, [r.mask for r in results]))
+            doc["annotations"] = "annotations.json"
+            files.append("annotations.json")
     doc["files"] = sorted(files) + ["results.json"]
     atomic_write_json(out_dir / "results.json", doc)
     return doc, entries
