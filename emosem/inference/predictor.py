@@ -38,7 +38,7 @@ from emosem.inference.affect_prior import (
 )
 from emosem.inference.domain import DomainModel, load_domain, pooled_features, valid_weight
 from emosem.inference.packed_linear import pack_linears, packing_supported
-from emosem.inference.region import RULE_THRESHOLD, Region, choose_region
+from emosem.inference.region import RULE_THRESHOLD, Region, choose_region, coverage
 from emosem.modeling.emosem import EmoSEM
 from emosem.paths import default_checkpoint
 from emosem.regions import region_is_empty
@@ -562,7 +562,7 @@ class EmoSEMPredictor:
         min_area = 0.0 if cmap is None else MIN_CONCEPT_CELLS / (cmap.shape[-2] * cmap.shape[-1])
         prepared = st.cues()  # the image's share of the work, once for all regions
         return [extract_cues(st.image, m, prepared=prepared).with_concepts(
-                    w if m.mean() >= min_area else []) for m, w in zip(masks, words)]
+                    w if coverage(m) >= min_area else []) for m, w in zip(masks, words)]
 
     def __call__(self, image: Any, emotions: list[str] | str, **kwargs: Any) -> list[StimulusResult]:
         """Stateless one-shot: encode ``image`` and predict, without touching the cache."""

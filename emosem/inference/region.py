@@ -65,17 +65,21 @@ def number_of_parts(mask: np.ndarray) -> int:
     return cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
 
 
+def coverage(mask: np.ndarray) -> float:
+    """The share of the canvas a bool mask covers (``count_nonzero``: ~20× a bool ``mean``)."""
+    return np.count_nonzero(mask) / mask.size if mask.size else 0.0
+
+
 def region_of(mask: np.ndarray, rule: str, parts: int | None = None) -> Region:
     """The :class:`Region` of a bool mask chosen by ``rule`` (``parts``: its number of parts,
     when already counted)."""
-    return Region(mask, rule, number_of_parts(mask) if parts is None else parts,
-                  float(mask.mean()) if mask.size else 0.0)
+    return Region(mask, rule, number_of_parts(mask) if parts is None else parts, coverage(mask))
 
 
 def is_pointable(mask: np.ndarray, min_fraction: float = MIN_FRACTION,
                  max_parts: int = MAX_PARTS) -> bool:
     """Whether a bool mask covers at least ``min_fraction`` of the canvas in at most ``max_parts``."""
-    return bool(mask.mean() >= min_fraction) and number_of_parts(mask) <= max_parts
+    return coverage(mask) >= min_fraction and number_of_parts(mask) <= max_parts
 
 
 def choose_region(soft: np.ndarray, threshold: float, out_of_domain: bool,
@@ -85,7 +89,7 @@ def choose_region(soft: np.ndarray, threshold: float, out_of_domain: bool,
     mask = soft > threshold
     if not out_of_domain:
         return region_of(mask, RULE_THRESHOLD)
-    area = float(mask.mean()) if mask.size else 0.0
+    area = coverage(mask)
     parts = number_of_parts(mask) if area >= min_fraction else None  # counted once, kept
     if parts is not None and parts <= max_parts:
         return region_of(mask, RULE_THRESHOLD, parts)
@@ -124,6 +128,6 @@ def largest_parts(soft: np.ndarray, target: float, min_fraction: float = MIN_FRA
         kept = _kept_parts(smooth, small, level, max_parts, min_fraction / 4)
         if scale < 1:
             kept = cv2.resize(kept.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
-        if kept.mean() >= min_fraction or share >= 0.5:
+        if coverage(kept) >= min_fraction or share >= 0.5:
             return kept
         share *= 1.5
