@@ -253,6 +253,24 @@ def test_colours_are_named_by_their_pixels():
     assert colour.name == "black" and colour.share == 1.0  # 60% of the pixels
 
 
+def test_basic_terms_are_those_of_the_nearest_survey_colour():
+    """Each colour's term is that of its nearest survey colour by the plain [N, K, 3] distance
+    (ties to the first), then black, grey or white where achromatic: checked on random CIELAB
+    colours, on the survey colours themselves and on the midpoints between neighbours (ties)."""
+    from emosem.data.cues import ACHROMATIC, NEUTRAL_CHROMA, basic_terms, neutral_name, survey_terms
+
+    lex, terms = survey_terms()
+    rng = np.random.default_rng(0)
+    lab = np.concatenate([rng.uniform([0, -90, -90], [100, 90, 90], (6000, 3)), lex,
+                          (lex[:-1] + lex[1:]) / 2]).astype(np.float32)
+    nearest = terms[((lab[:, None, :] - lex[None]) ** 2).sum(-1).argmin(1)]
+    neutral = np.isin(nearest, ACHROMATIC) | (np.hypot(lab[:, 1], lab[:, 2]) < NEUTRAL_CHROMA)
+    expected = np.where(neutral, [n.split()[-1] for n in neutral_name(lab[:, 0])], nearest)
+    got = basic_terms(lab)
+    assert got.tolist() == expected.tolist()
+    assert {"black", "grey", "white"} <= set(got[neutral]) and len(set(got[~neutral])) >= 8
+
+
 def test_achromatic_names_follow_the_iscc_nbs_neutral_scale():
     """Munsell values 2.5 / 4.5 / 6.5 / 8.5 (ISCC–NBS black | dark grey | grey | light grey |
     white) are L* 25.3 / 45.9 / 66.0 / 85.3: by hand from ASTM D1535, V = 2.5 gives
