@@ -29,28 +29,33 @@ def _run(code: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_first_mask_on_the_command_line_imports_no_torchvision_timm_or_transformers(tmp_path, synthetic_dir):
+@pytest.mark.parametrize("json_only", [False, True])
+def test_first_mask_on_the_command_line_imports_no_torchvision_timm_or_transformers(
+        tmp_path, synthetic_dir, json_only):
     """``tools/infer.py --no-explain`` with the bundled checkpoint (the frozen EfficientNet-Lite,
     the emotion prompt, the decoder, upsampling, cues) writes its mask without importing them, on
-    a painting in domain. (Out of domain the emotion distribution also needs the language
-    model's knowledge prior, emosem.inference.lm_prior, which does import transformers.)"""
+    a painting in domain; with ``--json-only`` (no figures) it does not import matplotlib's
+    figures either. (Out of domain the emotion distribution also needs the language model's
+    knowledge prior, emosem.inference.lm_prior, which does import transformers.)"""
     out = tmp_path / "out"
     painting = sorted((synthetic_dir / "images").rglob("*.jpg"))[0]
+    heavy = HEAVY + (("matplotlib.figure", "matplotlib.backends.backend_agg") if json_only else ())
     found = _run(f"""
         import json, runpy, sys
         sys.path.insert(0, "tools")
         sys.argv = ["tools/infer.py", {str(painting)!r}, "--emotion", "awe",
-                    "--no-explain", "--out", {str(out)!r}, "--quiet"]
+                    "--no-explain", "--out", {str(out)!r}, "--quiet"] + {["--json-only"] if json_only else []!r}
         try:
             runpy.run_path("tools/infer.py", run_name="__main__")
         except SystemExit as e:
             assert not e.code, e.code
-        print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+        print(json.dumps([m for m in {heavy!r} if m in sys.modules]))
     """)
     assert found == []
     doc = json.loads((out / painting.name / "results.json").read_text())
     assert doc["in_domain"] >= 0.02 and doc["prior_weight"] == 0  # in domain: no prior was needed
-    assert (out / painting.name / "awe_mask.png").is_file()
+    assert (out / painting.name / "awe_mask.png").is_file() != json_only
+    assert (out / painting.name / "awe_panel.png").is_file() != json_only
 
 
 def test_predictor_masks_only_imports_no_torchvision_timm_or_transformers():

@@ -31,12 +31,6 @@ import numpy as np
 from emosem.emotions import emotion_color, emotion_file_stem
 from emosem.in_domain import domain_note
 from emosem.inference.predictor import StimulusResult
-from emosem.visualization.figures import (
-    close_figure,
-    distribution_figure,
-    grid_figure,
-    panel_figure,
-)
 from emosem.visualization.overlay import BackgroundPNGs, heatmap_overlay, overlay_mask, save_image
 
 
@@ -161,6 +155,13 @@ def write_image_results(
     (``EmoSEMPredictor.domain_score``), written as ``in_domain`` with ``in_domain_note`` where it
     is low, and shown on the panels and in the gallery beside each region's own score.
     """
+    if figures:  # matplotlib only where figures are drawn (its import is 0.4 s of a cold start)
+        from emosem.visualization.figures import (
+            close_figure,
+            distribution_figure,
+            grid_figure,
+            panel_figure,
+        )
     # every PNG is finished when the block ends; results.json, written last, marks the folder done
     with BackgroundPNGs():
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,13 +7,6 @@
 * :mod:`~emosem.visualization.gallery` — :func:`write_gallery`, one self-contained HTML page.
 """
 
-from emosem.visualization.figures import (
-    close_figure,
-    distribution_figure,
-    grid_figure,
-    panel_figure,
-    plot_distribution,
-)
 from emosem.visualization.gallery import write_gallery
 from emosem.visualization.overlay import (
     default_contour_thickness,
@@ -24,6 +17,19 @@ from emosem.visualization.overlay import (
     save_image,
     to_rgb_uint8,
 )
+
+_FIGURES = ("close_figure", "distribution_figure", "grid_figure", "panel_figure", "plot_distribution")
+
+
+def __getattr__(name: str):
+    """The figure functions, imported on first use: matplotlib's import is 0.4 s of a cold start
+    that writes no figure (``tools/infer.py --json-only``)."""
+    if name in _FIGURES:
+        from emosem.visualization import figures
+
+        return getattr(figures, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "close_figure",

@@ -11,11 +11,14 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
-import matplotlib
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:  # matplotlib is imported where a colormap is looked up (0.4 s at start-up)
+    import matplotlib
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +155,11 @@ def heatmap_overlay(
     p = np.clip(np.nan_to_num(p, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
-    colormap = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
-    colors = colormap(p)[..., :3].astype(np.float32) * 255.0
+    if isinstance(cmap, str):
+        import matplotlib
+
+        cmap = matplotlib.colormaps[cmap]
+    colors = cmap(p)[..., :3].astype(np.float32) * 255.0
     a = (alpha * p)[..., None]
     out = img.astype(np.float32) * (1.0 - a) + colors * a
     return np.round(out).clip(0, 255).astype(np.uint8)
