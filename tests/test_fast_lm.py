@@ -8,6 +8,7 @@ import json
 import logging
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -202,3 +203,77 @@ def test_smollm2_ort_greedy_equals_generate(cache):
     want = _hf_greedy(model, embeds, enc.attention_mask, 20, tok.pad_token_id, eos_token_id=tok.eos_token_id)
     got = decoder.generate(embeds, enc.attention_mask, 20, tok.eos_token_id, tok.pad_token_id)
     assert got.tolist() == want.tolist()
+
+
+# ------------------------------------------------------------------ the emotion prior's scores
+PRIOR_CONTEXTS = ["A painting.", "A painting in dark blue and black. It is dark and muted, with cool tones.",
+                  "Picture a bright, vivid canvas dominated by yellow and orange, in warm hues."]
+
+
+def test_prior_scores_in_onnx_runtime_equal_torch_and_need_no_transformers(tiny_llama_dir, cache):
+    """The knowledge prior's adjective scores through the base LM's exported step equal torch's
+    within the check's tolerance (multi-token adjectives included: the tiny tokenizer splits
+    them); the first scorer exports and checks once, a new process then scores without
+    importing transformers and gets the same numbers."""
+    import subprocess
+    import sys
+
+    from emosem.inference.lm_prior import CHECK_TOLERANCE, LMPrior
+
+    torch_side = LMPrior(tiny_llama_dir, runtime="torch")
+    want = torch_side.word_scores(PRIOR_CONTEXTS)
+    assert torch_side.scoring_runtime == "torch"
+    fast = LMPrior(tiny_llama_dir, runtime="auto")
+    assert fast.scoring_runtime == "ort"
+    tok = fast._fast[1]
+    assert max(len(tok.encode(w, add_special_tokens=False).ids) for w in fast.words) > 1
+    got = fast.word_scores(PRIOR_CONTEXTS)
+    assert got.shape == want.shape == (3, len(fast.words))
+    assert np.abs(got - want).max() <= 1e-4 <= CHECK_TOLERANCE
+    graph = fast._fast[0].path
+    record = json.loads(graph.with_name("prior.check.json").read_text())
+    assert record["problem"] is None and graph.is_relative_to(tiny_llama_dir)
+
+    code = (f"import json, sys; from emosem.inference.lm_prior import LMPrior; "
+            f"p = LMPrior({str(tiny_llama_dir)!r}); s = p.word_scores({PRIOR_CONTEXTS!r}); "
+            f"print(json.dumps([p.scoring_runtime, 'transformers' in sys.modules, s.tolist()]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runtime, imported, scores = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert runtime == "ort" and not imported
+    assert np.array_equal(np.array(scores), got)
+
+
+def test_prior_falls_back_to_torch_where_the_check_fails_or_onnxruntime_is_missing(
+        tiny_llama_dir, cache, monkeypatch, caplog):
+    import sys
+
+    from emosem.inference import lm_prior
+
+    want = lm_prior.LMPrior(tiny_llama_dir, runtime="torch").word_scores(PRIOR_CONTEXTS[:1])
+    monkeypatch.setattr(lm_prior, "CHECK_TOLERANCE", -1.0)  # no difference passes: the check fails
+    with caplog.at_level(logging.WARNING):
+        failed = lm_prior.LMPrior(tiny_llama_dir, runtime="ort")
+        assert failed.scoring_runtime == "torch"
+    assert "self-check failed" in caplog.text
+    assert np.array_equal(failed.word_scores(PRIOR_CONTEXTS[:1]), want)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
+    missing = lm_prior.LMPrior(tiny_llama_dir)
+    assert missing.scoring_runtime == "torch"
+    assert np.array_equal(missing.word_scores(PRIOR_CONTEXTS[:1]), want)
+    with pytest.raises(ValueError):
+        lm_prior.LMPrior(tiny_llama_dir, runtime="int8")
+
+
+@pytest.mark.slow
+def test_smollm2_prior_in_onnx_runtime_gives_torchs_scores(smollm2_dir, cache):
+    """SmolLM2's adjective scores after a described painting (its three paraphrases): every one
+    within 1e-3 nats of torch's (the check's tolerance), the adjectives in the same order."""
+    from emosem.inference.lm_prior import Description, LMPrior
+
+    texts = Description("dark blue, black and light grey", "dark", "muted", "cool").texts()
+    fast = LMPrior(smollm2_dir, runtime="ort")
+    assert fast.scoring_runtime == "ort"
+    got, want = fast.word_scores(texts), LMPrior(smollm2_dir, runtime="torch").word_scores(texts)
+    assert np.abs(got - want).max() <= 1e-3
+    assert np.argsort(got.mean(0)).tolist() == np.argsort(want.mean(0)).tolist()

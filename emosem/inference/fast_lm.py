@@ -123,12 +123,12 @@ def weights_key(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def checkpoint_key(adapter_dir: str | Path, lm_dir: str | Path) -> str:
+def checkpoint_key(adapter_dir: str | Path | None, lm_dir: str | Path) -> str:
     """A cheaper key for a checkpoint's merged LM: SHA-1 over the adapter folder's files (names
-    and bytes: a few MB), the base LM folder's path and its weight files' names, sizes and
-    modification times, and :data:`FORMAT`."""
+    and bytes: a few MB; None: the base LM alone), the base LM folder's path and its weight
+    files' names, sizes and modification times, and :data:`FORMAT`."""
     h = hashlib.sha1(f"emosem-fast-lm-{FORMAT}".encode())
-    for f in sorted(Path(adapter_dir).rglob("*")):
+    for f in sorted(Path(adapter_dir).rglob("*")) if adapter_dir is not None else []:
         if f.is_file():
             h.update(f.relative_to(adapter_dir).as_posix().encode())
             h.update(f.read_bytes())
@@ -238,6 +238,73 @@ class FastDecoder:
         step = LlamaStep(model)
         return cls(path, model.get_input_embeddings().weight, len(step.layers), step.kv, step.head_dim,
                    threads, runtime)
+
+    @classmethod
+    def open_base(cls, lm_dir: str | Path, threads: int | None = None) -> FastDecoder | None:
+        """The step of the base LM in ``lm_dir`` (a converted Hugging Face folder) where it was
+        exported before (:func:`export_step`, keyed by :func:`checkpoint_key` without adapter),
+        opened without transformers: the shapes from ``config.json``, the input embeddings from
+        the safetensors file. None where there is no graph yet."""
+        from safetensors import safe_open
+
+        lm_dir = Path(lm_dir)
+        path = cache_folder(lm_dir, checkpoint_key(None, lm_dir)) / "step.onnx"
+        if not path.is_file():
+            return None
+        cfg = json.loads((lm_dir / "config.json").read_text(encoding="utf-8"))
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        name = "model.embed_tokens.weight"
+        for f in sorted(lm_dir.glob("*.safetensors")):
+            with safe_open(str(f), framework="pt") as st:
+                if name in st.keys():
+                    embed = st.get_tensor(name)
+                    return cls(path, embed, cfg["num_hidden_layers"], cfg["num_key_value_heads"], head_dim, threads)
+        return None
+
+    @classmethod
+    def export_base(cls, model: nn.Module, lm_dir: str | Path, threads: int | None = None) -> FastDecoder:
+        """Export the step of ``model``, the base LM loaded from ``lm_dir``, where
+        :meth:`open_base` finds it, and open it."""
+        why = supported(model)
+        if why:
+            raise NotImplementedError(f"no fast path for this language model: {why}")
+        folder = cache_folder(lm_dir, checkpoint_key(None, lm_dir))
+        if not (folder / "step.onnx").is_file():
+            logger.info("exporting the base LM's step to %s (once per model)", folder / "step.onnx")
+            export_step(model, folder / "step.onnx")
+            (folder / "source.json").write_text(json.dumps({"format": FORMAT, "lm": str(lm_dir), "base": True}),
+                                                encoding="utf-8")
+        return cls.open_base(lm_dir, threads)
+
+    def continuation_scores(self, context: list[int], continuations: list[list[int]]) -> np.ndarray:
+        """[len(continuations)] summed log-probabilities (float64) of each token sequence after
+        the ``context`` tokens: one pass over the context, then the continuations in one batch
+        continuing its key/value cache, one token per step (a row that has ended is fed its last
+        token again and its scores are not read)."""
+        t = len(context)
+        feeds: dict[str, np.ndarray] = {"x": self.embed[torch.tensor([context])].numpy(),
+                                        "attn": np.ones((1, t), np.int64), "pos": np.arange(t)[None]}
+        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), np.float32)
+        for i in range(self.layers):
+            feeds[f"past_k_{i}"] = feeds[f"past_v_{i}"] = empty
+        out = self.session.run(None, feeds)
+        logp = torch.from_numpy(out[0]).float().log_softmax(-1)  # [1, V]
+        scores = np.array([float(logp[0, ids[0]]) for ids in continuations])
+        n, width = len(continuations), max(len(ids) for ids in continuations)
+        for j in range(1, width):
+            fed = torch.tensor([ids[min(j, len(ids)) - 1] for ids in continuations])
+            feeds = {"x": self.embed[fed][:, None].numpy(), "attn": np.ones((n, t + j), np.int64),
+                     "pos": np.full((n, 1), t + j - 1, np.int64)}
+            for i in range(self.layers):
+                k, v = out[1 + 2 * i], out[2 + 2 * i]
+                feeds[f"past_k_{i}"] = np.repeat(k, n, 0) if j == 1 else k
+                feeds[f"past_v_{i}"] = np.repeat(v, n, 0) if j == 1 else v
+            out = self.session.run(None, feeds)
+            logp = torch.from_numpy(out[0]).float().log_softmax(-1)  # [n, V]
+            for r, ids in enumerate(continuations):
+                if j < len(ids):
+                    scores[r] += float(logp[r, ids[j]])
+        return scores
 
     def checked(self, model: nn.Module) -> str | None:
         """:meth:`self_check`, its answer kept beside the graph (``<graph>.check.json``, with the

@@ -36,6 +36,13 @@ The reference scores are computed once per model and process (:class:`LMPrior` c
 painting's prior costs, per paraphrase, one pass over the description and one batched pass over the
 eight adjectives' few tokens continuing its key/value cache; :func:`painting_lm_prior` caches it
 per image.
+
+The scores run in ONNX Runtime where they can (``runtime="auto"``, the default; ``torch`` or the
+environment variable ``EMOSEM_PRIOR_RUNTIME=torch`` keeps torch): the base LM's decoding step of
+:mod:`emosem.inference.fast_lm` is exported once beside the converted model and checked against
+torch (tokens equal, scores within :data:`CHECK_TOLERANCE`); after that a new process scores with
+``onnxruntime`` and ``tokenizers`` alone, without importing transformers (which imports
+torchvision): the out-of-domain painting's first mask no longer waits for them.
 """
 
 from __future__ import annotations
@@ -76,6 +83,11 @@ EMOTION_VERBALIZERS: dict[str, tuple[str, ...]] = {
     "sadness": (" sad", " melancholy", " lonely", " gloomy"),
 }
 STEM = " It makes me feel"
+# Where the adjectives are scored: "auto" (ONNX Runtime where its check passed, else torch),
+# "torch" or "ort"; the environment variable sets the default.
+PRIOR_RUNTIMES = ("auto", "torch", "ort")
+RUNTIME_ENV = "EMOSEM_PRIOR_RUNTIME"
+CHECK_TOLERANCE = 1e-3  # nats: the largest difference of an adjective's score from torch's
 NAIVE_NULL = "A painting."
 
 TEMPLATES = (
@@ -179,15 +191,18 @@ def _with_something_else(scores: dict[str, float]) -> dict[str, float]:
     return {**scores, "something else": float(np.mean(list(scores.values())))}
 
 
-def reference_cache_path(model_path: str, texts: list[str], words: list[str] | None = None) -> Path:
+def reference_cache_path(model_path: str, texts: list[str], words: list[str] | None = None,
+                         runtime: str = "torch") -> Path:
     """Where the reference scores of a model and a set of reference texts are kept:
     ``$EMOSEM_CACHE`` (default ``~/.cache/emosem``) ``/lm_prior/<key>.json``; the key hashes the
-    model folder, its weight files' sizes and times, the texts, the stem and the adjectives."""
+    model folder, its weight files' sizes and times, the texts, the stem and the adjectives (and
+    the runtime that scored them, where it is not torch)."""
     folder = Path(model_path)
     stats = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in folder.glob("*.safetensors")) \
         if folder.is_dir() else []
-    key = hashlib.sha1(json.dumps([str(folder.resolve()) if folder.exists() else model_path, stats,
-                                   texts, STEM, words or list(EMOTION_WORDS.values())]).encode()).hexdigest()[:16]
+    keyed = [str(folder.resolve()) if folder.exists() else model_path, stats, texts, STEM,
+             words or list(EMOTION_WORDS.values())] + ([runtime] if runtime != "torch" else [])
+    key = hashlib.sha1(json.dumps(keyed).encode()).hexdigest()[:16]
     root = Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem"))
     return root / "lm_prior" / f"{key}.json"
 
@@ -199,8 +214,12 @@ class LMPrior:
     """
 
     def __init__(self, model_path: str | Path | None = None,
-                 verbalizers: dict[str, tuple[str, ...]] | None = None, layout: bool = False) -> None:
+                 verbalizers: dict[str, tuple[str, ...]] | None = None, layout: bool = False,
+                 runtime: str | None = None) -> None:
         self.model_path = model_path
+        self.runtime = runtime or os.environ.get(RUNTIME_ENV, "auto")
+        if self.runtime not in PRIOR_RUNTIMES:
+            raise ValueError(f"runtime must be one of {PRIOR_RUNTIMES}, got {self.runtime!r}")
         self.layout = layout  # whether descriptions carry the layout sentence (describe(layout=True))
         # emotion → its adjectives; default one each (EMOTION_WORDS)
         self.verbalizers = verbalizers or {e: (w,) for e, w in EMOTION_WORDS.items()}
@@ -217,13 +236,86 @@ class LMPrior:
         logger.info("emotion prior language model: %s", path)
         return tokenizer, model
 
+    @cached_property
+    def _fast(self):
+        """(the base LM's step in ONNX Runtime, its ``tokenizers`` tokenizer) where the step was
+        exported and passed :meth:`_fast_check` (recorded beside the graph), else None. The
+        first run on a model exports and checks it through torch (and transformers) once; later
+        processes score without importing transformers (seconds of a cold start)."""
+        if self.runtime == "torch":
+            return None
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            from emosem.inference.fast_lm import FORMAT, FastDecoder
+        except ImportError as e:
+            return self._no_fast(f"{e}")
+        folder = Path(self.resolved_path)
+        if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
+            return self._no_fast(f"{folder} is not a converted model folder with tokenizer.json")
+        stamp = {"onnxruntime": ort.__version__, "format": FORMAT, "tolerance": CHECK_TOLERANCE}
+        try:
+            decoder = FastDecoder.open_base(folder)
+            record = decoder.path.with_name("prior.check.json") if decoder else None
+            saved = json.loads(record.read_text(encoding="utf-8")) if record and record.is_file() else {}
+            if decoder is None or {k: saved.get(k) for k in stamp} != stamp:
+                tokenizer, model = self._lm  # once per model: export and check through torch
+                decoder = decoder or FastDecoder.export_base(model, folder)
+                record = decoder.path.with_name("prior.check.json")
+                saved = {**stamp, "problem": self._fast_check(decoder, Tokenizer.from_file(str(folder / "tokenizer.json")))}
+                record.write_text(json.dumps(saved), encoding="utf-8")
+        except Exception as e:  # a failed export or session leaves the torch path
+            return self._no_fast(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
+        if saved.get("problem"):
+            return self._no_fast(f"the self-check failed: {saved['problem']}")
+        self.__dict__.pop("_lm", None)  # the torch model, if the check loaded it, is not needed
+        return decoder, Tokenizer.from_file(str(folder / "tokenizer.json"))
+
+    def _no_fast(self, why: str) -> None:
+        (logger.warning if self.runtime == "ort" else logger.info)(
+            "emotion prior scored through torch, not ONNX Runtime: %s", why)
+        return None
+
+    def _fast_check(self, fast, tokenizer) -> str | None:
+        """None where ``fast`` (the base LM's step) and ``tokenizer`` give torch's tokens and
+        adjective scores within :data:`CHECK_TOLERANCE` nats on fixed texts; else what differs."""
+        texts = [NAIVE_NULL, TEMPLATES[0].format(colours="dark blue and yellow", light="dark",
+                                                 saturation="muted", warmth="cool")]
+        hf, _ = self._lm
+        for text in [t + STEM for t in texts] + self.words:
+            ours, theirs = tokenizer.encode(text, add_special_tokens=False).ids, hf(text, add_special_tokens=False).input_ids
+            if ours != theirs:
+                return f"tokens of {text!r} differ ({ours[:8]} vs {theirs[:8]})"
+        diff = float(np.abs(self._fast_scores(fast, tokenizer, texts) - self._torch_scores(texts)).max())
+        return None if diff <= CHECK_TOLERANCE else f"scores differ by up to {diff:.2g} nats"
+
+    @property
+    def scoring_runtime(self) -> str:
+        """"ort" where :meth:`word_scores` runs in ONNX Runtime (:attr:`_fast`), else "torch"."""
+        return "torch" if self._fast is None else "ort"
+
     def word_scores(self, contexts: list[str]) -> np.ndarray:
         """[len(contexts), len(self.words)] summed log-probabilities of each adjective (one per
         emotion by default, :data:`EMOTION_WORDS`) after ``context + STEM``.
 
         Each context is run once; its key/value cache is repeated for the adjectives, which
-        continue it in one batch (right-padded: the padding comes after every scored token).
+        continue it in one batch. In ONNX Runtime where that passed its check (:attr:`_fast`),
+        else in torch.
         """
+        if self._fast is not None:
+            return self._fast_scores(*self._fast, contexts)
+        return self._torch_scores(contexts)
+
+    def _fast_scores(self, fast, tokenizer, contexts: list[str]) -> np.ndarray:
+        """:meth:`word_scores` through the base LM's exported step (:mod:`emosem.inference.fast_lm`)."""
+        word_ids = [tokenizer.encode(w, add_special_tokens=False).ids for w in self.words]
+        return np.stack([fast.continuation_scores(tokenizer.encode(c + STEM, add_special_tokens=False).ids, word_ids)
+                         for c in contexts])
+
+    def _torch_scores(self, contexts: list[str]) -> np.ndarray:
+        """:meth:`word_scores` in torch: the continuations right-padded (the padding comes after
+        every scored token)."""
         import torch
 
         tokenizer, model = self._lm
@@ -256,7 +348,7 @@ class LMPrior:
         template; kept on disk (:func:`reference_cache_path`) so that only the first run on a
         model and a word list pays for it."""
         texts = [t for d in reference_descriptions(self.layout) for t in d.texts()]
-        path = reference_cache_path(self.resolved_path, texts, self.words)
+        path = reference_cache_path(self.resolved_path, texts, self.words, self.scoring_runtime)
         if path.is_file():
             try:
                 return np.asarray(json.loads(path.read_text(encoding="utf-8"))["scores"], dtype=np.float64)
