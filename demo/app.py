@@ -459,13 +459,14 @@ def search_cache_folder(checkpoint: str | Path | None, files: Sequence[Path]) ->
     ``/demo_search/<key>``, the key hashing the checkpoint folder (None: the bundled one) and the
     paintings' paths (a build reuses a painting stored with the same content, re-indexes a changed one)."""
     import hashlib
-    import os
 
     from emosem.paths import default_checkpoint
 
     parts = [str(Path(checkpoint or default_checkpoint()).resolve()), *sorted(str(Path(p).resolve()) for p in files)]
     key = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
-    return Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem")) / "demo_search" / key
+    from emosem.paths import user_cache
+
+    return user_cache("demo_search", key)
 
 
 @dataclass

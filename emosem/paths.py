@@ -6,6 +6,7 @@ the absolute ones do not depend on the working directory. Nothing heavy is impor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -29,6 +30,12 @@ SYNTHETIC_DATA = "data/synthetic"
 DEMO_ASSETS_DIR = repo_root() / "demo" / "assets"
 
 
+def user_cache(*parts: str) -> Path:
+    """A folder in the user's cache of derived files (exported graphs, reference scores, token
+    texts): ``$EMOSEM_CACHE``, default ``~/.cache/emosem``, joined with ``parts``."""
+    return Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem"), *parts)
+
+
 def default_checkpoint() -> Path:
     """The bundled checkpoint folder (``checkpoints/emosem-tiny`` in the repository)."""
     return repo_root() / DEFAULT_CHECKPOINT
@@ -43,4 +50,5 @@ __all__ = [
     "SYNTHETIC_DATA",
     "default_checkpoint",
     "repo_root",
+    "user_cache",
 ]

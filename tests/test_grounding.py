@@ -175,3 +175,23 @@ def test_the_bundled_checkpoint_names_no_unlicensed_object_on_a_real_painting(sa
         cues = r.cues.record()
         assert not object_words(r.explanation) - licensed_words(licensed_object(cues)), (r.explanation, cues)
         assert not leaked_words(r.explanation, cues), r.explanation
+
+
+def test_token_texts_are_kept_per_tokenizer_and_read_back(tokenizer, tmp_path, monkeypatch):
+    """The first call decodes every id and keeps the texts in the user cache; a later one (a new
+    process) reads them back without decoding, the same list; another tokenizer has its own."""
+    from emosem.inference import grounding
+
+    monkeypatch.setenv("EMOSEM_CACHE", str(tmp_path))
+    texts = grounding.token_texts(tokenizer)
+    assert texts == grounding.decode_token_texts(tokenizer) and len(texts) == len(tokenizer)
+    (kept,) = (tmp_path / "token_texts").glob("*.json")
+
+    def no_decoding(_):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(grounding, "decode_token_texts", no_decoding)
+    assert grounding.token_texts(tokenizer) == texts
+    kept.write_text("[1, 2")  # unreadable: decoded again (here: refused)
+    with pytest.raises(AssertionError, match="decoded again"):
+        grounding.token_texts(tokenizer)

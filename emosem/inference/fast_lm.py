@@ -145,7 +145,9 @@ def cache_folder(lm_dir: str | Path | None, key: str) -> Path:
     (default ``~/.cache/emosem``) ``/onnx/<key>``."""
     if lm_dir is not None and Path(lm_dir).is_dir() and os.access(lm_dir, os.W_OK):
         return Path(lm_dir) / "onnx" / key
-    return Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem")) / "onnx" / key
+    from emosem.paths import user_cache
+
+    return user_cache("onnx", key)
 
 
 def export_step(model: nn.Module, path: Path) -> Path:

@@ -18,6 +18,10 @@ when a token closes it.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
@@ -32,10 +36,13 @@ from emosem.data.cue_words import contradicting_words
 
 __all__ = ["BannedWords", "VocabularyWords", "grounding_processor", "vocabulary_words"]
 
+logger = logging.getLogger(__name__)
+
 _WORD = re.compile(r"\w+")
 _TAIL = re.compile(r"\w*$")
 # Tokens looked back to find the word the text ends in (a longer run is no checkable word).
 _LOOKBACK = 16
+TEXTS_FORMAT = 1  # bump when decode_token_texts changes what it gives
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,35 @@ class VocabularyWords:
 
 
 def token_texts(tokenizer: Any) -> list[str]:
+    """Each token's text as it reads after other text (:func:`decode_token_texts`), kept in the
+    user cache (:func:`~emosem.paths.user_cache` ``token_texts/<key>.json``, keyed by the fast
+    tokenizer's whole serialisation) so that only the first process on a tokenizer decodes
+    its ~49k ids (a second of every explaining start)."""
+    from emosem.paths import user_cache
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:  # a slow tokenizer: nothing cheap to key it by
+        return decode_token_texts(tokenizer)
+    key = hashlib.sha1(f"{TEXTS_FORMAT}:{len(tokenizer)}:{backend.to_str()}".encode()).hexdigest()[:16]
+    path = user_cache("token_texts", f"{key}.json")
+    try:
+        texts = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(texts, list) and len(texts) == len(tokenizer):
+            return texts
+    except (OSError, ValueError):
+        pass
+    texts = decode_token_texts(tokenizer)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(texts), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        logger.info("token texts not kept in %s: %s", path, e)
+    return texts
+
+
+def decode_token_texts(tokenizer: Any) -> list[str]:
     """Each token's text as it reads after other text: decoded after an anchor token and with
     the anchor's text removed (SentencePiece tokenizers drop a lone token's leading space)."""
     anchor = tokenizer.encode("a", add_special_tokens=False)[-1]

@@ -203,8 +203,9 @@ def reference_cache_path(model_path: str, texts: list[str], words: list[str] | N
     keyed = [str(folder.resolve()) if folder.exists() else model_path, stats, texts, STEM,
              words or list(EMOTION_WORDS.values())] + ([runtime] if runtime != "torch" else [])
     key = hashlib.sha1(json.dumps(keyed).encode()).hexdigest()[:16]
-    root = Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem"))
-    return root / "lm_prior" / f"{key}.json"
+    from emosem.paths import user_cache
+
+    return user_cache("lm_prior", f"{key}.json")
 
 
 class LMPrior:
