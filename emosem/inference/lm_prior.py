@@ -279,12 +279,14 @@ class LMPrior:
         return None
 
     def _fast_check(self, fast, tokenizer) -> str | None:
-        """None where ``fast`` (the base LM's step) and ``tokenizer`` give torch's tokens and
-        adjective scores within :data:`CHECK_TOLERANCE` nats on fixed texts; else what differs."""
+        """None where ``fast`` (the base LM's step) and ``tokenizer`` give torch's tokens (fixed
+        texts and every adjective of :data:`EMOTION_VERBALIZERS`: the record serves every word
+        list) and adjective scores within :data:`CHECK_TOLERANCE` nats; else what differs."""
         texts = [NAIVE_NULL, TEMPLATES[0].format(colours="dark blue and yellow", light="dark",
                                                  saturation="muted", warmth="cool")]
         hf, _ = self._lm
-        for text in [t + STEM for t in texts] + self.words:
+        adjectives = [w for ws in EMOTION_VERBALIZERS.values() for w in ws]
+        for text in [t + STEM for t in texts] + adjectives:
             ours, theirs = tokenizer.encode(text, add_special_tokens=False).ids, hf(text, add_special_tokens=False).input_ids
             if ours != theirs:
                 return f"tokens of {text!r} differ ({ours[:8]} vs {theirs[:8]})"
