@@ -18,7 +18,7 @@ import emosem.benchmark as bench
 from emosem.inference.packed_linear import packing_supported
 
 STAGES = {
-    "cold_start", "cold_start_first_result", "cold_start_reported", "cold_start_masks",
+    "cold_start_import_torch", "cold_start", "cold_start_first_result", "cold_start_reported", "cold_start_masks",
     "cold_start_masks_first_result", "cold_start_masks_reported", "encode", "decode", "explain",
     "plain_generate", "end_to_end", "emosem_mask", "sam_point_mask", "emosem_decode_only",
     "sam_point_decode_only", "sam_tiny_point_mask",
@@ -75,6 +75,17 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     assert stages["explain"]["new_tokens"] == stages["plain_generate"]["new_tokens"] == 8
     assert stages["cold_start"]["child_peak_rss_mb"] > 0
     assert stages["cold_start_masks"]["child_peak_rss_mb"] > 0
+    # the import-torch reference runs first (children's peak RSS only grows) and is the smallest
+    peaks = [stages[k]["child_peak_rss_mb"] for k in ("cold_start_import_torch", "cold_start_masks", "cold_start")]
+    assert 0 < peaks[0] <= peaks[1] <= peaks[2]
+    over = report["cold_start_over_import_torch"]
+    assert over["import_torch_s"] == stages["cold_start_import_torch"]["median_s"] > 0
+    for key, first, whole in (("first_mask", "cold_start_masks_first_result", "cold_start_masks"),
+                              ("first_explanation", "cold_start_first_result", "cold_start")):
+        extra = stages[first]["median_s"] - stages["cold_start_import_torch"]["median_s"]
+        assert over[key]["seconds_over_import_torch"] == pytest.approx(extra, abs=1e-3)
+        assert over[key]["peak_mb"] == stages[whole]["child_peak_rss_mb"]
+        assert isinstance(over[key]["meets_seconds"], bool) and isinstance(over[key]["meets_peak"], bool)
 
     tp = report["throughput"]
     for key in ("images_per_s", "tokens_per_s", "plain_generate_tokens_per_s",

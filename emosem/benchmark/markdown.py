@@ -13,6 +13,7 @@ __all__ = ["RATIO_LABELS", "STAGE_LABELS", "to_markdown"]
 
 # Short labels for the Markdown table (the JSON keeps the long descriptions).
 STAGE_LABELS = {
+    "cold_start_import_torch": 'reference: new process `python -c "import torch"` → exit',
     "cold_start": "cold start: new process → exit",
     "cold_start_first_result": "cold start: new process → first result",
     "cold_start_reported": "cold start as infer reports it (after imports)",
