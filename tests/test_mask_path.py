@@ -58,6 +58,33 @@ def test_first_mask_on_the_command_line_imports_no_torchvision_timm_or_transform
     assert (out / painting.name / "awe_panel.png").is_file() != json_only
 
 
+@pytest.mark.slow
+def test_first_mask_out_of_domain_needs_no_transformers_once_the_prior_graph_exists(tmp_path, smollm2_dir):
+    """Out of domain (Starry Night) the emotion distribution also needs the knowledge prior. The
+    first run on a machine exports and checks its graph (through torch and transformers, once);
+    a later process ranks the emotions through ONNX Runtime without importing transformers,
+    torchvision or timm, and writes the same distribution."""
+    pytest.importorskip("onnxruntime")
+    docs = []
+    for run in range(2):
+        out = tmp_path / f"out{run}"
+        found = _run(f"""
+            import json, runpy, sys
+            sys.path.insert(0, "tools")
+            sys.argv = ["tools/infer.py", "demo/assets/starry_night.jpg", "--emotion", "awe",
+                        "--no-explain", "--json-only", "--out", {str(out)!r}, "--quiet"]
+            try:
+                runpy.run_path("tools/infer.py", run_name="__main__")
+            except SystemExit as e:
+                assert not e.code, e.code
+            print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+        """)
+        docs.append(json.loads((out / "starry_night.jpg" / "results.json").read_text()))
+    assert found == []
+    assert docs[1]["prior_weight"] > 0  # out of domain: the prior took part
+    assert docs[1]["emotion_distribution"] == docs[0]["emotion_distribution"]
+
+
 def test_predictor_masks_only_imports_no_torchvision_timm_or_transformers():
     found = _run(f"""
         import json, sys
