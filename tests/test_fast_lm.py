@@ -242,6 +242,9 @@ def test_prior_scores_in_onnx_runtime_equal_torch_and_need_no_transformers(tiny_
     runtime, imported, scores = json.loads(proc.stdout.strip().splitlines()[-1])
     assert runtime == "ort" and not imported
     assert np.array_equal(np.array(scores), got)
+    graph.with_name("prior.check.json").write_text("{")  # half written: checked again, no fallback
+    assert LMPrior(tiny_llama_dir).scoring_runtime == "ort"
+    assert json.loads(graph.with_name("prior.check.json").read_text())["problem"] is None
 
 
 def test_prior_falls_back_to_torch_where_the_check_fails_or_onnxruntime_is_missing(

@@ -208,6 +208,15 @@ def reference_cache_path(model_path: str, texts: list[str], words: list[str] | N
     return user_cache("lm_prior", f"{key}.json")
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON object from ``path``; {} where it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 class LMPrior:
     """Scores emotion adjectives with a causal language model (a Hugging Face folder or id).
 
@@ -258,14 +267,15 @@ class LMPrior:
         stamp = {"onnxruntime": ort.__version__, "format": FORMAT, "tolerance": CHECK_TOLERANCE}
         try:
             decoder = FastDecoder.open_base(folder)
-            record = decoder.path.with_name("prior.check.json") if decoder else None
-            saved = json.loads(record.read_text(encoding="utf-8")) if record and record.is_file() else {}
+            saved = _read_json(decoder.path.with_name("prior.check.json")) if decoder else {}
             if decoder is None or {k: saved.get(k) for k in stamp} != stamp:
                 tokenizer, model = self._lm  # once per model: export and check through torch
                 decoder = decoder or FastDecoder.export_base(model, folder)
-                record = decoder.path.with_name("prior.check.json")
                 saved = {**stamp, "problem": self._fast_check(decoder, Tokenizer.from_file(str(folder / "tokenizer.json")))}
-                record.write_text(json.dumps(saved), encoding="utf-8")
+                record = decoder.path.with_name("prior.check.json")
+                tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")  # atomic: other processes read it
+                tmp.write_text(json.dumps(saved), encoding="utf-8")
+                os.replace(tmp, record)
         except Exception as e:  # a failed export or session leaves the torch path
             return self._no_fast(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
         if saved.get("problem"):
