@@ -373,7 +373,8 @@ def _analyze(predictor: EmoSEMPredictor, image: str | Path | None, emotions: Seq
         return Analysis(ok=False, message=f"Internal error ({type(e).__name__}: {e}); see the server log.",
                         image_name=name, seconds=time.perf_counter() - t0)
 
-    from emosem.inference.outputs import atomic_write_text, full_size_record, write_mask_png
+    from emosem.files import atomic_write_text
+    from emosem.inference.outputs import full_size_record, write_mask_png
     from emosem.visualization.overlay import heatmap_overlay, overlay_mask
 
     folders = folders or RequestFolders()

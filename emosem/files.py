@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import tempfile
 import unicodedata
 from pathlib import Path
+from typing import Any
 
-__all__ = ["file_sha256", "file_stem"]
+__all__ = ["atomic_write_json", "atomic_write_text", "file_sha256", "file_stem"]
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -37,3 +41,25 @@ def file_stem(text: str, max_chars: int = 40, fallback: str = "item", spaces: bo
     if stem and stem == plain:
         return stem
     return f"{stem or fallback}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``:
+    a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))

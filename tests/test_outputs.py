@@ -9,7 +9,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from emosem.emotions import MAX_EMOTION_CHARS, emotion_file_stem, normalize_prompt_emotion
-from emosem.inference.outputs import atomic_write_text, mask_rle, write_mask_png
+from emosem.files import atomic_write_text
+from emosem.inference.outputs import mask_rle, write_mask_png
 
 
 @pytest.mark.parametrize("small,size", [((64, 48), (64, 48)), ((64, 48), (650, 417)),

@@ -69,7 +69,7 @@ def _make_run(args: argparse.Namespace, out: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from emosem.evaluation.oracle import thing_lexicon_name
     from emosem.evaluation.real_art import score_results
-    from emosem.inference.outputs import atomic_write_json, atomic_write_text
+    from emosem.files import atomic_write_json, atomic_write_text
     from emosem.machine import git_commit, machine_info
 
     if bool(args.paintings) == bool(args.results):

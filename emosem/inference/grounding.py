@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
@@ -33,6 +32,7 @@ import torch
 from transformers import LogitsProcessor
 
 from emosem.data.cue_words import contradicting_words
+from emosem.files import atomic_write_text
 
 __all__ = ["BannedWords", "VocabularyWords", "grounding_processor", "vocabulary_words"]
 
@@ -93,10 +93,7 @@ def token_texts(tokenizer: Any) -> list[str]:
         pass
     texts = decode_token_texts(tokenizer)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(texts), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(texts))
     except OSError as e:
         logger.info("token texts not kept in %s: %s", path, e)
     return texts

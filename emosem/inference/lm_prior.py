@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from emosem.emotions import ARTEMIS_EMOTIONS
+from emosem.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -272,10 +273,7 @@ class LMPrior:
                 tokenizer, model = self._lm  # once per model: export and check through torch
                 decoder = decoder or FastDecoder.export_base(model, folder)
                 saved = {**stamp, "problem": self._fast_check(decoder, Tokenizer.from_file(str(folder / "tokenizer.json")))}
-                record = decoder.path.with_name("prior.check.json")
-                tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")  # atomic: other processes read it
-                tmp.write_text(json.dumps(saved), encoding="utf-8")
-                os.replace(tmp, record)
+                atomic_write_text(decoder.path.with_name("prior.check.json"), json.dumps(saved))  # read by other processes
         except Exception as e:  # a failed export or session leaves the torch path
             return self._no_fast(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
         if saved.get("problem"):
@@ -369,10 +367,7 @@ class LMPrior:
                 logger.warning("ignoring an unreadable reference-score cache %s: %s", path, e)
         scores = self.word_scores(texts).mean(0)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"model": self.resolved_path, "scores": scores.tolist()}), encoding="utf-8")
-            tmp.replace(path)
+            atomic_write_text(path, json.dumps({"model": self.resolved_path, "scores": scores.tolist()}))
         except OSError as e:
             logger.warning("cannot keep the reference scores in %s: %s", path, e)
         return scores

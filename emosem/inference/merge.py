@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from emosem.files import atomic_write_json
 from emosem.inference.collection import STATE_DIR
-from emosem.inference.outputs import atomic_write_json, gallery_entry
+from emosem.inference.outputs import gallery_entry
 
 logger = logging.getLogger(__name__)
 

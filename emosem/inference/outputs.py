@@ -17,10 +17,7 @@ heat-map and panel pictures at the working size.
 
 from __future__ import annotations
 
-import json
-import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -29,31 +26,10 @@ from typing import Any
 import numpy as np
 
 from emosem.emotions import emotion_color, emotion_file_stem
+from emosem.files import atomic_write_json
 from emosem.in_domain import domain_note
 from emosem.inference.predictor import StimulusResult
 from emosem.visualization.overlay import BackgroundPNGs, heatmap_overlay, overlay_mask, save_image
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``:
-    a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_json(path: Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def _nearest_index(n_out: int, n_in: int) -> np.ndarray:

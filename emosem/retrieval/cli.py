@@ -211,7 +211,7 @@ def _describe(args: argparse.Namespace) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from emosem.inference.outputs import atomic_write_json
+    from emosem.files import atomic_write_json
     from emosem.retrieval.evaluate import DEFAULT_SPECS, embed_truth, method_scores
 
     truth = embed_truth(Path(args.data), _predictor(args))
@@ -223,7 +223,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from emosem.inference.outputs import atomic_write_json
+    from emosem.files import atomic_write_json
     from emosem.retrieval.speed import measure_queries, measure_sizes
 
     rows = measure_sizes(args.sizes, args.dim, args.queries, args.seed, tuple(args.modes))

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from emosem.emotions import emotion_color
-from emosem.inference.outputs import atomic_write_text
+from emosem.files import atomic_write_text
 from emosem.retrieval.search import Hit
 
 THUMB_SIDE = 320
