@@ -150,6 +150,24 @@ def cache_folder(lm_dir: str | Path | None, key: str) -> Path:
     return user_cache("onnx", key)
 
 
+def base_folder(lm_dir: str | Path) -> Path:
+    """Where the base LM's step (no adapter) is kept: :func:`cache_folder` of its
+    :func:`checkpoint_key` without adapter."""
+    return cache_folder(lm_dir, checkpoint_key(None, lm_dir))
+
+
+def export_once(model: nn.Module, folder: Path, what: str, **source: Any) -> Path:
+    """``folder/step.onnx``, exported from ``model`` (:func:`export_step`) where it is not there
+    yet, with ``source.json`` (:data:`FORMAT` and ``source``) beside it; ``what`` names the
+    model in the log."""
+    path = folder / "step.onnx"
+    if not path.is_file():
+        logger.info("exporting %s's decoding step to %s (once per model weights)", what, path)
+        export_step(model, path)
+        (folder / "source.json").write_text(json.dumps({"format": FORMAT, **source}), encoding="utf-8")
+    return path
+
+
 def export_step(model: nn.Module, path: Path) -> Path:
     """Export :class:`LlamaStep` of ``model`` to ``path`` (ONNX, opset 17, dynamic batch, length
     and cache length; weights inside the file), written atomically."""
@@ -227,11 +245,7 @@ class FastDecoder:
         if why:
             raise NotImplementedError(f"no fast decoder for this language model: {why}")
         folder = cache_folder(lm_dir, key or weights_key(model))
-        path = folder / "step.onnx"
-        if not path.is_file():
-            logger.info("exporting the explanation LM's decoding step to %s (once per model weights)", path)
-            export_step(model, path)
-            (folder / "source.json").write_text(json.dumps({"format": FORMAT, "lm": str(lm_dir)}), encoding="utf-8")
+        path = export_once(model, folder, "the explanation LM", lm=str(lm_dir))
         if runtime == "ort-int8":
             q = folder / "step_int8_b32.onnx"
             if not q.is_file():
@@ -250,7 +264,7 @@ class FastDecoder:
         from safetensors import safe_open
 
         lm_dir = Path(lm_dir)
-        path = cache_folder(lm_dir, checkpoint_key(None, lm_dir)) / "step.onnx"
+        path = base_folder(lm_dir) / "step.onnx"
         if not path.is_file():
             return None
         cfg = json.loads((lm_dir / "config.json").read_text(encoding="utf-8"))
@@ -270,12 +284,7 @@ class FastDecoder:
         why = supported(model)
         if why:
             raise NotImplementedError(f"no fast path for this language model: {why}")
-        folder = cache_folder(lm_dir, checkpoint_key(None, lm_dir))
-        if not (folder / "step.onnx").is_file():
-            logger.info("exporting the base LM's step to %s (once per model)", folder / "step.onnx")
-            export_step(model, folder / "step.onnx")
-            (folder / "source.json").write_text(json.dumps({"format": FORMAT, "lm": str(lm_dir), "base": True}),
-                                                encoding="utf-8")
+        export_once(model, base_folder(lm_dir), "the base LM", lm=str(lm_dir), base=True)
         return cls.open_base(lm_dir, threads)
 
     def continuation_scores(self, context: list[int], continuations: list[list[int]]) -> np.ndarray:
