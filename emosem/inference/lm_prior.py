@@ -267,19 +267,20 @@ class LMPrior:
             return self._no_fast(f"{folder} is not a converted model folder with tokenizer.json")
         stamp = {"onnxruntime": ort.__version__, "format": FORMAT, "tolerance": CHECK_TOLERANCE}
         try:
+            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             decoder = FastDecoder.open_base(folder)
             saved = _read_json(decoder.path.with_name("prior.check.json")) if decoder else {}
             if decoder is None or {k: saved.get(k) for k in stamp} != stamp:
-                tokenizer, model = self._lm  # once per model: export and check through torch
+                _, model = self._lm  # once per model: export and check through torch
                 decoder = decoder or FastDecoder.export_base(model, folder)
-                saved = {**stamp, "problem": self._fast_check(decoder, Tokenizer.from_file(str(folder / "tokenizer.json")))}
+                saved = {**stamp, "problem": self._fast_check(decoder, tokenizer)}
                 atomic_write_text(decoder.path.with_name("prior.check.json"), json.dumps(saved))  # read by other processes
         except Exception as e:  # a failed export or session leaves the torch path
             return self._no_fast(f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
         if saved.get("problem"):
             return self._no_fast(f"the self-check failed: {saved['problem']}")
         self.__dict__.pop("_lm", None)  # the torch model, if the check loaded it, is not needed
-        return decoder, Tokenizer.from_file(str(folder / "tokenizer.json"))
+        return decoder, tokenizer
 
     def _no_fast(self, why: str) -> None:
         (logger.warning if self.runtime == "ort" else logger.info)(
