@@ -226,15 +226,13 @@ def write_png(path: PathLike, array: np.ndarray) -> Path:
     arr = np.asarray(array)
     if arr.dtype != np.uint8:
         raise ValueError(f"PNG arrays must be uint8, got {arr.dtype}.")
-    if arr.ndim == 3:  # OpenCV writes BGR(A); the conversion is a copy
+    if arr.ndim == 3:  # OpenCV writes BGR(A); the conversion is a new array
         arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    else:
-        arr = np.array(arr, order="C", copy=True)
     path = Path(path)
     writer = BackgroundPNGs._active.get()
     if writer is None:
-        return _encode_to(path, arr)
-    writer.submit(path, arr)
+        return _encode_to(path, np.ascontiguousarray(arr))
+    writer.submit(path, arr if arr.ndim == 3 else arr.copy())  # the thread gets its own pixels
     return path
 
 
