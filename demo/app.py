@@ -461,12 +461,10 @@ def search_cache_folder(checkpoint: str | Path | None, files: Sequence[Path]) ->
     paintings' paths (a build reuses a painting stored with the same content, re-indexes a changed one)."""
     import hashlib
 
-    from emosem.paths import default_checkpoint
+    from emosem.paths import default_checkpoint, user_cache
 
     parts = [str(Path(checkpoint or default_checkpoint()).resolve()), *sorted(str(Path(p).resolve()) for p in files)]
     key = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
-    from emosem.paths import user_cache
-
     return user_cache("demo_search", key)
 
 
