@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emosem.paths import user_cache
+
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("torch", "ort", "ort-int8")
@@ -145,8 +147,6 @@ def cache_folder(lm_dir: str | Path | None, key: str) -> Path:
     (default ``~/.cache/emosem``) ``/onnx/<key>``."""
     if lm_dir is not None and Path(lm_dir).is_dir() and os.access(lm_dir, os.W_OK):
         return Path(lm_dir) / "onnx" / key
-    from emosem.paths import user_cache
-
     return user_cache("onnx", key)
 
 

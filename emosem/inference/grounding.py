@@ -33,6 +33,7 @@ from transformers import LogitsProcessor
 
 from emosem.data.cue_words import contradicting_words
 from emosem.files import atomic_write_text
+from emosem.paths import user_cache
 
 __all__ = ["BannedWords", "VocabularyWords", "grounding_processor", "vocabulary_words"]
 
@@ -78,8 +79,6 @@ def token_texts(tokenizer: Any) -> list[str]:
     user cache (:func:`~emosem.paths.user_cache` ``token_texts/<key>.json``, keyed by the fast
     tokenizer's whole serialisation) so that only the first process on a tokenizer decodes
     its ~49k ids (a second of every explaining start)."""
-    from emosem.paths import user_cache
-
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:  # a slow tokenizer: nothing cheap to key it by
         return decode_token_texts(tokenizer)

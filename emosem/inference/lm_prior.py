@@ -60,6 +60,7 @@ import numpy as np
 
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.files import atomic_write_text
+from emosem.paths import user_cache
 
 logger = logging.getLogger(__name__)
 
@@ -204,8 +205,6 @@ def reference_cache_path(model_path: str, texts: list[str], words: list[str] | N
     keyed = [str(folder.resolve()) if folder.exists() else model_path, stats, texts, STEM,
              words or list(EMOTION_WORDS.values())] + ([runtime] if runtime != "torch" else [])
     key = hashlib.sha1(json.dumps(keyed).encode()).hexdigest()[:16]
-    from emosem.paths import user_cache
-
     return user_cache("lm_prior", f"{key}.json")
 
 
