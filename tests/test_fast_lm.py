@@ -92,6 +92,61 @@ def test_ort_greedy_tokens_equal_generate_with_processors(tiny_llama_dir, cache)
     assert json.loads(decoder.path.with_suffix(".check.json").read_text())["problem"] is None
 
 
+def _snap_to_q41(w: torch.Tensor) -> torch.Tensor:
+    """llama.cpp's Q4_1 round trip of a weight [out, in] along blocks of 32 inputs: d = range / 15
+    and m = min as float16, q = round((w - m) / d) in 0..15, back as d * q + m (float32)."""
+    v = w.detach().float().reshape(w.shape[0], -1, 32)
+    lo, hi = v.amin(-1, keepdim=True), v.amax(-1, keepdim=True)
+    d = ((hi - lo) / 15).half().float()
+    m = lo.half().float()
+    q = ((v - m) / d).round().clamp(0, 15)
+    return (d * q + m).reshape(w.shape)
+
+
+def test_grid_codes_recover_a_q41_weight_exactly_and_refuse_anything_off_it():
+    from emosem.inference.fast_lm import grid_codes
+
+    w = _snap_to_q41(torch.randn(48, 96) * 0.05)  # [out, in]: an ONNX MatMul holds its transpose
+    codes = grid_codes(w.T.contiguous().numpy())
+    assert codes is not None
+    q, d, m = codes
+    assert q.shape == (48, 3, 32) and q.dtype == np.uint8 and int(q.max()) <= 15 and d.shape == m.shape == (48, 3)
+    assert np.array_equal((d[..., None] * q + m[..., None]).reshape(48, 96), w.numpy())  # bit for bit
+    off = w.clone()
+    off[5, 7] = torch.nextafter(off[5, 7], torch.tensor(1.0))  # one value one ulp off the grid
+    assert grid_codes(off.T.contiguous().numpy()) is None
+    assert grid_codes((torch.randn(48, 96) * 0.05).T.contiguous().numpy()) is None  # a float weight
+    assert grid_codes(np.zeros((40, 8), np.float32)) is None  # inputs not a multiple of the block
+
+
+def test_weights_on_a_4bit_grid_run_as_exact_4bit_codes(tiny_llama_dir, cache):
+    """A tiny Llama whose linear layers are on a Q4_1 grid (as the de-quantized SmolLM2 GGUF is):
+    the exported step stores those as MatMulNBits codes (the LoRA-like off-grid one stays
+    float32), its logits match the model's, and greedy decoding gives generate's tokens."""
+    import onnx
+
+    model = _llama(tiny_llama_dir)
+    linears = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and name != "lm_head"]
+    with torch.no_grad():
+        for lin in linears:
+            lin.weight.copy_(_snap_to_q41(lin.weight))
+        linears[0].weight.add_(1e-3)  # one projection moved off its grid, as a merged LoRA moves it
+    decoder, problem = fast_decoder(model, "ort")
+    assert problem is None
+    ops = [n.op_type for n in onnx.load(str(decoder.path)).graph.node]
+    assert ops.count("MatMulNBits") == len(linears) - 1
+    embeds, attn = _batch(model)
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        want = model(inputs_embeds=embeds, attention_mask=attn, position_ids=pos).logits[:, -1]
+    feeds = {"x": embeds.numpy(), "attn": attn.numpy(), "pos": pos.numpy()}
+    for i in range(decoder.layers):
+        feeds[f"past_k_{i}"] = feeds[f"past_v_{i}"] = np.zeros((2, decoder.kv_heads, 0, decoder.head_dim), np.float32)
+    got = decoder.session.run(None, feeds)[0]
+    np.testing.assert_allclose(got, want.numpy(), atol=LOGIT_ATOL, rtol=0)
+    assert decoder.generate(embeds, attn, 12, -1, 0).tolist() == _hf_greedy(model, embeds, attn, 12).tolist()
+
+
 def test_int8_graph_is_block_quantized(tiny_llama_dir, cache):
     import onnx
 
@@ -178,7 +233,8 @@ def test_predictor_falls_back_to_torch(tiny_checkpoint, monkeypatch, caplog):
 
 @pytest.mark.slow
 def test_smollm2_ort_greedy_equals_generate(cache):
-    """SmolLM2-135M-Instruct: a chat prompt, 20 greedy tokens, identical to generate."""
+    """SmolLM2-135M-Instruct: a chat prompt, 20 greedy tokens, identical to generate, with its
+    linear weights (the de-quantized Q4_1 GGUF) run as exact 4-bit codes."""
     from transformers import AutoTokenizer
 
     from emosem.modeling.errors import LMWeightsNotFoundError
@@ -200,6 +256,10 @@ def test_smollm2_ort_greedy_equals_generate(cache):
     embeds = model.get_input_embeddings()(enc.input_ids).detach()
     decoder, problem = fast_decoder(model, "ort")
     assert problem is None
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(decoder.path)).graph.node]
+    assert ops.count("MatMulNBits") == 7 * model.config.num_hidden_layers  # every linear but the head
     want = _hf_greedy(model, embeds, enc.attention_mask, 20, tok.pad_token_id, eos_token_id=tok.eos_token_id)
     got = decoder.generate(embeds, enc.attention_mask, 20, tok.eos_token_id, tok.pad_token_id)
     assert got.tolist() == want.tolist()

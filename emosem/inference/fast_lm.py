@@ -10,6 +10,17 @@ cache) is written in plain torch from the model's own modules, exported once per
 (``MatMulNBits``, block 32, int8 activations per block: ``accuracy_level`` 4), which quantizes
 per block of 32, not per tensor (per-tensor int8 changed the first token of SmolLM2's answers).
 
+**Exact 4-bit weights.** The converted SmolLM2 is the de-quantized Q4_1 GGUF
+(:mod:`emosem.modeling.lm_weights.convert`): each of its linear weights, per output and block of
+32 inputs, takes the values ``d·q + m`` (q in 0..15, d and m float16). As float32 the step reads
+4 bytes per weight on every token; :func:`pack_grid_weights` finds the matrix products whose
+constant weights lie on such a grid *exactly* (every value reproduced bit for bit) and stores them
+as 4-bit codes (``MatMulNBits``, block 32, float32 arithmetic: ``accuracy_level`` 0) plus the
+block offsets as a small float32 product with the input's block sums,
+``y = Σ_b d_b Σ_{k∈b} (q_k − 8) x_k + Σ_b (m_b + 8 d_b) Σ_{k∈b} x_k``: the same weights and the
+same arithmetic up to summation order, in about a fifth of the bytes. A weight off the grid (the
+LoRA-merged attention projections, the head) stays a float32 ``MatMul``.
+
 :class:`FastDecoder` runs greedy decoding with the caller's logits processors (the grounding ban,
 ``min_new_tokens``) as ``generate`` does, and is used only where it was checked: on load it
 decodes a fixed input both ways and must give the same tokens (:meth:`FastDecoder.self_check`),
@@ -38,7 +49,8 @@ from emosem.paths import user_cache
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("torch", "ort", "ort-int8")
-FORMAT = 1  # bump when the exported graph changes
+FORMAT = 2  # bump when the exported graph changes
+GRID_BLOCK = 32  # inputs per block of a Q4_1 weight grid (GGUF's QK4_1)
 
 
 def supported(model: nn.Module) -> str | None:
@@ -168,9 +180,10 @@ def export_once(model: nn.Module, folder: Path, what: str, **source: Any) -> Pat
     return path
 
 
-def export_step(model: nn.Module, path: Path) -> Path:
+def export_step(model: nn.Module, path: Path, pack: bool = True) -> Path:
     """Export :class:`LlamaStep` of ``model`` to ``path`` (ONNX, opset 17, dynamic batch, length
-    and cache length; weights inside the file), written atomically."""
+    and cache length; weights inside the file), written atomically; with ``pack`` the weights that
+    lie on a 4-bit grid as exact 4-bit codes (:func:`pack_grid_weights`)."""
     step = LlamaStep(model).eval()
     cfg = model.config
     n = len(step.layers)
@@ -188,10 +201,85 @@ def export_step(model: nn.Module, path: Path) -> Path:
             torch.onnx.export(step, args, str(tmp), input_names=["x", "attn", "pos", *names],
                               output_names=["logits", *outs], dynamic_axes=dynamic, opset_version=17,
                               dynamo=False)
+        if pack:
+            import onnx
+
+            graph = onnx.load(str(tmp))
+            packed, total = pack_grid_weights(graph)
+            logger.info("%d of %d weight matrices lie on a 4-bit grid: kept as exact 4-bit codes", packed, total)
+            onnx.save(graph, str(tmp))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def grid_codes(weight: np.ndarray, block: int = GRID_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The Q4_1 codes of a float32 weight [K, N] (an ONNX ``MatMul``'s constant right operand: K
+    inputs, N outputs) whose every block of ``block`` inputs of every output is ``d·q + m``
+    exactly: (q [N, K/block, block] uint8 in 0..15, d [N, K/block] float32 holding a float16
+    value, m [N, K/block]); None where any value is off such a grid. d is the block's range / 15
+    rounded to float16 (llama.cpp's quantizer maps a block's minimum to q = 0, its maximum to 15)."""
+    if weight.ndim != 2 or weight.dtype != np.float32 or weight.shape[0] % block:
+        return None
+    k, n = weight.shape
+    v = np.ascontiguousarray(weight.T).reshape(n, k // block, block)
+    m = v.min(-1)
+    d = ((v.max(-1) - m) / 15).astype(np.float16).astype(np.float32)
+    if not (np.isfinite(d).all() and np.isfinite(m).all()):
+        return None
+    q = np.rint((v - m[..., None]) / np.where(d > 0, d, 1.0)[..., None])
+    if q.min() < 0 or q.max() > 15:
+        return None
+    if not np.array_equal(d[..., None] * q.astype(np.float32) + m[..., None], v):
+        return None
+    return q.astype(np.uint8), d, m
+
+
+def pack_grid_weights(model: Any, block: int = GRID_BLOCK) -> tuple[int, int]:
+    """Rewrite, in place, every ``MatMul`` of the ONNX ``model`` whose constant right operand lies
+    on a Q4_1 grid (:func:`grid_codes`) as ``MatMulNBits`` (4 bits, ``block``, float32
+    arithmetic, zero point 8) of its codes plus ``(x · E) · M`` (E [K, K/block] sums the input's
+    blocks, once per input; M [K/block, N] holds the offsets m + 8d) → (matrices packed, constant
+    matrices seen)."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    nodes, sums, packed, total = [], {}, 0, 0
+    for node in g.node:
+        codes = None
+        if node.op_type == "MatMul" and node.input[1] in inits:
+            total += 1
+            codes = grid_codes(numpy_helper.to_array(inits[node.input[1]]), block)
+        if codes is None:
+            nodes.append(node)
+            continue
+        q, d, m = codes
+        n, blocks = d.shape
+        k, w, x, y = blocks * block, node.input[1], node.input[0], node.output[0]
+        g.initializer.remove(inits.pop(w))
+        g.initializer.extend([
+            numpy_helper.from_array(q[..., 0::2] | (q[..., 1::2] << 4), f"{w}_q4"),  # [N, K/b, b/2]
+            numpy_helper.from_array(d.reshape(-1), f"{w}_scale"),
+            numpy_helper.from_array(np.ascontiguousarray((m + 8 * d).T), f"{w}_offset")])
+        if (x, k) not in sums:
+            e = f"grid_block_sum_{k}"
+            if e not in inits:
+                inits[e] = numpy_helper.from_array(np.repeat(np.eye(blocks, dtype=np.float32), block, 0), e)
+                g.initializer.append(inits[e])
+            sums[x, k] = f"{x}_block_sums_{k}"
+            nodes.append(helper.make_node("MatMul", [x, e], [sums[x, k]]))
+        nodes += [helper.make_node("MatMulNBits", [x, f"{w}_q4", f"{w}_scale"], [f"{y}_codes"],
+                                   domain="com.microsoft", K=k, N=n, bits=4, block_size=block, accuracy_level=0),
+                  helper.make_node("MatMul", [sums[x, k], f"{w}_offset"], [f"{y}_offsets"]),
+                  helper.make_node("Add", [f"{y}_codes", f"{y}_offsets"], [y])]
+        packed += 1
+    del g.node[:]
+    g.node.extend(nodes)
+    if packed and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return packed, total
 
 
 def quantize_int8(src: Path, dst: Path, block: int = 32) -> Path:
@@ -237,7 +325,8 @@ class FastDecoder:
     def for_model(cls, model: nn.Module, lm_dir: str | Path | None = None, runtime: str = "ort",
                   threads: int | None = None, key: str | None = None) -> FastDecoder:
         """Export (or reuse) the step of ``model`` (merged, float32, on the CPU) and open it;
-        ``runtime`` "ort" (float32) or "ort-int8" (block-quantized weights). ``key`` names the
+        ``runtime`` "ort" (float32, weights on a 4-bit grid as exact codes) or "ort-int8"
+        (block-quantized weights and activations). ``key`` names the
         weights (:func:`checkpoint_key`); None hashes them (:func:`weights_key`)."""
         if runtime not in ("ort", "ort-int8"):
             raise ValueError(f"runtime must be 'ort' or 'ort-int8', got {runtime!r}")
@@ -245,12 +334,16 @@ class FastDecoder:
         if why:
             raise NotImplementedError(f"no fast decoder for this language model: {why}")
         folder = cache_folder(lm_dir, key or weights_key(model))
-        path = export_once(model, folder, "the explanation LM", lm=str(lm_dir))
-        if runtime == "ort-int8":
-            q = folder / "step_int8_b32.onnx"
-            if not q.is_file():
-                quantize_int8(path, q)
-            path = q
+        if runtime == "ort-int8":  # quantized from the float32 graph, not from the packed one
+            path = folder / "step_int8_b32.onnx"
+            if not path.is_file():
+                plain = export_step(model, folder / f".step_float.{os.getpid()}.onnx", pack=False)
+                try:
+                    quantize_int8(plain, path)
+                finally:
+                    plain.unlink(missing_ok=True)
+        else:
+            path = export_once(model, folder, "the explanation LM", lm=str(lm_dir))
         step = LlamaStep(model)
         return cls(path, model.get_input_embeddings().weight, len(step.layers), step.kv, step.head_dim,
                    threads, runtime)
