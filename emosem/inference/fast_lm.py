@@ -49,7 +49,7 @@ from emosem.paths import user_cache
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("torch", "ort", "ort-int8")
-FORMAT = 2  # bump when the exported graph changes
+FORMAT = 3  # bump when the exported graph changes
 GRID_BLOCK = 32  # inputs per block of a Q4_1 weight grid (GGUF's QK4_1)
 
 
@@ -82,6 +82,14 @@ class LlamaStep(nn.Module):
         super().__init__()
         cfg = model.config
         self.layers = model.model.layers
+        # The products that share an input as one product each ([q; k; v] and [gate; up] stacked
+        # along the outputs, stored [in, out]): fewer, larger nodes in the graph.
+        for i, layer in enumerate(self.layers):
+            a, m = layer.self_attn, layer.mlp
+            self.register_buffer(f"qkv_{i}", torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]).detach().T.contiguous(),
+                                 persistent=False)
+            self.register_buffer(f"gate_up_{i}", torch.cat([m.gate_proj.weight, m.up_proj.weight]).detach().T.contiguous(),
+                                 persistent=False)
         self.norm = model.model.norm
         self.head = model.lm_head
         self.heads, self.kv = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -91,10 +99,16 @@ class LlamaStep(nn.Module):
         hd = self.head_dim
         self.register_buffer("inv_freq", 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd)),
                              persistent=False)
+        half = hd // 2
+        turn = torch.zeros(hd, hd)  # t @ turn = cat(-t[half:], t[:half])
+        turn[torch.arange(half, hd), torch.arange(half)] = -1.0
+        turn[torch.arange(half), torch.arange(half, hd)] = 1.0
+        self.register_buffer("half_turn", turn, persistent=False)
 
     def _rotate(self, t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = self.head_dim // 2
-        return t * cos + torch.cat([-t[..., half:], t[..., :half]], -1) * sin
+        """Rotary embedding: t·cos + rotate_half(t)·sin, rotate_half as one product with the
+        signed permutation :attr:`half_turn` (exact: one ±1 per column)."""
+        return t * cos + (t @ self.half_turn) * sin
 
     def forward(self, x: torch.Tensor, attn: torch.Tensor, pos: torch.Tensor, *past: torch.Tensor):
         b, t, _ = x.shape
@@ -107,23 +121,29 @@ class LlamaStep(nn.Module):
         allowed = (key_pos <= query_pos)[None, None] & (attn[:, None, None, :] > 0)  # [B, 1, T, P+T]
         bias = torch.where(allowed, 0.0, torch.finfo(torch.float32).min)
         hd, rep = self.head_dim, self.heads // self.kv
+        # Grouped-query attention without repeating the cache: the `rep` query heads that share a
+        # key/value head are stacked along the query axis ([B, KV, rep·T, HD]).
+        bias = bias.repeat(1, 1, rep, 1)  # [B, 1, rep·T, P+T]
         present = []
         for i, layer in enumerate(self.layers):
             a = layer.self_attn
             h = layer.input_layernorm(x)
-            q = a.q_proj(h).view(b, t, self.heads, hd).transpose(1, 2)
-            k = a.k_proj(h).view(b, t, self.kv, hd).transpose(1, 2)
-            v = a.v_proj(h).view(b, t, self.kv, hd).transpose(1, 2)
-            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+            q, k, v = (h @ getattr(self, f"qkv_{i}")).split([self.heads * hd, self.kv * hd, self.kv * hd], -1)
+            q = q.reshape(b, t, self.kv, rep, hd).permute(0, 2, 3, 1, 4)  # [B, KV, rep, T, HD]
+            k = k.reshape(b, t, self.kv, hd).transpose(1, 2)
+            v = v.reshape(b, t, self.kv, hd).transpose(1, 2)
+            q = self._rotate(q, cos[:, None], sin[:, None]).reshape(b, self.kv, rep * t, hd)
+            k = self._rotate(k, cos, sin)
             k = torch.cat([past[2 * i], k], 2)
             v = torch.cat([past[2 * i + 1], v], 2)
             present += [k, v]
-            scores = q @ k.repeat_interleave(rep, 1).transpose(-1, -2) * hd ** -0.5 + bias
-            o = (scores.softmax(-1) @ v.repeat_interleave(rep, 1)).transpose(1, 2).reshape(b, t, self.heads * hd)
+            scores = q @ k.transpose(-1, -2) * hd ** -0.5 + bias  # [B, KV, rep·T, P+T]
+            o = (scores.softmax(-1) @ v).view(b, self.kv, rep, t, hd).permute(0, 3, 1, 2, 4).reshape(b, t, self.heads * hd)
             x = x + a.o_proj(o)
             m = layer.mlp
             h = layer.post_attention_layernorm(x)
-            x = x + m.down_proj(F.silu(m.gate_proj(h)) * m.up_proj(h))
+            gate, up = (h @ getattr(self, f"gate_up_{i}")).chunk(2, -1)
+            x = x + m.down_proj(F.silu(gate) * up)
         return (self.head(self.norm(x[:, -1])), *present)
 
 
@@ -246,6 +266,14 @@ def pack_grid_weights(model: Any, block: int = GRID_BLOCK) -> tuple[int, int]:
 
     g = model.graph
     inits = {i.name: i for i in g.initializer}
+    weights = {n.input[1] for n in g.node if n.op_type == "MatMul"}
+    for node in list(g.node):  # constant weights written as Constant nodes become initializers
+        if node.op_type == "Constant" and node.output[0] in weights and node.attribute[0].name == "value":
+            tensor = node.attribute[0].t
+            tensor.name = node.output[0]
+            g.initializer.append(tensor)
+            inits[tensor.name] = g.initializer[-1]
+            g.node.remove(node)
     nodes, sums, packed, total = [], {}, 0, 0
     for node in g.node:
         codes = None
