@@ -32,6 +32,22 @@ ARTEMIS_EMOTIONS: tuple[str, ...] = (
 NUM_EMOTIONS = len(ARTEMIS_EMOTIONS)
 EMOTION_TO_INDEX: dict[str, int] = {e: i for i, e in enumerate(ARTEMIS_EMOTIONS)}
 
+# How often each emotion was chosen in ArtEmis: annotations per emotion in the dataset's release
+# (Achlioptas, P., Ovsjanikov, M., Haydarov, K., Elhoseiny, M., & Guibas, L. (2021). ArtEmis:
+# Affective language for visual art. *CVPR 2021*, 11569–11579; ``artemis_dataset_release_v0.csv``,
+# 454,684 annotations of 80,031 paintings, the totals its authors' analysis notebook prints). The
+# per-emotion counts are that file's ``emotion.value_counts()`` as printed in
+# github.com/SashwatD/iml-a3, ``notebooks/01_explore_artemis_data.ipynb`` (commit 1d8e19f); they sum
+# to the release's 454,684. The base rates a viewer's emotion is drawn from before anything of the
+# painting is known (:data:`ARTEMIS_BASE_RATES`).
+ARTEMIS_EMOTION_COUNTS: dict[str, int] = {
+    "amusement": 45_336, "awe": 72_927, "contentment": 126_134, "excitement": 37_636, "anger": 6_640,
+    "disgust": 22_411, "fear": 41_577, "sadness": 49_061, "something else": 52_962,
+}
+ARTEMIS_BASE_RATES: dict[str, float] = {
+    e: n / sum(ARTEMIS_EMOTION_COUNTS.values()) for e, n in ARTEMIS_EMOTION_COUNTS.items()
+}
+
 POSITIVE_EMOTIONS = frozenset({"amusement", "awe", "contentment", "excitement"})
 NEGATIVE_EMOTIONS = frozenset({"anger", "disgust", "fear", "sadness"})
 

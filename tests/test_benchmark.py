@@ -75,7 +75,7 @@ def test_quick_run_writes_the_full_report(repo_root: Path, tiny_checkpoint: Path
     assert stages["explain"]["new_tokens"] == stages["plain_generate"]["new_tokens"] == 8
     assert stages["cold_start"]["child_peak_rss_mb"] > 0
     assert stages["cold_start_masks"]["child_peak_rss_mb"] > 0
-    # the import-torch reference runs first (children's peak RSS only grows) and is the smallest
+    # each process's own peak: importing torch alone is the smallest, explaining the largest
     peaks = [stages[k]["child_peak_rss_mb"] for k in ("cold_start_import_torch", "cold_start_masks", "cold_start")]
     assert 0 < peaks[0] <= peaks[1] <= peaks[2]
     over = report["cold_start_over_import_torch"]
@@ -182,6 +182,26 @@ def test_memory_probe_sees_a_touched_allocation():
     assert got["rss_peak_increase_mb"] >= 60
     assert monitor.probe(lambda: None, lambda: None)["rss_peak_increase_mb"] < 60
     assert monitor.process_peak_rss_mb() >= 80
+
+
+def test_each_child_process_reports_its_own_peak():
+    """wait_with_peak reads the child's own high-water mark: a small child after a large one
+    reports its own small peak (RUSAGE_CHILDREN would report the large one's; a child's
+    ru_maxrss would start from this test process's size), and the poll runs meanwhile."""
+    from emosem.benchmark.memory import wait_with_peak
+
+    def child(mb: int, code: int = 0) -> tuple[float, int, int]:
+        calls = []
+        proc = subprocess.Popen([sys.executable, "-c", f"b = bytearray({mb} << 20); b[::4096] = bytes(len(b[::4096])); import time; time.sleep(0.2); "
+                                 f"raise SystemExit({code})"])
+        peak = wait_with_peak(proc, lambda: calls.append(1))
+        return peak, proc.returncode, len(calls)
+
+    big, code, polls = child(300)
+    small, _, _ = child(10)
+    assert code == 0 and polls > 3
+    assert big > 300 and small < big - 250
+    assert child(10, code=3)[1] == 3
 
 
 def test_encoder_hparams_rebuild_the_same_encoder():

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from emosem.benchmark.memory import ru_maxrss_kb
+from emosem.benchmark.memory import wait_with_peak
 from emosem.benchmark.model_parts import adapter_params, build_encoder, encoder_hparams
 from emosem.benchmark.timing import fmt_s, summarize
 
@@ -34,7 +34,6 @@ class InferenceSections:
         if self.s.cold_repeats == 0:
             logger.info("cold start skipped (--cold-repeats 0)")
             return
-        # the smallest first: the children's peak RSS (getrusage) only grows, so each reading is its own
         self._import_torch()
         self._cold_start(masks_only=True)
         self._cold_start(masks_only=False)
@@ -45,15 +44,19 @@ class InferenceSections:
         torch"``, spawn → exit, with its peak RSS."""
         _, env = self._infer_command()
         warm = 0 if self.s.quick else 1
-        times = []
+        times, peaks = [], []
         for i in range(warm + self.s.cold_repeats):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import torch"], env=env, check=True)
+            proc = subprocess.Popen([sys.executable, "-c", "import torch"], env=env)
+            peak = wait_with_peak(proc)
+            if proc.returncode:
+                raise RuntimeError(f"python -c 'import torch' exited with {proc.returncode}")
             if i >= warm:
                 times.append(time.perf_counter() - t0)
+                peaks.append(peak)
         self._stage("cold_start_import_torch", {**summarize(times), "untimed_calls": warm},
                     'fresh process `python -c "import torch"`: spawn → exit (the reference of the '
-                    "cold-start targets)", child_peak_rss_mb=round(ru_maxrss_kb("children") / 1024, 1))
+                    "cold-start targets)", child_peak_rss_mb=round(max(peaks), 1))
 
     def _over_import_torch(self) -> None:
         """``report["cold_start_over_import_torch"]``: first mask and first explanation, seconds
@@ -92,6 +95,7 @@ class InferenceSections:
         warm = 0 if self.s.quick else 1  # one untimed run fills the OS file cache
         base, env = self._infer_command()
         times: dict[str, list[float]] = {"exit": [], "first": [], "reported": []}
+        peaks = []  # each timed process's own peak RSS (MB)
         for i in range(warm + runs):
             with tempfile.TemporaryDirectory(prefix="emosem-bench-") as tmp:
                 out = Path(tmp) / "out"
@@ -103,12 +107,15 @@ class InferenceSections:
                 with open(Path(tmp) / "log.txt", "w+") as log:
                     t0 = time.perf_counter()
                     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-                    first = None
-                    while proc.poll() is None:  # watch for the first result file (5 ms steps)
-                        if first is None and first_file.exists():
-                            first = time.perf_counter() - t0
-                        time.sleep(0.005)
+                    seen: list[float] = []  # when the first result file appeared (5 ms steps)
+
+                    def watch(path: Path = first_file, start: float = t0, seen: list[float] = seen) -> None:
+                        if not seen and path.exists():
+                            seen.append(time.perf_counter() - start)
+
+                    peak = wait_with_peak(proc, watch)
                     wall = time.perf_counter() - t0
+                    first = seen[0] if seen else None
                     if proc.returncode != 0:
                         log.seek(0)
                         tail = log.read().strip().splitlines()[-3:]
@@ -119,6 +126,7 @@ class InferenceSections:
                 continue
             times["exit"].append(wall)
             times["first"].append(first if first is not None else wall)
+            peaks.append(peak)
             reported = (summary.get("this_run") or {}).get("cold_start_to_first_result_s")
             if reported:
                 times["reported"].append(float(reported))
@@ -126,8 +134,9 @@ class InferenceSections:
                    + ("--no-explain" if masks_only else f"--max-new-tokens {self.n_tokens}"))
         self._stage(f"cold_start{tag}", {**summarize(times["exit"]), "untimed_calls": warm},
                     f"fresh process `{command}`: spawn → exit (interpreter, imports, checkpoint "
-                    "load, first result, writing JSON, teardown)",
-                    child_peak_rss_mb=round(ru_maxrss_kb("children") / 1024, 1), command=command,
+                    "load, first result, writing JSON, teardown); peak: the largest timed process's "
+                    "own (wait4), the untimed first run (which may export graphs) left out",
+                    child_peak_rss_mb=round(max(peaks), 1), command=command,
                     threads_env=self.s.threads)
         self._stage(f"cold_start{tag}_first_result", {**summarize(times["first"]), "untimed_calls": warm},
                     "the same processes, spawn → their results.json appears (seen from here, 5 ms "

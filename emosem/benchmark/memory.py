@@ -9,12 +9,14 @@ import gc
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MEMORY_METHODS", "MemoryMonitor", "malloc_trim", "ru_maxrss_kb"]
+__all__ = ["MEMORY_METHODS", "MemoryMonitor", "malloc_trim", "ru_maxrss_kb", "wait_with_peak"]
 
 
 def ru_maxrss_kb(who: str = "self") -> int:
@@ -25,6 +27,29 @@ def ru_maxrss_kb(who: str = "self") -> int:
     usage = resource.getrusage(resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN)
     # Linux reports kB, macOS bytes.
     return int(usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss)
+
+
+def wait_with_peak(proc: Any, poll: Callable[[], None] | None = None, step_s: float = 0.005) -> float:
+    """Wait for the child ``proc`` (a ``subprocess.Popen``), calling ``poll`` every ``step_s``
+    while it runs, and return *its own* peak RSS in MB: the largest ``VmHWM`` of
+    ``/proc/<pid>/status`` read meanwhile (the high-water mark of the program it runs; what a
+    last ≤ ``step_s`` before exit adds is missed). Not ``getrusage``: a child's ``ru_maxrss`` starts
+    from the spawning process's own size (the pages it shares until ``exec``), so the benchmark's
+    children would all read at least the benchmark's size. 0.0 where ``/proc`` is missing."""
+    status = Path(f"/proc/{proc.pid}/status")
+    peak_kb = 0
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kb = max(peak_kb, int(line.split()[1]))
+                    break
+        except (OSError, ValueError, IndexError):  # not Linux, or the process just ended
+            pass
+        if poll is not None:
+            poll()
+        time.sleep(step_s)
+    return peak_kb / 1024
 
 
 def _proc_status_kb(*keys: str) -> dict[str, int]:
