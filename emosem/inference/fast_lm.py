@@ -372,9 +372,10 @@ class FastDecoder:
                     plain.unlink(missing_ok=True)
         else:
             path = export_once(model, folder, "the explanation LM", lm=str(lm_dir))
-        step = LlamaStep(model)
-        return cls(path, model.get_input_embeddings().weight, len(step.layers), step.kv, step.head_dim,
-                   threads, runtime)
+        cfg = model.config  # the cache's shape (building a LlamaStep would copy the weights)
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        return cls(path, model.get_input_embeddings().weight, cfg.num_hidden_layers, cfg.num_key_value_heads,
+                   head_dim, threads, runtime)
 
     @classmethod
     def open_base(cls, lm_dir: str | Path, threads: int | None = None) -> FastDecoder | None:
