@@ -103,6 +103,29 @@ def _snap_to_q41(w: torch.Tensor) -> torch.Tensor:
     return (d * q + m).reshape(w.shape)
 
 
+def _snap_to_q80(w: torch.Tensor) -> torch.Tensor:
+    """llama.cpp's Q8_0 round trip along blocks of 32 inputs: d = max |w| / 127 (float16),
+    q = round(w / d), back as d * q."""
+    v = w.detach().float().reshape(w.shape[0], -1, 32)
+    d = v.abs().amax(-1, keepdim=True) / 127
+    return (d.half().float() * (v / d).round()).reshape(w.shape)
+
+
+def test_q8_codes_recover_a_q80_weight_and_split_into_two_exact_4bit_parts():
+    from emosem.inference.fast_lm import _grid_parts, q8_codes
+
+    w = _snap_to_q80(torch.randn(40, 64) * 0.05)
+    codes = q8_codes(w.T.contiguous().numpy())
+    assert codes is not None
+    q, d = codes
+    assert np.array_equal((d[..., None] * q).reshape(40, 64), w.numpy())
+    parts, offset = _grid_parts(w.T.contiguous().numpy(), 32)
+    assert len(parts) == 2 and all(int(c.max()) <= 15 for c, _ in parts)
+    rebuilt = sum(scale[..., None] * (c.astype(np.float32) - 8) for c, scale in parts) + offset[..., None]
+    assert np.array_equal(rebuilt.reshape(40, 64), w.numpy())  # the same weights, bit for bit
+    assert q8_codes((torch.randn(40, 64) * 0.05).T.contiguous().numpy()) is None
+
+
 def test_grid_codes_recover_a_q41_weight_exactly_and_refuse_anything_off_it():
     from emosem.inference.fast_lm import grid_codes
 
@@ -132,11 +155,13 @@ def test_weights_on_a_4bit_grid_run_as_exact_4bit_codes(tiny_llama_dir, cache):
         for lin in linears:
             lin.weight.copy_(_snap_to_q41(lin.weight))
         linears[0].weight.add_(1e-3)  # one projection moved off its grid, as a merged LoRA moves it
+        model.lm_head.weight.copy_(_snap_to_q80(model.lm_head.weight))  # the GGUF's Q8_0 embedding
     decoder, problem = fast_decoder(model, "ort")
     assert problem is None
     ops = [n.op_type for n in onnx.load(str(decoder.path)).graph.node]
-    # per layer four products ([q; k; v], o, [gate; up], down); layer 0's [q; k; v] is off the grid
-    assert ops.count("MatMulNBits") == 4 * model.config.num_hidden_layers - 1
+    # per layer four products ([q; k; v], o, [gate; up], down); layer 0's [q; k; v] is off the
+    # grid; the Q8_0 head is two 4-bit parts
+    assert ops.count("MatMulNBits") == 4 * model.config.num_hidden_layers - 1 + 2
     embeds, attn = _batch(model)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
@@ -261,7 +286,8 @@ def test_smollm2_ort_greedy_equals_generate(cache):
     import onnx
 
     ops = [n.op_type for n in onnx.load(str(decoder.path)).graph.node]
-    assert ops.count("MatMulNBits") == 4 * model.config.num_hidden_layers  # [q; k; v], o, [gate; up], down
+    # per layer [q; k; v], o, [gate; up], down (Q4_1); the tied head (Q8_0) as two 4-bit parts
+    assert ops.count("MatMulNBits") == 4 * model.config.num_hidden_layers + 2
     want = _hf_greedy(model, embeds, enc.attention_mask, 20, tok.pad_token_id, eos_token_id=tok.eos_token_id)
     got = decoder.generate(embeds, enc.attention_mask, 20, tok.eos_token_id, tok.pad_token_id)
     assert got.tolist() == want.tolist()

@@ -18,8 +18,10 @@ constant weights lie on such a grid *exactly* (every value reproduced bit for bi
 as 4-bit codes (``MatMulNBits``, block 32, float32 arithmetic: ``accuracy_level`` 0) plus the
 block offsets as a small float32 product with the input's block sums,
 ``y = Σ_b d_b Σ_{k∈b} (q_k − 8) x_k + Σ_b (m_b + 8 d_b) Σ_{k∈b} x_k``: the same weights and the
-same arithmetic up to summation order, in about a fifth of the bytes. A weight off the grid (the
-LoRA-merged attention projections, the head) stays a float32 ``MatMul``.
+same arithmetic up to summation order, in about a fifth of the bytes. The GGUF's embedding (the
+tied head) is Q8_0 (``d·q``, q in −127..127): its code splits exactly into two 4-bit parts,
+q + 128 = 16·hi + lo. A weight on neither grid (the LoRA-merged attention projections) stays a
+float32 ``MatMul``.
 
 :class:`FastDecoder` runs greedy decoding with the caller's logits processors (the grounding ban,
 ``min_new_tokens``) as ``generate`` does, and is used only where it was checked: on load it
@@ -49,7 +51,7 @@ from emosem.paths import user_cache
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("torch", "ort", "ort-int8")
-FORMAT = 3  # bump when the exported graph changes
+FORMAT = 4  # bump when the exported graph changes
 GRID_BLOCK = 32  # inputs per block of a Q4_1 weight grid (GGUF's QK4_1)
 
 
@@ -256,12 +258,47 @@ def grid_codes(weight: np.ndarray, block: int = GRID_BLOCK) -> tuple[np.ndarray,
     return q.astype(np.uint8), d, m
 
 
+def q8_codes(weight: np.ndarray, block: int = GRID_BLOCK) -> tuple[np.ndarray, np.ndarray] | None:
+    """The Q8_0 codes of a float32 weight [K, N] (as :func:`grid_codes`) whose every block is
+    ``d·q`` exactly (q in −127..127, d a float16 value: llama.cpp maps a block's largest magnitude
+    to ±127): (q [N, K/block, block] int16, d [N, K/block]); None where any value is off such a grid."""
+    if weight.ndim != 2 or weight.dtype != np.float32 or weight.shape[0] % block:
+        return None
+    k, n = weight.shape
+    v = np.ascontiguousarray(weight.T).reshape(n, k // block, block)
+    d = (np.abs(v).max(-1) / 127).astype(np.float16).astype(np.float32)
+    if not np.isfinite(d).all():
+        return None
+    q = np.rint(v / np.where(d > 0, d, 1.0)[..., None])
+    if np.abs(q).max() > 127 or not np.array_equal(d[..., None] * q.astype(np.float32), v):
+        return None
+    return q.astype(np.int16), d
+
+
+def _grid_parts(weight: np.ndarray, block: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray] | None:
+    """A weight [K, N] on a Q4_1 or Q8_0 grid as 4-bit parts: ([(codes [N, K/b, b] in 0..15,
+    scale [N, K/b])], offset [N, K/b]) with, per block, w = Σ scale·(code − 8) + offset
+    exactly; None where it is on neither grid. Q8_0's code q + 128 = 16·hi + lo gives two parts,
+    (hi, 16d) and (lo, d), and the offset 8d."""
+    codes = grid_codes(weight, block)
+    if codes is not None:
+        q, d, m = codes
+        return [(q, d)], m + 8 * d
+    codes8 = q8_codes(weight, block)
+    if codes8 is None:
+        return None
+    q, d = codes8
+    u = (q + 128).astype(np.uint8)
+    return [(u >> 4, 16 * d), (u & 15, d)], 8 * d
+
+
 def pack_grid_weights(model: Any, block: int = GRID_BLOCK) -> tuple[int, int]:
     """Rewrite, in place, every ``MatMul`` of the ONNX ``model`` whose constant right operand lies
-    on a Q4_1 grid (:func:`grid_codes`) as ``MatMulNBits`` (4 bits, ``block``, float32
-    arithmetic, zero point 8) of its codes plus ``(x · E) · M`` (E [K, K/block] sums the input's
-    blocks, once per input; M [K/block, N] holds the offsets m + 8d) → (matrices packed, constant
-    matrices seen)."""
+    on a Q4_1 grid (:func:`grid_codes`; the linear layers of a Q4_1 GGUF) or a Q8_0 grid
+    (:func:`q8_codes`; its embedding, which is the tied head) as ``MatMulNBits`` (4 bits,
+    ``block``, float32 arithmetic, zero point 8) of its 4-bit parts (:func:`_grid_parts`: one
+    for Q4_1, two for Q8_0) plus ``(x · E) · M`` (E [K, K/block] sums the input's blocks, once per
+    input; M [K/block, N] holds the offsets) → (matrices packed, constant matrices seen)."""
     from onnx import helper, numpy_helper
 
     g = model.graph
@@ -276,21 +313,27 @@ def pack_grid_weights(model: Any, block: int = GRID_BLOCK) -> tuple[int, int]:
             g.node.remove(node)
     nodes, sums, packed, total = [], {}, 0, 0
     for node in g.node:
-        codes = None
+        grid = None
         if node.op_type == "MatMul" and node.input[1] in inits:
             total += 1
-            codes = grid_codes(numpy_helper.to_array(inits[node.input[1]]), block)
-        if codes is None:
+            grid = _grid_parts(numpy_helper.to_array(inits[node.input[1]]), block)
+        if grid is None:
             nodes.append(node)
             continue
-        q, d, m = codes
-        n, blocks = d.shape
+        parts, offset = grid
+        n, blocks = offset.shape
         k, w, x, y = blocks * block, node.input[1], node.input[0], node.output[0]
         g.initializer.remove(inits.pop(w))
-        g.initializer.extend([
-            numpy_helper.from_array(q[..., 0::2] | (q[..., 1::2] << 4), f"{w}_q4"),  # [N, K/b, b/2]
-            numpy_helper.from_array(d.reshape(-1), f"{w}_scale"),
-            numpy_helper.from_array(np.ascontiguousarray((m + 8 * d).T), f"{w}_offset")])
+        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(offset.T), f"{w}_offset"))
+        terms = []
+        for j, (q, scale) in enumerate(parts):
+            g.initializer.extend([
+                numpy_helper.from_array(q[..., 0::2] | (q[..., 1::2] << 4), f"{w}_q4_{j}"),  # [N, K/b, b/2]
+                numpy_helper.from_array(scale.reshape(-1), f"{w}_scale_{j}")])
+            terms.append(f"{y}_codes_{j}")
+            nodes.append(helper.make_node("MatMulNBits", [x, f"{w}_q4_{j}", f"{w}_scale_{j}"], [terms[-1]],
+                                          domain="com.microsoft", K=k, N=n, bits=4, block_size=block,
+                                          accuracy_level=0))
         if (x, k) not in sums:
             e = f"grid_block_sum_{k}"
             if e not in inits:
@@ -298,10 +341,8 @@ def pack_grid_weights(model: Any, block: int = GRID_BLOCK) -> tuple[int, int]:
                 g.initializer.append(inits[e])
             sums[x, k] = f"{x}_block_sums_{k}"
             nodes.append(helper.make_node("MatMul", [x, e], [sums[x, k]]))
-        nodes += [helper.make_node("MatMulNBits", [x, f"{w}_q4", f"{w}_scale"], [f"{y}_codes"],
-                                   domain="com.microsoft", K=k, N=n, bits=4, block_size=block, accuracy_level=0),
-                  helper.make_node("MatMul", [sums[x, k], f"{w}_offset"], [f"{y}_offsets"]),
-                  helper.make_node("Add", [f"{y}_codes", f"{y}_offsets"], [y])]
+        nodes += [helper.make_node("MatMul", [sums[x, k], f"{w}_offset"], [f"{y}_offsets"]),
+                  helper.make_node("Sum", [*terms, f"{y}_offsets"], [y])]
         packed += 1
     del g.node[:]
     g.node.extend(nodes)
