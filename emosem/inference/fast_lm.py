@@ -236,16 +236,24 @@ def export_step(model: nn.Module, path: Path, pack: bool = True) -> Path:
     return path
 
 
+def _blocks(weight: np.ndarray, block: int) -> np.ndarray | None:
+    """A float32 MatMul weight [K, N] as its outputs' blocks of inputs [N, K/block, block]; None
+    for any other array."""
+    if weight.ndim != 2 or weight.dtype != np.float32 or weight.shape[0] % block:
+        return None
+    k, n = weight.shape
+    return np.ascontiguousarray(weight.T).reshape(n, k // block, block)
+
+
 def grid_codes(weight: np.ndarray, block: int = GRID_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The Q4_1 codes of a float32 weight [K, N] (an ONNX ``MatMul``'s constant right operand: K
     inputs, N outputs) whose every block of ``block`` inputs of every output is ``d·q + m``
     exactly: (q [N, K/block, block] uint8 in 0..15, d [N, K/block] float32 holding a float16
     value, m [N, K/block]); None where any value is off such a grid. d is the block's range / 15
     rounded to float16 (llama.cpp's quantizer maps a block's minimum to q = 0, its maximum to 15)."""
-    if weight.ndim != 2 or weight.dtype != np.float32 or weight.shape[0] % block:
+    v = _blocks(weight, block)
+    if v is None:
         return None
-    k, n = weight.shape
-    v = np.ascontiguousarray(weight.T).reshape(n, k // block, block)
     m = v.min(-1)
     d = ((v.max(-1) - m) / 15).astype(np.float16).astype(np.float32)
     if not (np.isfinite(d).all() and np.isfinite(m).all()):
@@ -262,10 +270,9 @@ def q8_codes(weight: np.ndarray, block: int = GRID_BLOCK) -> tuple[np.ndarray, n
     """The Q8_0 codes of a float32 weight [K, N] (as :func:`grid_codes`) whose every block is
     ``d·q`` exactly (q in −127..127, d a float16 value: llama.cpp maps a block's largest magnitude
     to ±127): (q [N, K/block, block] int16, d [N, K/block]); None where any value is off such a grid."""
-    if weight.ndim != 2 or weight.dtype != np.float32 or weight.shape[0] % block:
+    v = _blocks(weight, block)
+    if v is None:
         return None
-    k, n = weight.shape
-    v = np.ascontiguousarray(weight.T).reshape(n, k // block, block)
     d = (np.abs(v).max(-1) / 127).astype(np.float16).astype(np.float32)
     if not np.isfinite(d).all():
         return None
