@@ -189,6 +189,7 @@ def test_int8_graph_is_block_quantized(tiny_llama_dir, cache):
 def test_predictor_decodes_the_same_explanations_through_ort(tiny_checkpoint, sample_paintings):
     from emosem.inference.predictor import EmoSEMPredictor
 
+    _forget_graph(tiny_checkpoint)  # the first load of these weights: export, check, release
     fast = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
     slow = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu", lm_runtime="torch")
     assert (fast.lm_runtime, slow.lm_runtime) == ("ort", "torch")
@@ -213,6 +214,103 @@ def test_predictor_decodes_the_same_explanations_through_ort(tiny_checkpoint, sa
     want = plain.model.lm.model.state_dict()
     got = lm.state_dict()
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+def _forget_graph(checkpoint) -> None:
+    """Remove the exported step of ``checkpoint``'s merged LM (kept beside its base LM)."""
+    import shutil
+
+    from emosem.modeling.emosem import EmoSEM
+    from emosem.modeling.lm_weights import resolve_lm_path
+
+    lm_dir = resolve_lm_path(EmoSEM.read_config(checkpoint)["model"]["lm"])
+    shutil.rmtree(fast_lm.cache_folder(lm_dir, fast_lm.checkpoint_key(checkpoint / "lm_adapter", lm_dir)),
+                  ignore_errors=True)
+
+
+def test_a_checked_graph_explains_without_building_the_torch_lm(tiny_checkpoint, sample_paintings):
+    """A later load of a checkpoint whose graph an earlier load exported and checked builds no
+    torch LM: the same greedy explanations (word grounding on), the torch LM built on the first
+    beam call only (then the same beams), and in a new process transformers, peft and the LM's
+    weights are never loaded."""
+    import subprocess
+    import sys
+
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    _forget_graph(tiny_checkpoint)
+    first = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")  # exports and checks
+    assert first.model.lm.model is not None
+    later = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
+    assert later.lm_runtime == "ort" and later.model.lm.model is None and later.model.lm.released
+    assert later.model.lm.fast_decoder.path == first.model.lm.fast_decoder.path
+    emotions = ["awe", "fear", "melancholy"]
+    a = first(sample_paintings[0], emotions, max_new_tokens=8, in_domain=None)
+    b = later(sample_paintings[0], emotions, max_new_tokens=8, in_domain=None)
+    texts = [r.explanation for r in a]
+    assert [r.explanation for r in b] == texts and any(texts)
+    a = first(sample_paintings[0], ["awe"], max_new_tokens=6, num_beams=2, in_domain=None)
+    b = later(sample_paintings[0], ["awe"], max_new_tokens=6, num_beams=2, in_domain=None)
+    assert a[0].explanation == b[0].explanation and later.model.lm.model is not None
+
+    code = ("import json, sys; from emosem.inference.predictor import EmoSEMPredictor; "
+            f"p = EmoSEMPredictor.from_pretrained({str(tiny_checkpoint)!r}, device='cpu'); "
+            f"r = p({str(sample_paintings[0])!r}, {emotions!r}, max_new_tokens=8, in_domain=None); "
+            "print(json.dumps([p.lm_runtime, [m for m in ('transformers', 'peft') if m in sys.modules], "
+            "p.model.lm.model is None, [x.explanation for x in r]]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runtime, imported, weightless, got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (runtime, imported, weightless) == ("ort", [], True)
+    assert got == texts
+
+
+def test_a_failed_or_missing_check_record_loads_the_lm_as_before(tiny_checkpoint):
+    """No record of a passed self-check (none, one for another ONNX Runtime, or a failed one):
+    the LM is built, and the check decides as it always did."""
+    from emosem.inference.predictor import EmoSEMPredictor
+
+    _forget_graph(tiny_checkpoint)
+    EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")  # export + check
+    graph = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu").model.lm.fast_decoder.path
+    record = graph.with_suffix(".check.json")
+    saved = json.loads(record.read_text())
+    for bad in ({**saved, "onnxruntime": "0.0"}, {**saved, "problem": "differs (test)"}, None):
+        record.unlink(missing_ok=True)
+        if bad is not None:
+            record.write_text(json.dumps(bad))
+        p = EmoSEMPredictor.from_pretrained(tiny_checkpoint, device="cpu")
+        assert p.model.lm.fast_decoder is None or p.model.lm.model is not None
+        if bad is not None and bad["problem"]:  # the recorded failure stands: torch decodes
+            assert p.lm_runtime == "torch"
+        else:  # checked again (and recorded): ONNX Runtime decodes
+            assert p.lm_runtime == "ort" and json.loads(record.read_text())["problem"] is None
+
+
+def test_plain_tokenizer_is_the_hugging_face_tokenizer(tiny_llama_dir, smollm2_dir):
+    """:class:`PlainTokenizer` (tokenizers alone) gives AutoTokenizer's ids, texts of every id
+    and special tokens, on the tiny Llama's tokenizer and on SmolLM2's."""
+    from transformers import AutoTokenizer
+
+    from emosem.modeling.language_model import PlainTokenizer
+
+    texts = ["The region: in the upper left, small (4% of the canvas); dark blue. Explain why",
+             " I feel awe", "naïve café — 12:30, \"quoted\"", "", "  two  spaces\nline"]
+    for folder in (tiny_llama_dir, smollm2_dir):
+        hf, ours = AutoTokenizer.from_pretrained(folder), PlainTokenizer(folder)
+        if hf.pad_token_id is None:
+            hf.pad_token = hf.eos_token  # as load_causal_lm does
+        assert ours(texts)["input_ids"] == hf(texts, add_special_tokens=False)["input_ids"]
+        assert ours.encode(texts[0]) == hf.encode(texts[0], add_special_tokens=False)
+        assert len(ours) == len(hf)
+        assert (ours.pad_token_id, ours.eos_token_id) == (hf.pad_token_id, hf.eos_token_id)
+        assert set(ours.all_special_ids) == set(hf.all_special_ids)
+        every = [[i] for i in range(len(hf))]
+        for skip in (False, True):
+            assert ours.batch_decode(every, skip_special_tokens=skip) == \
+                hf.batch_decode(every, skip_special_tokens=skip)
+        ids = torch.tensor(hf(texts[:2], add_special_tokens=False, padding=True)["input_ids"])
+        assert ours.batch_decode(ids, skip_special_tokens=True) == hf.batch_decode(ids, skip_special_tokens=True)
 
 
 def test_fallbacks_are_clean(tiny_llama_dir, tiny_gpt2_dir, cache, monkeypatch, caplog):

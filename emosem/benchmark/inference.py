@@ -156,6 +156,8 @@ class InferenceSections:
         load_s = time.perf_counter() - t0
         model = self.predictor.model
         released_mb = self.predictor.released_mb
+        # False where the explanations start from an earlier load's checked graph (fast_lm)
+        built = model.lm is not None and model.lm.model is not None
         if model.lm is not None:  # torch's weights for the sections that compare with torch
             model.lm.require_weights()
         self.rgb = load_image(self.image)
@@ -172,6 +174,7 @@ class InferenceSections:
             "lm_runtime": self.predictor.lm_runtime,
             "lm_packed_layers": self.predictor.packed_layers,
             "lm_torch_weights_released_mb": round(released_mb, 1),
+            "lm_torch_built_at_load": built,
             "params_m": {
                 "sam": round(count(model.sam) / 1e6, 3),
                 "lm_base": round(count(model.lm.model) / 1e6, 3),  # LoRA merged in

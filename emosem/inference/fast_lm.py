@@ -385,13 +385,7 @@ class FastDecoder:
 
     def __init__(self, path: Path, embed: torch.Tensor, layers: int, kv_heads: int, head_dim: int,
                  threads: int | None = None, runtime: str = "ort") -> None:
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or torch.get_num_threads()
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.session = open_session(Path(path), threads or torch.get_num_threads())
         self.embed = embed.detach().float().cpu()
         self.layers, self.kv_heads, self.head_dim = layers, kv_heads, head_dim
         self.runtime = runtime
@@ -426,26 +420,43 @@ class FastDecoder:
                    head_dim, threads, runtime)
 
     @classmethod
+    def _open(cls, path: Path, lm_dir: Path, embed: torch.Tensor | None, threads: int | None) -> FastDecoder | None:
+        """The graph ``path`` of an LM like the one in ``lm_dir``, opened without transformers:
+        the cache's shape from ``config.json``, the input embeddings ``embed`` or, for None,
+        the folder's (:func:`~emosem.modeling.language_model.input_embeddings`; None where it
+        has none)."""
+        from emosem.modeling.language_model import input_embeddings
+
+        cfg = json.loads((lm_dir / "config.json").read_text(encoding="utf-8"))
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        if embed is None:
+            try:
+                embed = input_embeddings(lm_dir)
+            except ValueError:
+                return None
+        return cls(path, embed, cfg["num_hidden_layers"], cfg["num_key_value_heads"], head_dim, threads)
+
+    @classmethod
     def open_base(cls, lm_dir: str | Path, threads: int | None = None) -> FastDecoder | None:
         """The step of the base LM in ``lm_dir`` (a converted Hugging Face folder) where it was
         exported before (:func:`export_step`, keyed by :func:`checkpoint_key` without adapter),
-        opened without transformers: the shapes from ``config.json``, the input embeddings from
-        the safetensors file. None where there is no graph yet."""
-        from safetensors import safe_open
-
-        lm_dir = Path(lm_dir)
+        opened without transformers. None where there is no graph yet."""
         path = base_folder(lm_dir) / "step.onnx"
-        if not path.is_file():
+        return cls._open(path, Path(lm_dir), None, threads) if path.is_file() else None
+
+    @classmethod
+    def open_checked(cls, lm_dir: str | Path, key: str, embed: torch.Tensor,
+                     threads: int | None = None) -> FastDecoder | None:
+        """The "ort" step of a merged LM (weights ``key``, :func:`checkpoint_key`; base LM in
+        ``lm_dir``, input embeddings ``embed`` [V, D]) where an earlier load exported it and its
+        self-check, under this ONNX Runtime and :data:`FORMAT`, gave torch's tokens (the record
+        of :meth:`checked`): opened without building the torch LM or importing transformers.
+        None otherwise: the caller builds the LM, and :func:`fast_decoder` exports and checks."""
+        path = cache_folder(lm_dir, key) / "step.onnx"
+        found, problem = _saved_check(path)
+        if not (path.is_file() and found and problem is None):
             return None
-        cfg = json.loads((lm_dir / "config.json").read_text(encoding="utf-8"))
-        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-        name = "model.embed_tokens.weight"
-        for f in sorted(lm_dir.glob("*.safetensors")):
-            with safe_open(str(f), framework="pt") as st:
-                if name in st.keys():
-                    embed = st.get_tensor(name)
-                    return cls(path, embed, cfg["num_hidden_layers"], cfg["num_key_value_heads"], head_dim, threads)
-        return None
+        return cls._open(path, Path(lm_dir), embed, threads)
 
     @classmethod
     def export_base(cls, model: nn.Module, lm_dir: str | Path, threads: int | None = None) -> FastDecoder:
@@ -492,17 +503,13 @@ class FastDecoder:
         ONNX Runtime version) so that a later load of the same file reuses it."""
         import onnxruntime as ort
 
-        record = self.path.with_suffix(".check.json")
-        try:
-            saved = json.loads(record.read_text(encoding="utf-8"))
-            if saved.get("onnxruntime") == ort.__version__ and saved.get("format") == FORMAT:
-                return saved.get("problem")
-        except (OSError, ValueError):
-            pass
+        found, problem = _saved_check(self.path)
+        if found:
+            return problem
         problem = self.self_check(model)
         try:
-            record.write_text(json.dumps({"onnxruntime": ort.__version__, "format": FORMAT, "problem": problem}),
-                              encoding="utf-8")
+            record = {"onnxruntime": ort.__version__, "format": FORMAT, "problem": problem}
+            self.path.with_suffix(".check.json").write_text(json.dumps(record), encoding="utf-8")
         except OSError:
             pass
         return problem
@@ -511,9 +518,11 @@ class FastDecoder:
                  pad_token_id: int, logits_processor: Any = None, min_new_tokens: int = 0) -> torch.Tensor:
         """Greedy tokens [B, n ≤ max_new_tokens] after left-padded ``embeds`` [B, T, D] with ``attn``
         [B, T]; a row that ended (``eos_token_id``) is filled with ``pad_token_id``, decoding stops
-        when every row has ended. ``logits_processor`` (``(ids [B, t], scores [B, V]) → scores``)
-        and ``min_new_tokens`` act as in ``generate``."""
+        when every row has ended. ``logits_processor`` (``(ids [B, t], scores [B, V]) → scores``,
+        or a list of them applied in turn) and ``min_new_tokens`` act as in ``generate``."""
         b = embeds.shape[0]
+        processors = [] if logits_processor is None else \
+            list(logits_processor) if isinstance(logits_processor, (list, tuple)) else [logits_processor]
         attn_np = attn.detach().cpu().numpy().astype(np.int64)
         pos = np.maximum(attn_np.cumsum(-1) - 1, 0)
         feeds: dict[str, np.ndarray] = {"x": embeds.detach().float().cpu().numpy(), "attn": attn_np, "pos": pos}
@@ -527,8 +536,8 @@ class FastDecoder:
             scores = torch.from_numpy(out[0])
             if step < min_new_tokens:
                 scores[:, eos_token_id] = -float("inf")
-            if logits_processor is not None:
-                scores = logits_processor(ids, scores)
+            for proc in processors:
+                scores = proc(ids, scores)
             nxt = torch.where(done, torch.tensor(pad_token_id), scores.argmax(-1))
             ids = torch.cat([ids, nxt[:, None]], 1)
             done |= nxt == eos_token_id
@@ -560,6 +569,79 @@ class FastDecoder:
         return f"greedy tokens differ from torch ({got[:, :8].tolist()} vs {ref[:, :8].tolist()})"
 
 
+def _session_options(threads: int, level: Any, save: Path | None = None) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.graph_optimization_level = level
+    if save is not None:
+        so.optimized_model_filepath = str(save)
+    return so
+
+
+def _probe_feeds(session: Any) -> dict[str, np.ndarray]:
+    """A fixed small input of an exported step: batch 1, three new tokens, an empty cache."""
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for i in session.get_inputs():
+        shape = [{"B": 1, "T": 3, "S": 3, "P": 0}.get(d, d) if isinstance(d, str) else d for d in i.shape]
+        feeds[i.name] = (np.arange(3)[None] if i.name == "pos" else np.ones(shape, np.int64)) \
+            if "int64" in i.type else rng.standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+def open_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session of the exported step ``path``, opened from its optimized copy
+    (``<stem>.optimized-<onnxruntime version>.onnx`` beside it) where there is one: graph
+    optimization is most of a session's start (0.45 → 0.25 s for SmolLM2's step on 2 cores).
+    The copy is written by the first session (level "extended": no hardware-specific layouts)
+    and kept only where its outputs on a fixed input equal that session's bit for bit; a folder
+    that cannot be written keeps none."""
+    import onnxruntime as ort
+
+    levels, providers = ort.GraphOptimizationLevel, ["CPUExecutionProvider"]
+    optimized = path.with_name(f"{path.stem}.optimized-{ort.__version__}.onnx")
+    if optimized.is_file():
+        try:
+            return ort.InferenceSession(str(optimized), _session_options(threads, levels.ORT_DISABLE_ALL),
+                                        providers=providers)
+        except Exception as e:  # a damaged copy: optimize again (and replace it)
+            logger.info("cannot open %s (%s): optimizing %s again", optimized.name, e, path.name)
+    tmp = optimized.with_name(f".{optimized.name}.{os.getpid()}.tmp")
+    if not os.access(path.parent, os.W_OK):
+        return ort.InferenceSession(str(path), _session_options(threads, levels.ORT_ENABLE_EXTENDED),
+                                    providers=providers)
+    try:
+        session = ort.InferenceSession(str(path), _session_options(threads, levels.ORT_ENABLE_EXTENDED, tmp),
+                                       providers=providers)
+        if tmp.is_file():
+            copy = ort.InferenceSession(str(tmp), _session_options(threads, levels.ORT_DISABLE_ALL),
+                                        providers=providers)
+            feeds = _probe_feeds(session)
+            if all(np.array_equal(a, b) for a, b in zip(session.run(None, feeds), copy.run(None, feeds))):
+                os.replace(tmp, optimized)
+            else:
+                logger.info("the optimized copy of %s computes other numbers: not kept", path.name)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return session
+
+
+def _saved_check(path: Path) -> tuple[bool, str | None]:
+    """(whether the graph ``path`` has a self-check record for this ONNX Runtime and
+    :data:`FORMAT`, the problem it found: None where the tokens agreed)."""
+    import onnxruntime as ort
+
+    try:
+        saved = json.loads(path.with_suffix(".check.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False, None
+    if isinstance(saved, dict) and saved.get("onnxruntime") == ort.__version__ and saved.get("format") == FORMAT:
+        return True, saved.get("problem")
+    return False, None
+
+
 def fast_decoder(model: nn.Module, runtime: str = "ort", threads: int | None = None,
                  key: str | None = None) -> tuple[FastDecoder | None, str | None]:
     """(decoder, None) for ``model`` (merged, float32, CPU) in ``runtime`` "ort" or "ort-int8", or
@@ -583,3 +665,41 @@ def fast_decoder(model: nn.Module, runtime: str = "ort", threads: int | None = N
     if problem:
         logger.warning("%s decodes other tokens than torch on the self-check: %s", runtime, problem)
     return decoder, None
+
+
+def cached_explanation_lm(ckpt_dir: str | Path, config: Any, threads: int | None = None) -> Any:
+    """The explanation LM of checkpoint ``ckpt_dir`` (model config ``config``) decoded by its
+    "ort" step where an earlier load exported and checked it (:meth:`FastDecoder.open_checked`),
+    as :meth:`~emosem.modeling.language_model.ExplanationLM.without_weights`: the checkpoint
+    explains without building the torch LM or importing transformers (seconds and hundreds of
+    MB of a cold start); the first beam or sampling call builds it. None where there is no such
+    graph, the LM is not float32 or the checkpoint has no adapter folder (the caller loads the LM
+    as usual)."""
+    from emosem.modeling.errors import one_line
+    from emosem.modeling.language_model import EmbeddingTable, ExplanationLM
+    from emosem.modeling.lm_weights import resolve_lm_path
+    from emosem.modeling.pretrained import ADAPTER_DIR, load_checkpoint_lm
+
+    adapter = Path(ckpt_dir) / ADAPTER_DIR
+    if config.dtype != "float32" or not adapter.is_dir():
+        return None
+    try:
+        import onnxruntime  # noqa: F401
+
+        lm_dir = Path(resolve_lm_path(config.lm))
+        key = checkpoint_key(adapter, lm_dir)
+        if not (cache_folder(lm_dir, key) / "step.onnx").is_file():
+            return None
+        table = EmbeddingTable(str(lm_dir))
+        decoder = FastDecoder.open_checked(lm_dir, key, table.weight, threads)
+    except Exception as e:  # no runtime, an unreadable folder or graph: the usual load
+        logger.info("explanations do not start from the cached graph: %s", one_line(e))
+        return None
+    if decoder is None:
+        return None
+
+    def reload() -> nn.Module:
+        lm = load_checkpoint_lm(ckpt_dir, config.lm, config.dtype)[0]
+        return lm.merge_and_unload() if hasattr(lm, "merge_and_unload") else lm
+
+    return ExplanationLM.without_weights(table, config.instruction, decoder, reload)

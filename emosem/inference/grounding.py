@@ -29,7 +29,6 @@ from functools import lru_cache
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor
 
 from emosem.data.cue_words import contradicting_words
 from emosem.files import atomic_write_text
@@ -125,8 +124,10 @@ def vocabulary_words(tokenizer: Any) -> VocabularyWords:
                            {k: tuple(v) for k, v in inner.items()}, len(texts))
 
 
-class BannedWords(LogitsProcessor):
-    """Per-explanation banned words: a token that would write one gets ``-inf``.
+class BannedWords:
+    """Per-explanation banned words: a token that would write one gets ``-inf`` (a logits
+    processor, ``(input_ids, scores) → scores``, for ``generate`` or a fast decoder; it does not
+    subclass transformers' ``LogitsProcessor``, whose import costs a second of a cold start).
 
     ``banned[b]`` holds the lower-case words of explanation ``b``. ``generate`` expands each
     explanation into consecutive score rows (``num_beams`` beams, or ``num_return_sequences``

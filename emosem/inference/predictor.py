@@ -225,14 +225,14 @@ class EmoSEMPredictor:
         # on a CPU the LM's float32 weights prepacked for oneDNN. Not both: ONNX Runtime holds
         # its own copy of the weights, and a packed one for the rare beam or sampling call would
         # be a third (the bundled checkpoint: 2410 → 1783 MB RSS once loaded).
-        lm_dtype = next(model.lm.model.parameters()).dtype
+        lm_dtype = model.lm.dtype
         self.lm_runtime = self._fast_decoding(lm_runtime, lm_dtype, lm_key)
         if pack_weights and self.lm_runtime == "torch" and packing_supported(self.device, lm_dtype):
             self.packed_layers = pack_linears(self.model.lm.model)
         # ONNX Runtime decodes from its own copy of the weights: torch's are freed, and loaded
         # again (``lm_reload``: the merged LM as loaded here) by the first beam or sampling call
         self.released_mb = 0.0
-        if self.lm_runtime != "torch" and lm_reload is not None:
+        if self.lm_runtime != "torch" and lm_reload is not None and not model.lm.released:
             def reload() -> torch.nn.Module:
                 lm = lm_reload()
                 return lm.merge_and_unload() if merge_lora and hasattr(lm, "merge_and_unload") else lm
@@ -251,6 +251,9 @@ class EmoSEMPredictor:
         if runtime == "torch":
             return "torch"
         want = "ort" if runtime == "auto" else runtime
+        ready = self.model.lm.fast_decoder  # set where the LM was made from its cached graph
+        if ready is not None and ready.runtime == want and self.device.type == "cpu":
+            return want
         if self.device.type != "cpu" or lm_dtype != torch.float32:
             decoder, problem = None, f"it runs a float32 LM on a CPU (here {self.device.type}, {lm_dtype})"
         else:
@@ -273,10 +276,17 @@ class EmoSEMPredictor:
         not loaded (a fraction of the start-up time and memory)."""
         ckpt = Path(checkpoint) if checkpoint else default_checkpoint()
         dev = resolve_device(device)
-        model = EmoSEM.from_pretrained(ckpt, device=dev, load_lm=explain, **kwargs)
+        # a CPU whose explanations decode in ONNX Runtime, on a graph exported and checked by
+        # an earlier load: the torch LM is not built (nor transformers imported) at all
+        factory = None
+        if explain and merge_lora and lm_runtime in ("auto", "ort") and dev.type == "cpu":
+            from emosem.inference.fast_lm import cached_explanation_lm
+
+            factory = lambda config: cached_explanation_lm(ckpt, config)  # noqa: E731
+        model = EmoSEM.from_pretrained(ckpt, device=dev, load_lm=explain, lm_factory=factory, **kwargs)
         lm_key = lm_reload = None
         adapter = ckpt / "lm_adapter"
-        if model.lm is not None and adapter.is_dir():
+        if model.lm is not None and model.lm.model is not None and adapter.is_dir():
             from emosem.inference.fast_lm import checkpoint_key
 
             lm_dir = getattr(model.lm.model.config, "_name_or_path", None)
@@ -525,13 +535,13 @@ class EmoSEMPredictor:
         return best
 
     def _grounded(self, gen: dict[str, Any], records: list[dict | None]) -> dict[str, Any]:
-        """``gen`` with a :class:`~emosem.inference.grounding.BannedWords` processor added."""
-        from transformers import LogitsProcessorList
-
+        """``gen`` with a :class:`~emosem.inference.grounding.BannedWords` processor added (a
+        list of processors: :meth:`ExplanationLM.generate` makes it transformers' kind where
+        ``generate`` runs)."""
         from emosem.inference.grounding import grounding_processor
 
         ban = grounding_processor(self.model.lm.tokenizer, records)
-        return {**gen, "logits_processor": LogitsProcessorList([*gen.get("logits_processor", []), ban])}
+        return {**gen, "logits_processor": [*gen.get("logits_processor", []), ban]}
 
     def _low_masks(self, regions: list[Region], logits: torch.Tensor, threshold: float) -> torch.Tensor:
         """[n, 1, h, w] bool masks at the decoder's resolution: the thresholded logits, or for a

@@ -15,7 +15,7 @@ bank and ``lm_adapter/`` (peft's layout); the base LM and official SAM weights a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,7 +181,7 @@ class EmoSEM(nn.Module):
         self.adapter.requires_grad_(lang)
         if self.tag_head is not None:
             self.tag_head.requires_grad_(lang)
-        for name, p in (self.lm.model.named_parameters() if self.lm is not None else ()):
+        for name, p in (self.lm.model.named_parameters() if self.lm is not None and self.lm.model is not None else ()):
             p.requires_grad_(lang and "lora_" in name)
 
     def saved_prefixes(self) -> tuple[str, ...]:
@@ -408,7 +408,7 @@ class EmoSEM(nn.Module):
 
     @property
     def _lm_dtype(self) -> torch.dtype:
-        return self.lm.model.get_input_embeddings().weight.dtype
+        return self.lm.dtype
 
     def explain(
         self, embeddings, mask_logits, mask_token, tokens, emotions: list[str],
@@ -550,11 +550,14 @@ class EmoSEM(nn.Module):
     @classmethod
     def from_pretrained(cls, ckpt_dir: str | Path, device: str | torch.device = "cpu",
                         lm: str | None = None, sam_checkpoint: str | None = None,
-                        trainable: bool = False, load_lm: bool = True) -> EmoSEM:
+                        trainable: bool = False, load_lm: bool = True,
+                        lm_factory: Callable[[ModelConfig], ExplanationLM | None] | None = None) -> EmoSEM:
         """Load a checkpoint written by :meth:`save_pretrained`.
 
         ``lm`` / ``sam_checkpoint`` override the referenced base LM folder and SAM file.
         ``load_lm=False`` builds a model for masks only: the language model is not constructed
-        (see :meth:`emotion_tokens`); it cannot explain, train or be saved.
+        (see :meth:`emotion_tokens`); it cannot explain, train or be saved. ``lm_factory``: see
+        :func:`emosem.modeling.pretrained.from_pretrained`.
         """
-        return pretrained.from_pretrained(cls, ckpt_dir, device, lm, sam_checkpoint, trainable, load_lm)
+        return pretrained.from_pretrained(cls, ckpt_dir, device, lm, sam_checkpoint, trainable, load_lm,
+                                          lm_factory)

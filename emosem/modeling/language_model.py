@@ -73,37 +73,100 @@ def lm_hidden_size(name_or_path: str) -> int:
     raise ValueError(f"{name_or_path}: config.json names no hidden size")
 
 
+_EMBEDDING_NAMES = ("embed_tokens.weight", "wte.weight", "embed_in.weight")
+
+
+def input_embeddings(folder: str | Path) -> torch.Tensor:
+    """The input-embedding table [V, D] of the Hugging Face LM folder ``folder``, read from its
+    safetensors file without the LM (``safetensors`` maps the file: only the rows a process
+    reads come into its memory). ValueError where no file holds one."""
+    from safetensors import safe_open
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    for f in files:
+        with safe_open(str(f), "pt") as st:
+            names = [k for k in st.keys() if k.endswith(_EMBEDDING_NAMES)]
+            if names:
+                return st.get_tensor(names[0])
+    raise ValueError(f"No input-embedding tensor in {folder} ({len(files)} safetensors files)")
+
+
+# the named special tokens of a tokenizer_config.json (transformers' SPECIAL_TOKENS_ATTRIBUTES)
+_SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+class PlainTokenizer:
+    """The part of a Hugging Face fast tokenizer that inference uses, read from a folder's
+    ``tokenizer.json`` and ``tokenizer_config.json`` through the ``tokenizers`` library alone
+    (importing transformers costs seconds of a cold start): the same ids, texts and special
+    tokens as ``AutoTokenizer`` (checked in the tests). A folder whose config asks for
+    transformers' own text clean-up (``clean_up_tokenization_spaces``) is refused (ValueError).
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        import json
+
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        cfg_path = folder / "tokenizer_config.json"
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
+        if cfg.get("clean_up_tokenization_spaces"):
+            raise ValueError(f"{folder}: the tokenizer asks for transformers' clean-up of decoded text")
+        self.backend_tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        named = {k: self._token_id(cfg.get(k)) for k in _SPECIAL_KEYS}
+        extra = cfg.get("additional_special_tokens") or cfg.get("extra_special_tokens") or []
+        ids = [*named.values(), *(self._token_id(t) for t in extra)]
+        self.all_special_ids = list(dict.fromkeys(i for i in ids if i is not None))
+        self.eos_token_id = named["eos_token"]
+        self.pad_token_id = named["pad_token"] if named["pad_token"] is not None else self.eos_token_id
+
+    def _token_id(self, token: str | dict | None) -> int | None:
+        if isinstance(token, dict):  # {"content": ..., ...} in older configs
+            token = token.get("content")
+        return None if token is None else self.backend_tokenizer.token_to_id(token)
+
+    def __len__(self) -> int:
+        return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def __call__(self, texts: list[str], add_special_tokens: bool = False) -> dict[str, list[list[int]]]:
+        """``{"input_ids": one id list per text}``, as a tokenizer called on a batch."""
+        enc = self.backend_tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+        return {"input_ids": [e.ids for e in enc]}
+
+    def decode(self, ids: Any, skip_special_tokens: bool = False, **_: Any) -> str:
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        return self.backend_tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def batch_decode(self, seqs: Any, skip_special_tokens: bool = False, **_: Any) -> list[str]:
+        seqs = seqs.tolist() if hasattr(seqs, "tolist") else [list(s) for s in seqs]
+        return self.backend_tokenizer.decode_batch(seqs, skip_special_tokens=skip_special_tokens)
+
+
 class EmbeddingTable:
     """The LM's input-embedding table and tokenizer without the LM: one tensor read from the
-    folder's safetensors and ``tokenizer.json`` through the ``tokenizers`` library. What the
-    emotion projector needs for a free-text emotion when no explanation is asked for.
+    folder's safetensors and a :class:`PlainTokenizer`. What the emotion projector needs for a
+    free-text emotion when no explanation is asked for, and what an LM decoded by another
+    runtime keeps (:meth:`ExplanationLM.without_weights`).
     """
 
     def __init__(self, name_or_path: str) -> None:
-        from safetensors import safe_open
-        from tokenizers import Tokenizer
-
         from emosem.modeling.lm_weights import resolve_lm_path
 
         folder = Path(resolve_lm_path(name_or_path))
         hidden = lm_hidden_size(name_or_path)
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        files = sorted(folder.glob("*.safetensors"))
-        for f in files:
-            with safe_open(str(f), "pt") as st:
-                names = [k for k in st.keys() if k.endswith(("embed_tokens.weight", "wte.weight",
-                                                              "embed_in.weight"))]
-                if names:
-                    self.weight = st.get_tensor(names[0])
-                    break
-        else:
-            raise ValueError(f"No input-embedding tensor in {folder} ({len(files)} safetensors files)")
+        self.folder = folder
+        self.tokenizer = PlainTokenizer(folder)
+        self.weight = input_embeddings(folder)
         if self.weight.shape[1] != hidden:
             raise ValueError(f"{folder}: embedding width {self.weight.shape[1]} vs hidden size {hidden}")
 
     def text_embeddings(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`ExplanationLM.text_embeddings`: ([B, T, D], mask [B, T]), right padded."""
-        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        ids = self.tokenizer(list(texts))["input_ids"]
         t = max(1, max(len(i) for i in ids))
         out = torch.zeros(len(ids), t, self.weight.shape[1], dtype=self.weight.dtype)
         mask = torch.zeros(len(ids), t, dtype=torch.long)
@@ -147,6 +210,21 @@ class ExplanationLM(nn.Module):
         self.instruction = instruction
         self._reload: Callable[[], nn.Module] | None = None  # see release_weights
         self._released: list[str] = []
+        self._embedding: torch.Tensor | None = None  # the input embeddings while model is None
+
+    @classmethod
+    def without_weights(cls, table: EmbeddingTable, instruction: str, decoder: Any,
+                        reload: Callable[[], nn.Module]) -> ExplanationLM:
+        """An LM for inference whose greedy decoding runs in another runtime (``decoder``, a
+        :class:`~emosem.inference.fast_lm.FastDecoder` of the merged LM) and whose torch module
+        is not built until a use needs it: ``reload()`` builds it (LoRA merged) on the first
+        beam, sampling or loss call. Until then it holds the input embeddings and tokenizer of
+        ``table`` alone and transformers is not imported."""
+        lm = cls(None, table.tokenizer, instruction)
+        lm._embedding = table.weight
+        lm.fast_decoder, lm._reload = decoder, reload
+        lm.merged = lm.unloaded = True  # the decoder's weights have the LoRA folded in
+        return lm
 
     def release_weights(self, reload: Callable[[], nn.Module]) -> int:
         """Free the LM's weights except its input embeddings (and a head tied to them), for a
@@ -171,12 +249,19 @@ class ExplanationLM(nn.Module):
 
     @property
     def released(self) -> bool:
-        """Whether :meth:`release_weights` freed the weights and they are not back yet."""
-        return bool(self._released)
+        """Whether the torch weights are not here: freed by :meth:`release_weights` or not built
+        yet (:meth:`without_weights`), and not back yet."""
+        return bool(self._released) or self.model is None
 
     def require_weights(self) -> nn.Module:
-        """The torch LM with its weights (reloaded once if :meth:`release_weights` freed them)."""
-        if self._released:
+        """The torch LM with its weights (reloaded once if :meth:`release_weights` freed them or
+        built once for an LM made :meth:`without_weights`)."""
+        if self.model is None:
+            self.model = self._reload()
+            self.model.requires_grad_(False)
+            self._embedding = None
+            logger.info("built the torch language model for a use its fast decoder does not cover")
+        elif self._released:
             fresh = self._reload().state_dict()
             device = self.model.get_input_embeddings().weight.device
             for name in self._released:
@@ -186,8 +271,17 @@ class ExplanationLM(nn.Module):
         return self.model
 
     @property
+    def input_embeddings(self) -> torch.Tensor:
+        """The input-embedding table [V, D]."""
+        return self.model.get_input_embeddings().weight if self.model is not None else self._embedding
+
+    @property
     def hidden_size(self) -> int:
-        return self.model.get_input_embeddings().weight.shape[1]
+        return self.input_embeddings.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.input_embeddings.dtype
 
     @property
     def is_lora(self) -> bool:
@@ -234,13 +328,13 @@ class ExplanationLM(nn.Module):
 
     def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """Frozen input-embedding lookup, ids [B, T] → [B, T, D]."""
-        return self.model.get_input_embeddings()(ids)
+        return nn.functional.embedding(ids, self.input_embeddings)
 
     def text_embeddings(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Embed texts with the frozen table (right padded): → ([B, T, D], mask [B, T])."""
         ids = self._ids(texts)
         t = max(1, max(len(i) for i in ids))
-        dev = self.model.get_input_embeddings().weight.device
+        dev = self.input_embeddings.device
         out = torch.full((len(ids), t), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros(len(ids), t, dtype=torch.long)
         for row, seq in enumerate(ids):
@@ -336,5 +430,9 @@ class ExplanationLM(nn.Module):
                                              self.tokenizer.pad_token_id, kwargs.get("logits_processor"),
                                              kwargs.get("min_new_tokens") or 0)
         else:
+            if isinstance(gen_kwargs.get("logits_processor"), list):
+                from transformers import LogitsProcessorList
+
+                gen_kwargs["logits_processor"] = LogitsProcessorList(gen_kwargs["logits_processor"])
             out = self.require_weights().generate(inputs_embeds=embeds, attention_mask=attn.to(dev), **gen_kwargs)
         return [s.strip() for s in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

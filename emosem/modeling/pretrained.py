@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -149,12 +150,15 @@ def from_pretrained(
     sam_checkpoint: str | None = None,
     trainable: bool = False,
     load_lm: bool = True,
+    lm_factory: Callable[[ModelConfig], ExplanationLM | None] | None = None,
 ) -> Model:
     """Load a checkpoint written by :meth:`save_pretrained` into a new ``cls`` (EmoSEM).
 
     ``lm`` / ``sam_checkpoint`` override the referenced base LM folder and SAM file.
     ``load_lm=False`` builds a model for masks only: the language model is not constructed
     (see :meth:`emotion_tokens`); it cannot explain, train or be saved.
+    ``lm_factory(config)``: an inference-only language model for the checkpoint's model config
+    (e.g. :meth:`ExplanationLM.without_weights`), or None to load it as usual.
     """
     ckpt_dir = Path(ckpt_dir)
     meta = read_config(ckpt_dir)
@@ -174,7 +178,10 @@ def from_pretrained(
             f"{ckpt_dir} uses a frozen official image encoder; pass the SAM file "
             "(sam_checkpoint=... / --sam-checkpoint)"
         )
-    if load_lm or trainable:
+    prebuilt = lm_factory(config) if load_lm and not trainable and lm_factory is not None else None
+    if prebuilt is not None:
+        model = cls(config, sam, prebuilt)
+    elif load_lm or trainable:
         base, tokenizer = load_checkpoint_lm(ckpt_dir, config.lm, config.dtype, trainable)
         if not (ckpt_dir / ADAPTER_DIR).is_dir() and "files" not in meta:  # written before checkpoints recorded their files
             logger.warning("%s has no %s/: explanations come from the base language model "
