@@ -90,6 +90,32 @@ def test_ort_greedy_tokens_equal_generate_with_processors(tiny_llama_dir, cache)
     again, _ = fast_decoder(model, "ort")
     assert again.path == decoder.path and decoder.path.stat().st_mtime_ns == mtime  # reused, not re-exported
     assert json.loads(decoder.path.with_suffix(".check.json").read_text())["problem"] is None
+    assert again.generate(embeds, attn, 12, -1, 0).tolist() == free.tolist()  # from the optimized copy
+
+
+def test_sessions_open_from_an_optimized_copy_that_computes_the_same_numbers(tiny_llama_dir, cache, monkeypatch):
+    """The first session of a graph writes its optimized copy where that copy's outputs equal the
+    session's bit for bit; later sessions open the copy (same outputs); a damaged copy is
+    replaced, and a copy that computes other numbers is not kept."""
+    import onnxruntime as ort
+
+    model = _llama(tiny_llama_dir)
+    path = fast_lm.export_step(model, cache / "step" / "step.onnx")
+    copy = path.with_name(f"step.optimized-{ort.__version__}.onnx")
+    first = fast_lm.open_session(path, 1)
+    assert copy.is_file()
+    feeds = fast_lm._probe_feeds(first)
+    want = first.run(None, feeds)
+    for damaged in (False, True):
+        if damaged:  # optimized again and replaced
+            copy.write_bytes(b"not a graph")
+        got = fast_lm.open_session(path, 1).run(None, feeds)
+        assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    assert copy.stat().st_size > 1000
+    copy.unlink()
+    monkeypatch.setattr(fast_lm.np, "array_equal", lambda a, b: False)
+    fast_lm.open_session(path, 1)
+    assert not copy.exists() and not list(copy.parent.glob(".*.tmp"))
 
 
 def _snap_to_q41(w: torch.Tensor) -> torch.Tensor:
