@@ -200,6 +200,46 @@ def test_weights_on_a_4bit_grid_run_as_exact_4bit_codes(tiny_llama_dir, cache):
     assert decoder.generate(embeds, attn, 12, -1, 0).tolist() == _hf_greedy(model, embeds, attn, 12).tolist()
 
 
+def test_a_lora_adapter_stays_factored_so_its_base_weights_keep_their_4bit_codes(tiny_llama_dir, cache):
+    """A peft LoRA (trained: non-zero factors) on a tiny Llama whose base is on a Q4_1 grid: the
+    step computes x·W + (x·A)·B as peft does unmerged, so every base product is stored as 4-bit
+    codes (none is moved off its grid by a merge); logits within the tolerance of the peft model,
+    greedy tokens equal to its generate."""
+    import onnx
+    from peft import LoraConfig, get_peft_model
+
+    model = _llama(tiny_llama_dir)
+    with torch.no_grad():
+        for name, lin in model.named_modules():
+            if isinstance(lin, torch.nn.Linear) and name != "lm_head":
+                lin.weight.copy_(_snap_to_q41(lin.weight))
+        model.lm_head.weight.copy_(_snap_to_q80(model.lm_head.weight))
+    torch.manual_seed(0)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    with torch.no_grad():
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # peft starts B at zero; a trained adapter is not
+    lora.eval()
+    assert fast_lm.supported(lora) is None
+    decoder, problem = fast_decoder(lora, "ort")
+    assert problem is None
+    ops = [n.op_type for n in onnx.load(str(decoder.path)).graph.node]
+    assert ops.count("MatMulNBits") == 4 * model.config.num_hidden_layers + 2
+    embeds, attn = _batch(lora)
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    assert decoder.generate(embeds, attn, 12, -1, 0).tolist() == _hf_greedy(lora, embeds, attn, 12).tolist()
+    with torch.no_grad():
+        want = lora(inputs_embeds=embeds, attention_mask=attn, position_ids=pos).logits[:, -1]
+        merged_gap = (want - lora.merge_and_unload()(inputs_embeds=embeds, attention_mask=attn,
+                                                       position_ids=pos).logits[:, -1]).abs().max()
+    feeds = {"x": embeds.numpy(), "attn": attn.numpy(), "pos": pos.numpy()}
+    for i in range(decoder.layers):
+        feeds[f"past_k_{i}"] = feeds[f"past_v_{i}"] = np.zeros((2, decoder.kv_heads, 0, decoder.head_dim), np.float32)
+    np.testing.assert_allclose(decoder.session.run(None, feeds)[0], want.numpy(), atol=LOGIT_ATOL, rtol=0)
+    assert float(merged_gap) <= LOGIT_ATOL  # the merged model computes the same function
+
+
 def test_int8_graph_is_block_quantized(tiny_llama_dir, cache):
     import onnx
 

@@ -51,12 +51,47 @@ from emosem.paths import user_cache
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("torch", "ort", "ort-int8")
-FORMAT = 4  # bump when the exported graph changes
+FORMAT = 5  # bump when the exported graph changes
 GRID_BLOCK = 32  # inputs per block of a Q4_1 weight grid (GGUF's QK4_1)
 
 
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The transformers model inside a peft model (LoRA layers left in place), or ``model``."""
+    return model.get_base_model() if hasattr(model, "peft_config") and hasattr(model, "get_base_model") else model
+
+
+def _lora_parts(linear: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(weight [out, in], LoRA down [r, in], LoRA up × scaling [out, r]) of a linear layer: for a
+    peft LoRA layer with one active plain adapter, not merged, its frozen base weight and the
+    adapter's two factors (the layer computes x·Wᵀ + (x·Aᵀ)·Bᵀ); else the weight and None, None."""
+    base = getattr(linear, "base_layer", None)
+    if base is None:
+        return linear.weight, None, None
+    name = _plain_adapter(linear)
+    if name is None:
+        raise NotImplementedError("a LoRA layer that is merged, disabled, has several active "
+                                  "adapters or a LoRA variant")
+    return base.weight, linear.lora_A[name].weight, linear.lora_B[name].weight * linear.scaling[name]
+
+
+def _plain_adapter(linear: nn.Module) -> str | None:
+    """The one active plain LoRA adapter of an unmerged peft layer, or None."""
+    active = list(getattr(linear, "active_adapters", []) or [])
+    if len(active) != 1 or getattr(linear, "merged", False) or getattr(linear, "disable_adapters", False):
+        return None
+    name = active[0]
+    if name not in linear.lora_A or getattr(linear, "lora_variant", {}).get(name) is not None:
+        return None
+    if getattr(linear, "use_dora", {}).get(name, False) or getattr(linear, "lora_bias", {}).get(name, False):
+        return None
+    return name
+
+
 def supported(model: nn.Module) -> str | None:
-    """None when :class:`LlamaStep` reproduces ``model`` (a ``LlamaForCausalLM``); else why not."""
+    """None when :class:`LlamaStep` reproduces ``model`` (a ``LlamaForCausalLM``, merged or with
+    unmerged plain LoRA adapters through peft); else why not."""
+    wrapped = hasattr(model, "peft_config")
+    model = _unwrapped(model)
     cfg = getattr(model, "config", None)
     if cfg is None or getattr(cfg, "model_type", None) != "llama":
         return f"model type {getattr(cfg, 'model_type', None)!r} (only llama is exported)"
@@ -68,7 +103,12 @@ def supported(model: nn.Module) -> str | None:
     if getattr(cfg, "hidden_act", "silu") != "silu":
         return f"activation {cfg.hidden_act!r}"
     if type(model).__name__ != "LlamaForCausalLM":
-        return f"{type(model).__name__} (a merged, unwrapped LlamaForCausalLM is exported)"
+        return f"{type(model).__name__} (a LlamaForCausalLM is exported)"
+    for name, module in model.named_modules():
+        if hasattr(module, "base_layer") and _plain_adapter(module) is None:
+            return f"{name}: a LoRA layer other than one unmerged plain adapter"
+    if not wrapped and any(hasattr(m, "base_layer") for m in model.modules()):
+        return "LoRA layers outside a peft model"
     return None
 
 
@@ -78,18 +118,23 @@ class LlamaStep(nn.Module):
     forward(x [B, T, D], attn [B, P+T] int64 (1: attend), pos [B, T] int64, *past (2L tensors
     [B, KV, P, HD], keys and values per layer)) → (logits [B, V] of the last position, *present
     (2L tensors [B, KV, P+T, HD])).
+
+    A peft model's LoRA adapters stay factored, as peft computes them unmerged: each adapted
+    product is x·W + (x·A)·B with the frozen base W, so W keeps the base LM's 4-bit grid and is
+    stored as its codes (:func:`pack_grid_weights`), the rank-r factors as float32.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
+        model = _unwrapped(model)
         cfg = model.config
         self.layers = model.model.layers
         # The products that share an input as one product each ([q; k; v] and [gate; up] stacked
         # along the outputs, stored [in, out]): fewer, larger nodes in the graph.
         for i, layer in enumerate(self.layers):
             a, m = layer.self_attn, layer.mlp
-            self.register_buffer(f"qkv_{i}", torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]).detach().T.contiguous(),
-                                 persistent=False)
+            self._product(f"qkv_{i}", [a.q_proj, a.k_proj, a.v_proj])
+            self._product(f"o_{i}", [a.o_proj])
             self.register_buffer(f"gate_up_{i}", torch.cat([m.gate_proj.weight, m.up_proj.weight]).detach().T.contiguous(),
                                  persistent=False)
         self.norm = model.model.norm
@@ -106,6 +151,26 @@ class LlamaStep(nn.Module):
         turn[torch.arange(half, hd), torch.arange(half)] = -1.0
         turn[torch.arange(half), torch.arange(half, hd)] = 1.0
         self.register_buffer("half_turn", turn, persistent=False)
+
+    def _product(self, name: str, linears: list[nn.Module]) -> None:
+        """Buffers of the product of ``linears`` (one input, outputs stacked): ``name`` [in, out]
+        and, where any is LoRA-adapted, ``name_down`` [in, Σr] and ``name_up`` [Σr, out] (the
+        up factors block-diagonal, scaling folded in)."""
+        parts = [_lora_parts(lin) for lin in linears]
+        weight = torch.cat([w for w, _, _ in parts]).detach().T.contiguous()
+        self.register_buffer(name, weight, persistent=False)
+        if all(down is None for _, down, _ in parts):
+            return
+        downs = [d if d is not None else w.new_zeros(0, w.shape[1]) for w, d, _ in parts]
+        ups = [u if u is not None else w.new_zeros(w.shape[0], 0) for w, _, u in parts]
+        self.register_buffer(f"{name}_down", torch.cat(downs).detach().T.contiguous(), persistent=False)
+        self.register_buffer(f"{name}_up", torch.block_diag(*ups).detach().T.contiguous(), persistent=False)
+
+    def _apply(self, name: str, h: torch.Tensor) -> torch.Tensor:
+        """h [..., in] through the product ``name`` (and its LoRA factors) → [..., out]."""
+        out = h @ getattr(self, name)
+        down = getattr(self, f"{name}_down", None)
+        return out if down is None else out + (h @ down) @ getattr(self, f"{name}_up")
 
     def _rotate(self, t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Rotary embedding: t·cos + rotate_half(t)·sin, rotate_half as one product with the
@@ -128,9 +193,8 @@ class LlamaStep(nn.Module):
         bias = bias.repeat(1, 1, rep, 1)  # [B, 1, rep·T, P+T]
         present = []
         for i, layer in enumerate(self.layers):
-            a = layer.self_attn
             h = layer.input_layernorm(x)
-            q, k, v = (h @ getattr(self, f"qkv_{i}")).split([self.heads * hd, self.kv * hd, self.kv * hd], -1)
+            q, k, v = self._apply(f"qkv_{i}", h).split([self.heads * hd, self.kv * hd, self.kv * hd], -1)
             q = q.reshape(b, t, self.kv, rep, hd).permute(0, 2, 3, 1, 4)  # [B, KV, rep, T, HD]
             k = k.reshape(b, t, self.kv, hd).transpose(1, 2)
             v = v.reshape(b, t, self.kv, hd).transpose(1, 2)
@@ -141,7 +205,7 @@ class LlamaStep(nn.Module):
             present += [k, v]
             scores = q @ k.transpose(-1, -2) * hd ** -0.5 + bias  # [B, KV, rep·T, P+T]
             o = (scores.softmax(-1) @ v).view(b, self.kv, rep, t, hd).permute(0, 3, 1, 2, 4).reshape(b, t, self.heads * hd)
-            x = x + a.o_proj(o)
+            x = x + self._apply(f"o_{i}", o)
             m = layer.mlp
             h = layer.post_attention_layernorm(x)
             gate, up = (h @ getattr(self, f"gate_up_{i}")).chunk(2, -1)
@@ -150,7 +214,7 @@ class LlamaStep(nn.Module):
 
 
 def weights_key(model: nn.Module) -> str:
-    """A key of the model's weights as they are now (the LoRA merged in): SHA-1 over every
+    """A key of the model's weights as they are now (a LoRA merged in or its factors): SHA-1 over every
     parameter's name, shape and bytes, and :data:`FORMAT`."""
     h = hashlib.sha1(f"emosem-fast-lm-{FORMAT}".encode())
     for name, p in model.state_dict().items():
@@ -394,7 +458,7 @@ class FastDecoder:
     @classmethod
     def for_model(cls, model: nn.Module, lm_dir: str | Path | None = None, runtime: str = "ort",
                   threads: int | None = None, key: str | None = None) -> FastDecoder:
-        """Export (or reuse) the step of ``model`` (merged, float32, on the CPU) and open it;
+        """Export (or reuse) the step of ``model`` (float32, on the CPU; a LoRA merged or unmerged) and open it;
         ``runtime`` "ort" (float32, weights on a 4-bit grid as exact codes) or "ort-int8"
         (block-quantized weights and activations). ``key`` names the
         weights (:func:`checkpoint_key`); None hashes them (:func:`weights_key`)."""
@@ -644,7 +708,7 @@ def _saved_check(path: Path) -> tuple[bool, str | None]:
 
 def fast_decoder(model: nn.Module, runtime: str = "ort", threads: int | None = None,
                  key: str | None = None) -> tuple[FastDecoder | None, str | None]:
-    """(decoder, None) for ``model`` (merged, float32, CPU) in ``runtime`` "ort" or "ort-int8", or
+    """(decoder, None) for ``model`` (float32, CPU; a LoRA merged or unmerged) in ``runtime`` "ort" or "ort-int8", or
     (None, why not): ``onnxruntime`` missing, an unsupported model, a failed export or session, or
     (for "ort") a self-check whose tokens differ from torch's. "ort-int8" is approximate by design:
     a differing self-check is a warning."""

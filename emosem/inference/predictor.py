@@ -219,14 +219,16 @@ class EmoSEMPredictor:
             from emosem.data.cue_words import OBJECT_NOUNS
 
             model.set_object_vocabulary(OBJECT_NOUNS)
-        if merge_lora:
-            self.model.lm.merge_lora(unload=True)
-        # Then greedy decoding through ONNX Runtime where it gives the same tokens (fast_lm), or
-        # on a CPU the LM's float32 weights prepacked for oneDNN. Not both: ONNX Runtime holds
-        # its own copy of the weights, and a packed one for the rare beam or sampling call would
-        # be a third (the bundled checkpoint: 2410 → 1783 MB RSS once loaded).
+        # Greedy decoding through ONNX Runtime where it gives the same tokens (fast_lm; its graph
+        # keeps the LoRA factored, as the unmerged model computes it, so the base weights keep
+        # their 4-bit grid), or on a CPU the LM's float32 weights, LoRA merged, prepacked for
+        # oneDNN. Not both: ONNX Runtime holds its own copy of the weights, and a packed one for
+        # the rare beam or sampling call would be a third (the bundled checkpoint: 2410 → 1783 MB
+        # RSS once loaded).
         lm_dtype = model.lm.dtype
         self.lm_runtime = self._fast_decoding(lm_runtime, lm_dtype, lm_key)
+        if merge_lora:
+            self.model.lm.merge_lora(unload=True)
         if pack_weights and self.lm_runtime == "torch" and packing_supported(self.device, lm_dtype):
             self.packed_layers = pack_linears(self.model.lm.model)
         # ONNX Runtime decodes from its own copy of the weights: torch's are freed, and loaded
