@@ -35,11 +35,14 @@ def test_first_mask_on_the_command_line_imports_no_torchvision_timm_or_transform
     """``tools/infer.py --no-explain`` with the bundled checkpoint (the frozen EfficientNet-Lite,
     the emotion prompt, the decoder, upsampling, cues) writes its mask without importing them, on
     a painting in domain; with ``--json-only`` (no figures) it does not import matplotlib's
-    figures either. (Out of domain the emotion distribution also needs the language model's
+    figures either, nor torch.fx's symbolic shapes (the emotion projector gives its padding as
+    the attention mask MultiheadAttention would build). (Out of domain the emotion distribution also needs the language model's
     knowledge prior, emosem.inference.lm_prior, which does import transformers.)"""
     out = tmp_path / "out"
     painting = sorted((synthetic_dir / "images").rglob("*.jpg"))[0]
-    heavy = HEAVY + (("matplotlib.figure", "matplotlib.backends.backend_agg") if json_only else ())
+    # torch.fx's symbolic shapes: imported by MultiheadAttention's first key_padding_mask check
+    heavy = HEAVY + ("torch.fx.experimental.symbolic_shapes",) + \
+        (("matplotlib.figure", "matplotlib.backends.backend_agg") if json_only else ())
     found = _run(f"""
         import json, runpy, sys
         sys.path.insert(0, "tools")

@@ -383,3 +383,27 @@ def test_object_tags_enter_only_licensed_prefixes(tiny_llama_dir):
     assert not any(is_obj[j] for j in chosen[0])  # unlicensed: no object tag
     assert chosen[1] == [0, 1]  # licensed: the two highest, object tags included
     assert EmoSEM.licensed_rows([{"word": "ship", "source": "imagenet"}, None]) == [False, False]
+
+
+def test_emotion_projector_masks_padding_as_multihead_attention_does():
+    """The projector's padding, given as the additive attention mask, gives MultiheadAttention's
+    own key_padding_mask result bit for bit, and padded tokens do not change the prompt tokens."""
+    from emosem.modeling.emotion_prompt import EmotionProjector
+
+    torch.manual_seed(0)
+    proj = EmotionProjector(64, 256, num_tokens=4, num_heads=8).eval()
+    x = torch.randn(3, 7, 64)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, 4:] = 0
+    mask[2, 1:] = 0
+    with torch.no_grad():
+        got = proj(x, mask)
+        h = proj.mlp(x)
+        q = proj.queries.unsqueeze(0).expand(3, -1, -1)
+        want = proj.out(proj.pool(q, h, h, key_padding_mask=mask == 0, need_weights=False)[0] + q)
+        noisy = x.clone()
+        noisy[mask == 0] = 100.0
+        again = proj(noisy, mask)
+    assert got.shape == (3, 4, 256)
+    assert torch.equal(got, want)
+    torch.testing.assert_close(again, got, rtol=0, atol=1e-6)

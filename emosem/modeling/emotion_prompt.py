@@ -53,8 +53,19 @@ class EmotionProjector(nn.Module):
         """token_embeds: [B, T, D_lm]; attention_mask: [B, T] (1 = real) → tokens [B, K, 256]."""
         x = self.mlp(token_embeds)
         q = self.queries.unsqueeze(0).expand(x.shape[0], -1, -1)
-        pooled, _ = self.pool(q, x, x, key_padding_mask=attention_mask == 0, need_weights=False)
+        pooled, _ = self.pool(q, x, x, attn_mask=self._padding_mask(attention_mask, q.shape[1], x.dtype),
+                              need_weights=False)
         return self.out(pooled + q)
+
+    def _padding_mask(self, attention_mask: torch.Tensor, queries: int, dtype: torch.dtype) -> torch.Tensor:
+        """The padding as the additive mask [B·heads, K, T] (0 or −inf) that MultiheadAttention
+        builds from ``key_padding_mask`` itself: the same sums, without its first-call shape check
+        (``torch._check_with`` imports torch.fx's symbolic shapes, 0.3–0.5 s of a cold start)."""
+        b, t = attention_mask.shape
+        heads = self.pool.num_heads
+        mask = torch.zeros(b, 1, 1, t, dtype=dtype, device=attention_mask.device)
+        mask.masked_fill_((attention_mask == 0)[:, None, None], float("-inf"))
+        return mask.expand(b, heads, queries, t).reshape(b * heads, queries, t)
 
     def condition(self, image_embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """FiLM: image_embeddings [B, 256, h, w], tokens [B, K, 256] → [B, 256, h, w]."""
