@@ -93,6 +93,22 @@ def test_ort_greedy_tokens_equal_generate_with_processors(tiny_llama_dir, cache)
     assert again.generate(embeds, attn, 12, -1, 0).tolist() == free.tolist()  # from the optimized copy
 
 
+def test_an_export_removes_graph_folders_of_earlier_formats(tiny_llama_dir, cache):
+    """Exporting a graph removes the sibling folders an earlier FORMAT wrote (never opened again),
+    and keeps the current format's, folders it cannot read and other files."""
+    model = _llama(tiny_llama_dir)
+    parent = cache / "graphs"
+    old, other, current = parent / "old", parent / "notes", parent / "current"
+    for folder, fmt in ((old, fast_lm.FORMAT - 1), (current, fast_lm.FORMAT)):
+        folder.mkdir(parents=True)
+        (folder / "source.json").write_text(json.dumps({"format": fmt}))
+        (folder / "step.onnx").write_bytes(b"x")
+    other.mkdir()
+    (other / "source.json").write_text("[1, 2]")
+    fast_lm.export_once(model, parent / "new", "the tiny LM")
+    assert sorted(p.name for p in parent.iterdir()) == ["current", "new", "notes"]
+
+
 def test_sessions_open_from_an_optimized_copy_that_computes_the_same_numbers(tiny_llama_dir, cache, monkeypatch):
     """The first session of a graph writes its optimized copy where that copy's outputs equal the
     session's bit for bit; later sessions open the copy (same outputs); a damaged copy is

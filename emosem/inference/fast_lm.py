@@ -263,7 +263,29 @@ def export_once(model: nn.Module, folder: Path, what: str, **source: Any) -> Pat
         logger.info("exporting %s's decoding step to %s (once per model weights)", what, path)
         export_step(model, path)
         (folder / "source.json").write_text(json.dumps({"format": FORMAT, **source}), encoding="utf-8")
+        prune_older_formats(folder.parent)
     return path
+
+
+def prune_older_formats(parent: Path) -> list[Path]:
+    """Remove the graph folders in ``parent`` that an earlier :data:`FORMAT` wrote (their
+    ``source.json`` says so; this version never opens them, its keys include the format):
+    a few hundred MB each. Returns the removed folders; one that cannot be removed is left."""
+    import shutil
+
+    removed = []
+    for folder in sorted(parent.iterdir()) if parent.is_dir() else []:
+        try:
+            fmt = json.loads((folder / "source.json").read_text(encoding="utf-8")).get("format")
+        except (OSError, ValueError, AttributeError):
+            continue  # not a graph folder of ours
+        if isinstance(fmt, int) and fmt < FORMAT:
+            shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                removed.append(folder)
+    if removed:
+        logger.info("removed %d graph folder(s) of an earlier format from %s", len(removed), parent)
+    return removed
 
 
 def export_step(model: nn.Module, path: Path, pack: bool = True) -> Path:
