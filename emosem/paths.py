@@ -30,10 +30,20 @@ SYNTHETIC_DATA = "data/synthetic"
 DEMO_ASSETS_DIR = repo_root() / "demo" / "assets"
 
 
+#: The environment variables that name the user cache, in order (``EMOSEM_CACHE_DIR``: the
+#: evaluation's name for it before there was one cache, still read).
+CACHE_ENVS = ("EMOSEM_CACHE", "EMOSEM_CACHE_DIR")
+
+
 def user_cache(*parts: str) -> Path:
     """A folder in the user's cache of derived files (exported graphs, reference scores, token
-    texts): ``$EMOSEM_CACHE``, default ``~/.cache/emosem``, joined with ``parts``."""
-    return Path(os.environ.get("EMOSEM_CACHE", Path.home() / ".cache" / "emosem"), *parts)
+    texts, the evaluation's text-emotion classifier), joined with ``parts``: ``$EMOSEM_CACHE``,
+    else ``$EMOSEM_CACHE_DIR``, else ``$XDG_CACHE_HOME/emosem``, else ``~/.cache/emosem``."""
+    for name in CACHE_ENVS:
+        if os.environ.get(name):
+            return Path(os.environ[name], *parts)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return Path(xdg if xdg else Path.home() / ".cache", "emosem", *parts)
 
 
 def default_checkpoint() -> Path:

@@ -297,11 +297,16 @@ def test_classifier_trained_cached_and_refreshed(hand_made, tmp_path):
 
 def test_user_cache_dir_order(monkeypatch, tmp_path):
     from emosem.evaluation.classifier_cache import user_cache_dir
+    from emosem.paths import user_cache
 
+    monkeypatch.setenv("EMOSEM_CACHE", str(tmp_path / "one"))
     monkeypatch.setenv("EMOSEM_CACHE_DIR", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert user_cache_dir(tmp_path / "given") == tmp_path / "given"
-    assert user_cache_dir() == tmp_path / "env"
+    assert user_cache_dir() == user_cache() == tmp_path / "one"  # one cache for every derived file
+    assert user_cache("onnx", "k") == tmp_path / "one" / "onnx" / "k"
+    monkeypatch.delenv("EMOSEM_CACHE")
+    assert user_cache_dir() == tmp_path / "env"  # the older name, still read
     monkeypatch.delenv("EMOSEM_CACHE_DIR")
     assert user_cache_dir() == tmp_path / "xdg" / "emosem"
     monkeypatch.delenv("XDG_CACHE_HOME")

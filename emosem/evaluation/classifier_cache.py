@@ -5,8 +5,9 @@ The cache never touches the evaluated checkpoint. A classifier is reused from, i
 ``tools/export_checkpoint.py``), the user cache ``<cache>/emotion_classifier/<fingerprint>/``
 and ``<out>/emotion_classifier/``, when its fingerprint (a hash of the training texts, labels and
 seed) matches; otherwise it is trained and saved into the user cache, or the report folder when
-that cannot be written. The user cache is ``cache_dir`` if given, else ``$EMOSEM_CACHE_DIR``,
-else ``$XDG_CACHE_HOME/emosem``, else ``~/.cache/emosem``.
+that cannot be written. The user cache is ``cache_dir`` if given, else the toolkit's one
+(:func:`emosem.paths.user_cache`: ``$EMOSEM_CACHE``, ``$EMOSEM_CACHE_DIR``,
+``$XDG_CACHE_HOME/emosem`` or ``~/.cache/emosem``).
 """
 
 from __future__ import annotations
@@ -30,18 +31,13 @@ __all__ = [
 
 CLASSIFIER_DIR = "emotion_classifier"
 CLASSIFIER_SEED = 0
-CACHE_ENV = "EMOSEM_CACHE_DIR"
 
 
 def user_cache_dir(cache_dir: str | Path | None = None) -> Path:
     """Where EmoSEM caches what it derives from data (see the module doc for the order)."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "emosem"
+    from emosem.paths import user_cache
+
+    return Path(cache_dir) if cache_dir is not None else user_cache()
 
 
 def _train_texts(samples: Sequence[Any]) -> tuple[list[str], list[str]]:
