@@ -231,7 +231,8 @@ def test_a_lora_adapter_stays_factored_so_its_base_weights_keep_their_4bit_codes
                 lin.weight.copy_(_snap_to_q41(lin.weight))
         model.lm_head.weight.copy_(_snap_to_q80(model.lm_head.weight))
     torch.manual_seed(0)
-    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "down_proj"]  # the MLP too (lora_target_modules)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=targets))
     with torch.no_grad():
         for name, p in lora.named_parameters():
             if "lora_B" in name:

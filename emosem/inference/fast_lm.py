@@ -135,8 +135,8 @@ class LlamaStep(nn.Module):
             a, m = layer.self_attn, layer.mlp
             self._product(f"qkv_{i}", [a.q_proj, a.k_proj, a.v_proj])
             self._product(f"o_{i}", [a.o_proj])
-            self.register_buffer(f"gate_up_{i}", torch.cat([m.gate_proj.weight, m.up_proj.weight]).detach().T.contiguous(),
-                                 persistent=False)
+            self._product(f"gate_up_{i}", [m.gate_proj, m.up_proj])
+            self._product(f"down_{i}", [m.down_proj])
         self.norm = model.model.norm
         self.head = model.lm_head
         self.heads, self.kv = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -206,10 +206,9 @@ class LlamaStep(nn.Module):
             scores = q @ k.transpose(-1, -2) * hd ** -0.5 + bias  # [B, KV, rep·T, P+T]
             o = (scores.softmax(-1) @ v).view(b, self.kv, rep, t, hd).permute(0, 3, 1, 2, 4).reshape(b, t, self.heads * hd)
             x = x + self._apply(f"o_{i}", o)
-            m = layer.mlp
             h = layer.post_attention_layernorm(x)
-            gate, up = (h @ getattr(self, f"gate_up_{i}")).chunk(2, -1)
-            x = x + m.down_proj(F.silu(gate) * up)
+            gate, up = self._apply(f"gate_up_{i}", h).chunk(2, -1)
+            x = x + self._apply(f"down_{i}", F.silu(gate) * up)
         return (self.head(self.norm(x[:, -1])), *present)
 
 
