@@ -17,8 +17,10 @@ from emosem.inference.affect_prior import (
     geometric_blend,
     painting_prior,
 )
+from emosem.data.cues import cue_image, dominant_line_direction, line_directions
 from emosem.inference.lm_prior import (
     EMOTION_WORDS,
+    LINE_SENTENCES,
     NAIVE_NULL,
     Description,
     LMPrior,
@@ -100,6 +102,42 @@ def test_layout_references_keep_the_combinations_and_add_varied_layouts():
         [(r.light, r.saturation, r.warmth, r.colours) for r in plain]
     assert all(r.layout.startswith("The upper half is ") for r in laid)
     assert len({r.layout for r in laid}) > 9 and sum("swirl" in r.layout for r in laid) == 13
+
+
+def _stripes(direction: str, h: int = 120, w: int = 160) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    phase = {"horizontal": y, "vertical": x, "oblique": x + y}[direction] / 3.0
+    grey = ((np.sin(phase) * 0.5 + 0.5) * 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+@pytest.mark.parametrize("direction", ["horizontal", "vertical", "oblique"])
+def test_line_directions_read_the_way_stripes_run(direction):
+    shares = line_directions(cue_image(_stripes(direction)).texture)
+    assert shares[direction] > 0.95 and sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    assert dominant_line_direction(shares) == direction
+    # under a weight map, only the weighted part counts: the lower half's vertical stripes
+    img = _stripes("horizontal")
+    img[60:] = _stripes("vertical")[60:]
+    prepared = cue_image(img)
+    lower = np.zeros(prepared.lab.shape[:2], np.float32)
+    lower[lower.shape[0] // 2 + 4:] = 1.0
+    assert dominant_line_direction(line_directions(prepared.texture, lower)) == "vertical"
+
+
+def test_edges_in_every_direction_or_none_have_no_dominant_line():
+    assert line_directions(cue_image(_painted(DARK_COLD_MUTED)).texture) == \
+        {"horizontal": 0.25, "vertical": 0.25, "oblique": 0.5}  # flat paint: no edges
+    assert dominant_line_direction({"horizontal": 0.28, "vertical": 0.27, "oblique": 0.45}) is None
+
+
+def test_describe_with_lines_adds_the_sentence_and_references_cycle_it():
+    d = describe(_stripes("oblique"), layout=True, lines=True)
+    assert d.lines == LINE_SENTENCES["oblique"] and all(t.endswith(d.layout + " " + d.lines) for t in d.texts())
+    assert describe(_painted(DARK_COLD_MUTED), lines=True).lines == ""  # no line dominates flat paint
+    refs = reference_descriptions(layout=True, lines=True)
+    assert {r.lines for r in refs} == {"", *LINE_SENTENCES.values()}
+    assert [r.layout for r in refs] == [r.layout for r in reference_descriptions(layout=True)]
 
 
 @pytest.fixture(autouse=True)

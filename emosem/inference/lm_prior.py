@@ -29,6 +29,14 @@ descriptions then carry layout sentences of their own, so the PMI cancels what a
 does to a word. Measured on the sample paintings it ranks a plausible emotion first more often
 (``docs/results/issue27_priors_layout.json``), so it is the default (``kind="pmi_layout"``).
 
+A description can further carry a *lines* sentence (:func:`lines_sentence`, ``kind="pmi_layout_lines"``):
+whether the painting's edges run mostly level, upright or slanted
+(:func:`~emosem.data.cues.line_directions`), in the words art theory gives those directions
+(Itten, J. (1961). *Kunst der Farbe*; Arnheim, R. (1954). *Art and Visual Perception*; as
+quoted and measured by Machajdik & Hanbury 2010, §3.3: "horizontal lines … communicate calmness
+and relaxation, vertical lines are clear and direct and communicate dignity …, slanted lines …
+are unstable and communicate dynamism"): the text knowledge of composition, not only of colour.
+
 "something else" has no adjective: its score is the mean of the other eight. The prior is the
 softmax of the scores (nats, temperature 1).
 
@@ -112,6 +120,12 @@ TEMPLATES = (
 LIGHT_WORDS = ((40.0, "dark"), (60.0, "medium-toned"), (float("inf"), "bright"))
 SATURATION_WORDS = ((20.0, "muted"), (40.0, "moderately colourful"), (float("inf"), "vivid"))
 WARMTH_WORDS = ((0.0, "cool"), (15.0, "neutral"), (float("inf"), "warm"))
+# The lines sentence of each dominant direction (module docstring); none where no direction dominates.
+LINE_SENTENCES = {
+    "horizontal": "Its lines lie mostly level, calm and relaxed.",
+    "vertical": "Its lines stand mostly upright, clear and dignified.",
+    "oblique": "Its lines run mostly at a slant, unstable and dynamic.",
+}
 REFERENCE_COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown",
                      "black", "white", "grey")
 
@@ -125,10 +139,11 @@ class Description:
     saturation: str
     warmth: str
     layout: str = ""  # an optional sentence on the halves and the strokes (:func:`layout_sentence`)
+    lines: str = ""  # an optional sentence on the lines' direction (:func:`lines_sentence`)
 
     def texts(self) -> list[str]:
-        """The description in each of :data:`TEMPLATES` (and its layout sentence, if any)."""
-        tail = f" {self.layout}" if self.layout else ""
+        """The description in each of :data:`TEMPLATES` (and its layout and lines sentences, if any)."""
+        tail = "".join(f" {x}" for x in (self.layout, self.lines) if x)
         return [t.format(**self.__dict__) + tail for t in TEMPLATES]
 
 
@@ -150,12 +165,18 @@ def layout_sentence(top: tuple[str, list[str]], bottom: tuple[str, list[str]], s
     return halves[0].upper() + halves[1:] + "." + (" The strokes swirl." if swirling else "")
 
 
-def describe(image: np.ndarray, layout: bool = False) -> Description:
+def lines_sentence(direction: str | None) -> str:
+    """The sentence on a dominant line direction (:data:`LINE_SENTENCES`), "" for none."""
+    return LINE_SENTENCES[direction] if direction else ""
+
+
+def describe(image: np.ndarray, layout: bool = False, lines: bool = False) -> Description:
     """Words for an HxWx3 uint8 RGB painting from its whole-canvas cues
     (:func:`~emosem.data.cues.extract_cues`): its named main colours, light, saturation, warmth;
     with ``layout`` also the light and colours of its upper and lower halves and whether its
-    strokes swirl (:func:`layout_sentence`)."""
-    from emosem.data.cues import cue_image, extract_cues
+    strokes swirl (:func:`layout_sentence`); with ``lines`` the direction its lines mostly run
+    (:func:`lines_sentence`)."""
+    from emosem.data.cues import cue_image, dominant_line_direction, extract_cues, line_directions
 
     image = np.asarray(image)
     prepared = cue_image(image)  # the image side, measured once for the canvas and its halves
@@ -169,15 +190,17 @@ def describe(image: np.ndarray, layout: bool = False) -> Description:
             half = extract_cues(image, mask, prepared=prepared)
             halves.append((_word(half.lightness, LIGHT_WORDS), half.colour_names))
         text = layout_sentence(*halves, swirling="swirling strokes" in cues.shape_words)
+    said = lines_sentence(dominant_line_direction(line_directions(prepared.texture))) if lines else ""
     return Description(_join(cues.colour_names), _word(cues.lightness, LIGHT_WORDS),
-                       _word(cues.chroma, SATURATION_WORDS), _word(cues.warmth, WARMTH_WORDS), text)
+                       _word(cues.chroma, SATURATION_WORDS), _word(cues.warmth, WARMTH_WORDS), text, said)
 
 
-def reference_descriptions(layout: bool = False) -> list[Description]:
+def reference_descriptions(layout: bool = False, lines: bool = False) -> list[Description]:
     """Descriptions of "any painting": every light × saturation × warmth word, the colours a fixed
     cycle of pairs of basic colour terms (independent of any painting); with ``layout`` each also
     gets a layout sentence whose halves' light words and colours and whose swirl follow fixed
-    cycles of their own."""
+    cycles of their own; with ``lines`` a lines sentence cycling through none and each direction."""
+    directions = (None, *LINE_SENTENCES)
     lights = [w for _, w in LIGHT_WORDS]
     combos = list(itertools.product(lights, [w for _, w in SATURATION_WORDS], [w for _, w in WARMTH_WORDS]))
     n = len(REFERENCE_COLOURS)
@@ -187,7 +210,8 @@ def reference_descriptions(layout: bool = False) -> list[Description]:
 
     return [Description(_join(colours(i)), *c,
                         layout_sentence((lights[(i // len(lights)) % len(lights)], colours(i + 1)),
-                                        (lights[i % len(lights)], colours(i + 2)), i % 2 == 1) if layout else "")
+                                        (lights[i % len(lights)], colours(i + 2)), i % 2 == 1) if layout else "",
+                        lines_sentence(directions[i % len(directions)]) if lines else "")
             for i, c in enumerate(combos)]
 
 
@@ -234,12 +258,13 @@ class LMPrior:
 
     def __init__(self, model_path: str | Path | None = None,
                  verbalizers: dict[str, tuple[str, ...]] | None = None, layout: bool = False,
-                 runtime: str | None = None) -> None:
+                 runtime: str | None = None, lines: bool = False) -> None:
         self.model_path = model_path
         self.runtime = runtime or os.environ.get(RUNTIME_ENV, "auto")
         if self.runtime not in PRIOR_RUNTIMES:
             raise ValueError(f"runtime must be one of {PRIOR_RUNTIMES}, got {self.runtime!r}")
         self.layout = layout  # whether descriptions carry the layout sentence (describe(layout=True))
+        self.lines = lines  # and the lines sentence (describe(lines=True))
         # emotion → its adjectives; default one each (EMOTION_WORDS)
         self.verbalizers = verbalizers or {e: (w,) for e, w in EMOTION_WORDS.items()}
         self.words = [w for ws in self.verbalizers.values() for w in ws]
@@ -367,7 +392,7 @@ class LMPrior:
         """[len(self.words)] mean adjective score over :func:`reference_descriptions` in every
         template; kept on disk (:func:`reference_cache_path`) so that only the first run on a
         model and a word list pays for it."""
-        texts = [t for d in reference_descriptions(self.layout) for t in d.texts()]
+        texts = [t for d in reference_descriptions(self.layout, self.lines) for t in d.texts()]
         path = reference_cache_path(self.resolved_path, texts, self.words, self.scoring_runtime)
         if path.is_file():
             try:
@@ -415,11 +440,11 @@ class LMPrior:
 
 # ---------------------------------------------------------------------- per painting, cached
 @lru_cache(maxsize=4)
-def shared_scorer(ensemble: bool = False, layout: bool = False) -> LMPrior:
+def shared_scorer(ensemble: bool = False, layout: bool = False, lines: bool = False) -> LMPrior:
     """One scorer on the default language model per process, word list and description kind (its
     reference scores with it): one adjective per emotion, or (``ensemble``)
-    :data:`EMOTION_VERBALIZERS`; descriptions with the layout sentence or without."""
-    return LMPrior(verbalizers=EMOTION_VERBALIZERS if ensemble else None, layout=layout)
+    :data:`EMOTION_VERBALIZERS`; descriptions with the layout (and lines) sentence or without."""
+    return LMPrior(verbalizers=EMOTION_VERBALIZERS if ensemble else None, layout=layout, lines=lines)
 
 
 def _image_key(image: np.ndarray) -> str:
@@ -429,7 +454,8 @@ def _image_key(image: np.ndarray) -> str:
 
 @lru_cache(maxsize=64)
 def _cached_prior(key: str, kind: str, description: Description) -> tuple[tuple[str, float], ...]:
-    scorer = shared_scorer(ensemble=kind == "pmi_words", layout=kind.startswith("pmi_layout"))
+    scorer = shared_scorer(ensemble=kind == "pmi_words", layout=kind.startswith("pmi_layout"),
+                           lines=kind == "pmi_layout_lines")
     if kind == "naive":
         dist = scorer.naive_prior(description)
     else:
@@ -437,15 +463,16 @@ def _cached_prior(key: str, kind: str, description: Description) -> tuple[tuple[
     return tuple(dist.items())
 
 
-LM_PRIOR_KINDS = ("pmi", "pmi_words", "pmi_layout", "pmi_layout_rates", "naive")
+LM_PRIOR_KINDS = ("pmi", "pmi_words", "pmi_layout", "pmi_layout_rates", "pmi_layout_lines", "naive")
 
 
 def painting_lm_prior(image: np.ndarray, kind: str = "pmi") -> dict[str, float]:
     """The language-model prior of an HxWx3 uint8 RGB painting, cached per image content: ``kind``
     "pmi" (:meth:`LMPrior.prior`, one adjective per emotion), "pmi_words" (the same over
     :data:`EMOTION_VERBALIZERS`), "pmi_layout" (descriptions with the layout sentence),
-    "pmi_layout_rates" (the same with ArtEmis's base rates: the posterior) or "naive"
-    (:meth:`LMPrior.naive_prior`)."""
+    "pmi_layout_rates" (the same with ArtEmis's base rates: the posterior), "pmi_layout_lines"
+    (descriptions with the layout and the lines sentences) or "naive" (:meth:`LMPrior.naive_prior`)."""
     if kind not in LM_PRIOR_KINDS:
         raise ValueError(f"kind must be one of {LM_PRIOR_KINDS}, got {kind!r}")
-    return dict(_cached_prior(_image_key(image), kind, describe(image, layout=kind.startswith("pmi_layout"))))
+    description = describe(image, layout=kind.startswith("pmi_layout"), lines=kind == "pmi_layout_lines")
+    return dict(_cached_prior(_image_key(image), kind, description))
