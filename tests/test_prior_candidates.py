@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from emosem.data.cues import cue_image, dominant_line_direction, line_directions
 from emosem.emotions import ARTEMIS_EMOTIONS
 from emosem.inference.affect_prior import (
     BCP37,
@@ -17,7 +18,6 @@ from emosem.inference.affect_prior import (
     geometric_blend,
     painting_prior,
 )
-from emosem.data.cues import cue_image, dominant_line_direction, line_directions
 from emosem.inference.lm_prior import (
     EMOTION_WORDS,
     LINE_SENTENCES,

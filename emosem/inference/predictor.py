@@ -14,6 +14,7 @@ independent of the predictor's cached image (what a multi-user server needs).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -437,13 +438,16 @@ class EmoSEMPredictor:
         # In place: a fresh [n, H, W] buffer per step costs more in page faults than the maths.
         soft = full.float().sigmoid_().cpu().numpy()  # [n, H, W] float32
         outside = is_out_of_domain(self._in_domain(st, in_domain))
-        regions = [choose_region(s, threshold, outside) for s in soft]
+        low_prob = logits.float().sigmoid()  # [n, 1, h, w] on the decoder's grid
+        # out of domain, the region rule works on the decoder's own grid, cropped to the painting
+        work = self._painting_grid(low_prob[:, 0], st.input_size).cpu().numpy() if outside else [None] * n
+        regions = [choose_region(s, threshold, outside, work=w) for s, w in zip(soft, work)]
         masks = np.stack([r.mask for r in regions])
         t_decode = time.perf_counter() - t0
         t1 = time.perf_counter()
         # a model that reads cues needs them, and grounded decoding bans the words they contradict
         with_cues = with_cues or (explain and (self.model.config.cues or word_grounding))
-        low = self._low_masks(regions, logits, threshold)
+        low = self._low_masks(regions, low_prob, threshold)
         cues = self.region_cues(st, masks, low) if with_cues else [None] * n
         in_domain_regions = self.region_domain(st, low)
         t_cues = time.perf_counter() - t1
@@ -545,13 +549,29 @@ class EmoSEMPredictor:
         ban = grounding_processor(self.model.lm.tokenizer, records)
         return {**gen, "logits_processor": [*gen.get("logits_processor", []), ban]}
 
-    def _low_masks(self, regions: list[Region], logits: torch.Tensor, threshold: float) -> torch.Tensor:
-        """[n, 1, h, w] bool masks at the decoder's resolution: the thresholded logits, or for a
-        region chosen by another rule its mask mapped back (resized and padded like the image)."""
-        low = logits.float().sigmoid() > threshold
+    def _painting_grid(self, grid: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+        """The part of maps [..., h, w] on the decoder's grid (the padded canvas of side
+        ``image_size``) that the painting covers (its ``input_size`` inside the canvas)."""
+        side = self.transform.image_size
+        rows = math.ceil(input_size[0] * grid.shape[-2] / side)
+        cols = math.ceil(input_size[1] * grid.shape[-1] / side)
+        return grid[..., :rows, :cols]
+
+    def _low_masks(self, regions: list[Region], low_prob: torch.Tensor, threshold: float) -> torch.Tensor:
+        """[n, 1, h, w] bool masks at the decoder's resolution (``low_prob`` [n, 1, h, w]: its
+        probabilities): the thresholded probabilities, or for a region chosen by another rule its
+        mask on the decoder's grid (:attr:`Region.work_mask`), or else its mask mapped back
+        (resized and padded like the image)."""
+        low = low_prob > threshold
         for i, r in enumerate(regions):
-            if r.rule != RULE_THRESHOLD:
-                padded = self.transform.apply_mask(r.mask)[None, None].to(logits.device)
+            if r.rule == RULE_THRESHOLD:
+                continue
+            if r.work_mask is not None:
+                low[i] = False
+                rows, cols = r.work_mask.shape
+                low[i, 0, :rows, :cols] = torch.from_numpy(r.work_mask).to(low.device)
+            else:
+                padded = self.transform.apply_mask(r.mask)[None, None].to(low.device)
                 low[i] = torch.nn.functional.interpolate(padded, size=low.shape[-2:], mode="area")[0] >= 0.5
         return low
 

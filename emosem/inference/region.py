@@ -17,6 +17,12 @@ chosen by one rule that holds across images (:func:`largest_parts`):
 
 A mask that already covers ``min_fraction`` in at most ``max_parts`` parts is kept as it is.
 The rule that applied is recorded with the region (:meth:`Region.record`).
+
+The rule works on a map of at most :data:`WORK_SIDE` on the longer side: the predictor hands it
+the decoder's own probability grid (256 on the padded canvas's side, cropped to the painting),
+so the full-resolution map is never shrunk again, and only the chosen mask is brought to the
+painting's size (its grid mask is kept too, :attr:`Region.work_mask`, for what reads the
+region at the decoder's resolution).
 """
 
 from __future__ import annotations
@@ -36,12 +42,14 @@ RULE_LARGEST_PARTS = "largest_parts"
 @dataclass
 class Region:
     """A chosen region: HxW bool ``mask``, the ``rule`` that chose it, its connected ``parts``
-    and the share of the canvas it covers."""
+    and the share of the canvas it covers; ``work_mask`` [h, w] bool: the mask on the map the rule
+    worked on, where it chose one (None for the thresholded mask; its parts are counted there)."""
 
     mask: np.ndarray
     rule: str
     parts: int
     area_fraction: float
+    work_mask: np.ndarray | None = None
 
     def record(self) -> dict:
         return {"rule": self.rule, "parts": self.parts, "area_fraction": round(self.area_fraction, 4)}
@@ -70,10 +78,11 @@ def coverage(mask: np.ndarray) -> float:
     return np.count_nonzero(mask) / mask.size if mask.size else 0.0
 
 
-def region_of(mask: np.ndarray, rule: str, parts: int | None = None) -> Region:
+def region_of(mask: np.ndarray, rule: str, parts: int | None = None,
+              work_mask: np.ndarray | None = None) -> Region:
     """The :class:`Region` of a bool mask chosen by ``rule`` (``parts``: its number of parts,
-    when already counted)."""
-    return Region(mask, rule, number_of_parts(mask) if parts is None else parts, coverage(mask))
+    when already counted; ``work_mask``: the mask on the rule's working map)."""
+    return Region(mask, rule, number_of_parts(mask) if parts is None else parts, coverage(mask), work_mask)
 
 
 def is_pointable(mask: np.ndarray, min_fraction: float = MIN_FRACTION,
@@ -83,9 +92,12 @@ def is_pointable(mask: np.ndarray, min_fraction: float = MIN_FRACTION,
 
 
 def choose_region(soft: np.ndarray, threshold: float, out_of_domain: bool,
-                  min_fraction: float = MIN_FRACTION, max_parts: int = MAX_PARTS) -> Region:
+                  min_fraction: float = MIN_FRACTION, max_parts: int = MAX_PARTS,
+                  work: np.ndarray | None = None) -> Region:
     """The region of one probability map ``soft`` (HxW float in [0, 1]): the thresholded mask, or
-    on a painting out of domain whose mask is not pointable, :func:`largest_parts`."""
+    on a painting out of domain whose mask is not pointable, :func:`largest_parts`, which works
+    on ``work`` [h, w] (the same probabilities at a lower resolution, e.g. the decoder's grid)
+    where given, else on ``soft`` shrunk to :data:`WORK_SIDE`."""
     mask = soft > threshold
     if not out_of_domain:
         return region_of(mask, RULE_THRESHOLD)
@@ -93,7 +105,33 @@ def choose_region(soft: np.ndarray, threshold: float, out_of_domain: bool,
     parts = number_of_parts(mask) if area >= min_fraction else None  # counted once, kept
     if parts is not None and parts <= max_parts:
         return region_of(mask, RULE_THRESHOLD, parts)
-    return region_of(largest_parts(soft, area, min_fraction, max_parts), RULE_LARGEST_PARTS)
+    small = work if work is not None else working_map(soft)
+    chosen = largest_parts(small, area, min_fraction, max_parts)
+    # its parts counted where the rule chose them (a fraction of the full-size mask's pixels)
+    return region_of(resize_mask(chosen, soft.shape), RULE_LARGEST_PARTS, number_of_parts(chosen), chosen)
+
+
+def working_map(soft: np.ndarray) -> np.ndarray:
+    """``soft`` [H, W] as float32, shrunk by area averaging to at most :data:`WORK_SIDE` on the
+    longer side."""
+    import cv2
+
+    h, w = soft.shape
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    if scale == 1.0:
+        return soft.astype(np.float32)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(soft.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A bool mask [h, w] brought to ``shape`` (H, W): bilinear, then ≥ 0.5."""
+    import cv2
+
+    if mask.shape == tuple(shape):
+        return mask
+    size = (int(shape[1]), int(shape[0]))
+    return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
 
 
 def _kept_parts(smooth: np.ndarray, soft: np.ndarray, level: float, max_parts: int,
@@ -108,17 +146,14 @@ def _kept_parts(smooth: np.ndarray, soft: np.ndarray, level: float, max_parts: i
     return np.isin(labels, np.asarray(keep) + 1)
 
 
-def largest_parts(soft: np.ndarray, target: float, min_fraction: float = MIN_FRACTION,
+def largest_parts(small: np.ndarray, target: float, min_fraction: float = MIN_FRACTION,
                   max_parts: int = MAX_PARTS) -> np.ndarray:
-    """The rule of the module docstring on a probability map [H, W] → bool mask [H, W]; ``target``
-    is the share of the canvas to cover (at least ``min_fraction`` is used)."""
+    """The rule of the module docstring on a working probability map [h, w] (at most
+    :data:`WORK_SIDE` a side: :func:`working_map`) → bool mask [h, w]; ``target`` is the share of
+    the canvas to cover (at least ``min_fraction`` is used)."""
     import cv2
 
-    h, w = soft.shape
-    scale = min(1.0, WORK_SIDE / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(soft.astype(np.float32), size, interpolation=cv2.INTER_AREA) if scale < 1 \
-        else soft.astype(np.float32)
+    small = np.asarray(small, dtype=np.float32)
     sigma = 0.5 * math.sqrt(min_fraction * small.size / math.pi)
     smooth = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma, sigmaY=sigma,
                               borderType=cv2.BORDER_REPLICATE)
@@ -126,8 +161,6 @@ def largest_parts(soft: np.ndarray, target: float, min_fraction: float = MIN_FRA
     while True:
         level = float(np.quantile(smooth, 1.0 - min(share, 0.5)))
         kept = _kept_parts(smooth, small, level, max_parts, min_fraction / 4)
-        if scale < 1:
-            kept = cv2.resize(kept.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
         if coverage(kept) >= min_fraction or share >= 0.5:
             return kept
         share *= 1.5
