@@ -14,7 +14,6 @@ independent of the predictor's cached image (what a multi-user server needs).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from emosem.inference.affect_prior import (
 )
 from emosem.inference.domain import DomainModel, load_domain, pooled_features, valid_weight
 from emosem.inference.packed_linear import pack_linears, packing_supported
-from emosem.inference.region import RULE_THRESHOLD, Region, choose_region, coverage
+from emosem.inference.region import RULE_THRESHOLD, WORK_SIDE, Region, choose_region, coverage
 from emosem.modeling.emosem import EmoSEM
 from emosem.paths import default_checkpoint
 from emosem.regions import region_is_empty
@@ -438,16 +437,15 @@ class EmoSEMPredictor:
         # In place: a fresh [n, H, W] buffer per step costs more in page faults than the maths.
         soft = full.float().sigmoid_().cpu().numpy()  # [n, H, W] float32
         outside = is_out_of_domain(self._in_domain(st, in_domain))
-        low_prob = logits.float().sigmoid()  # [n, 1, h, w] on the decoder's grid
-        # out of domain, the region rule works on the decoder's own grid, cropped to the painting
-        work = self._painting_grid(low_prob[:, 0], st.input_size).cpu().numpy() if outside else [None] * n
+        # out of domain, the region rule works on the logits brought to its working size directly
+        work = self._work_maps(logits, st.input_size) if outside else [None] * n
         regions = [choose_region(s, threshold, outside, work=w) for s, w in zip(soft, work)]
         masks = np.stack([r.mask for r in regions])
         t_decode = time.perf_counter() - t0
         t1 = time.perf_counter()
         # a model that reads cues needs them, and grounded decoding bans the words they contradict
         with_cues = with_cues or (explain and (self.model.config.cues or word_grounding))
-        low = self._low_masks(regions, low_prob, threshold)
+        low = self._low_masks(regions, logits, threshold, st.input_size)
         cues = self.region_cues(st, masks, low) if with_cues else [None] * n
         in_domain_regions = self.region_domain(st, low)
         t_cues = time.perf_counter() - t1
@@ -549,30 +547,39 @@ class EmoSEMPredictor:
         ban = grounding_processor(self.model.lm.tokenizer, records)
         return {**gen, "logits_processor": [*gen.get("logits_processor", []), ban]}
 
-    def _painting_grid(self, grid: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
-        """The part of maps [..., h, w] on the decoder's grid (the padded canvas of side
-        ``image_size``) that the painting covers (its ``input_size`` inside the canvas)."""
-        side = self.transform.image_size
-        rows = math.ceil(input_size[0] * grid.shape[-2] / side)
-        cols = math.ceil(input_size[1] * grid.shape[-1] / side)
-        return grid[..., :rows, :cols]
+    def _work_frame(self, input_size: tuple[int, int]) -> tuple[int, int, int]:
+        """(canvas side, rows, cols) of the padded canvas scaled so that the painting inside it
+        (``input_size``) is at most :data:`~emosem.inference.region.WORK_SIDE` on its longer side."""
+        scale = min(1.0, WORK_SIDE / max(input_size))
+        return (round(self.transform.image_size * scale), max(1, round(input_size[0] * scale)),
+                max(1, round(input_size[1] * scale)))
 
-    def _low_masks(self, regions: list[Region], low_prob: torch.Tensor, threshold: float) -> torch.Tensor:
-        """[n, 1, h, w] bool masks at the decoder's resolution (``low_prob`` [n, 1, h, w]: its
-        probabilities): the thresholded probabilities, or for a region chosen by another rule its
-        mask on the decoder's grid (:attr:`Region.work_mask`), or else its mask mapped back
-        (resized and padded like the image)."""
-        low = low_prob > threshold
+    def _work_maps(self, logits: torch.Tensor, input_size: tuple[int, int]) -> np.ndarray:
+        """Probabilities [n, rows, cols] of the painting at the region rule's working size: the
+        logits [n, 1, h, w] upsampled once to the scaled canvas (:meth:`_work_frame`) and cropped,
+        as :meth:`SamTransform.postprocess_masks` does at full size, without the full-size detour."""
+        side, rows, cols = self._work_frame(input_size)
+        up = torch.nn.functional.interpolate(logits.float(), (side, side), mode="bilinear", align_corners=False)
+        return up[:, 0, :rows, :cols].sigmoid().cpu().numpy()
+
+    def _low_masks(self, regions: list[Region], logits: torch.Tensor, threshold: float,
+                   input_size: tuple[int, int]) -> torch.Tensor:
+        """[n, 1, h, w] bool masks at the decoder's resolution (``logits`` [n, 1, h, w]): the
+        thresholded probabilities, or for a region chosen by another rule its working-size mask
+        (:attr:`Region.work_mask`) placed on the scaled canvas and area-averaged to the decoder's
+        grid (≥ 0.5), or else its full-size mask mapped back the same way."""
+        low = logits.float().sigmoid() > threshold
+        side, _, _ = self._work_frame(input_size)
         for i, r in enumerate(regions):
             if r.rule == RULE_THRESHOLD:
                 continue
-            if r.work_mask is not None:
-                low[i] = False
+            if r.work_mask is not None and max(r.work_mask.shape) <= side:
+                canvas = torch.zeros(1, 1, side, side)
                 rows, cols = r.work_mask.shape
-                low[i, 0, :rows, :cols] = torch.from_numpy(r.work_mask).to(low.device)
+                canvas[0, 0, :rows, :cols] = torch.from_numpy(r.work_mask.astype(np.float32))
             else:
-                padded = self.transform.apply_mask(r.mask)[None, None].to(low.device)
-                low[i] = torch.nn.functional.interpolate(padded, size=low.shape[-2:], mode="area")[0] >= 0.5
+                canvas = self.transform.apply_mask(r.mask)[None, None]
+            low[i] = torch.nn.functional.interpolate(canvas.to(low.device), size=low.shape[-2:], mode="area")[0] >= 0.5
         return low
 
     def region_domain(self, st: ImageState, low: torch.Tensor) -> list[float | None]:

@@ -19,10 +19,9 @@ A mask that already covers ``min_fraction`` in at most ``max_parts`` parts is ke
 The rule that applied is recorded with the region (:meth:`Region.record`).
 
 The rule works on a map of at most :data:`WORK_SIDE` on the longer side: the predictor hands it
-the decoder's own probability grid (256 on the padded canvas's side, cropped to the painting),
-so the full-resolution map is never shrunk again, and only the chosen mask is brought to the
-painting's size (its grid mask is kept too, :attr:`Region.work_mask`, for what reads the
-region at the decoder's resolution).
+the decoder's logits upsampled straight to that size (not the full-size map shrunk again), and
+only the chosen mask is brought to the painting's size (the working-size mask is kept too,
+:attr:`Region.work_mask`, for what reads the region at the decoder's resolution).
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ RULE_LARGEST_PARTS = "largest_parts"
 class Region:
     """A chosen region: HxW bool ``mask``, the ``rule`` that chose it, its connected ``parts``
     and the share of the canvas it covers; ``work_mask`` [h, w] bool: the mask on the map the rule
-    worked on, where it chose one (None for the thresholded mask; its parts are counted there)."""
+    worked on, where it chose one (None for the thresholded mask)."""
 
     mask: np.ndarray
     rule: str
@@ -96,7 +95,7 @@ def choose_region(soft: np.ndarray, threshold: float, out_of_domain: bool,
                   work: np.ndarray | None = None) -> Region:
     """The region of one probability map ``soft`` (HxW float in [0, 1]): the thresholded mask, or
     on a painting out of domain whose mask is not pointable, :func:`largest_parts`, which works
-    on ``work`` [h, w] (the same probabilities at a lower resolution, e.g. the decoder's grid)
+    on ``work`` [h, w] (the same probabilities at a lower resolution, e.g. the decoder's logits upsampled straight to that size)
     where given, else on ``soft`` shrunk to :data:`WORK_SIDE`."""
     mask = soft > threshold
     if not out_of_domain:
@@ -106,9 +105,8 @@ def choose_region(soft: np.ndarray, threshold: float, out_of_domain: bool,
     if parts is not None and parts <= max_parts:
         return region_of(mask, RULE_THRESHOLD, parts)
     small = work if work is not None else working_map(soft)
-    chosen = largest_parts(small, area, min_fraction, max_parts)
-    # its parts counted where the rule chose them (a fraction of the full-size mask's pixels)
-    return region_of(resize_mask(chosen, soft.shape), RULE_LARGEST_PARTS, number_of_parts(chosen), chosen)
+    chosen, full = largest_parts(small, area, min_fraction, max_parts, size=soft.shape)
+    return region_of(full, RULE_LARGEST_PARTS, work_mask=chosen)
 
 
 def working_map(soft: np.ndarray) -> np.ndarray:
@@ -147,10 +145,12 @@ def _kept_parts(smooth: np.ndarray, soft: np.ndarray, level: float, max_parts: i
 
 
 def largest_parts(small: np.ndarray, target: float, min_fraction: float = MIN_FRACTION,
-                  max_parts: int = MAX_PARTS) -> np.ndarray:
+                  max_parts: int = MAX_PARTS, size: tuple[int, int] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """The rule of the module docstring on a working probability map [h, w] (at most
-    :data:`WORK_SIDE` a side: :func:`working_map`) → bool mask [h, w]; ``target`` is the share of
-    the canvas to cover (at least ``min_fraction`` is used)."""
+    :data:`WORK_SIDE` a side: :func:`working_map`); ``target`` is the share of the canvas to cover
+    (at least ``min_fraction`` is used). Returns (bool mask [h, w], the same brought to ``size``
+    (H, W), default [h, w]): the cover is checked on the latter, the mask as shown."""
     import cv2
 
     small = np.asarray(small, dtype=np.float32)
@@ -161,6 +161,7 @@ def largest_parts(small: np.ndarray, target: float, min_fraction: float = MIN_FR
     while True:
         level = float(np.quantile(smooth, 1.0 - min(share, 0.5)))
         kept = _kept_parts(smooth, small, level, max_parts, min_fraction / 4)
-        if coverage(kept) >= min_fraction or share >= 0.5:
-            return kept
+        shown = resize_mask(kept, size or kept.shape)
+        if coverage(shown) >= min_fraction or share >= 0.5:
+            return kept, shown
         share *= 1.5
