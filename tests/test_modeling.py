@@ -184,7 +184,10 @@ def test_registry_and_unknown_name():
 def test_official_vit_b_layout_loads_with_zero_missing_keys(tmp_path):
     """The state dict of segment_anything's own ``sam_model_registry["vit_b"]`` (what the official
     ``sam_vit_b_01ec64.pth`` holds) has exactly our sam_vit_b's keys and loads completely."""
-    from segment_anything import sam_model_registry
+    from emosem.modeling.sam_modules import register_package_without_init
+
+    register_package_without_init()  # segment_anything without its __init__ (which needs torchvision)
+    from segment_anything.build_sam import sam_model_registry
 
     torch.manual_seed(0)
     official = sam_model_registry["vit_b"]().state_dict()
@@ -407,3 +410,31 @@ def test_emotion_projector_masks_padding_as_multihead_attention_does():
     assert got.shape == (3, 4, 256)
     assert torch.equal(got, want)
     torch.testing.assert_close(again, got, rtol=0, atol=1e-6)
+
+
+def test_focal_loss_is_lin_et_al_and_torchvisions():
+    """The sigmoid focal loss by hand on four pixels (FL = −α_t (1 − p_t)^γ log p_t), and equal to
+    torchvision's ``sigmoid_focal_loss`` where torchvision is installed (it is not a dependency)."""
+    import math
+
+    from emosem.modeling.losses import focal_loss
+
+    logits = torch.tensor([[[2.0, -1.0], [0.0, 3.0]]])
+    target = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+
+    def by_hand(x: float, t: float, alpha: float = 0.25, gamma: float = 2.0) -> float:
+        p = 1 / (1 + math.exp(-x))
+        p_t = p if t else 1 - p
+        return -(alpha if t else 1 - alpha) * (1 - p_t) ** gamma * math.log(p_t)
+
+    expected = sum(by_hand(x, t) for x, t in zip(logits.flatten().tolist(), target.flatten().tolist())) / 4
+    assert focal_loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
+    unweighted = sum(by_hand(x, t, alpha=0.5) for x, t in zip(logits.flatten().tolist(),
+                                                              target.flatten().tolist())) / 2
+    assert focal_loss(logits, target, alpha=-1).item() == pytest.approx(unweighted, rel=1e-6)
+    try:
+        from torchvision.ops import sigmoid_focal_loss
+    except Exception:  # not installed, or installed against another torch build
+        return
+    x, t = torch.randn(3, 8, 8), (torch.rand(3, 8, 8) > 0.7).float()
+    torch.testing.assert_close(focal_loss(x, t), sigmoid_focal_loss(x, t, reduction="none").mean((1, 2)))

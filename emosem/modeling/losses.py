@@ -12,12 +12,17 @@ import torch.nn.functional as F
 from emosem.iou import intersection_union, iou
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha=0.25, gamma=2.0) -> torch.Tensor:
-    """Per-sample mean sigmoid focal loss (torchvision's), [B, H, W] → [B]. Imported here:
-    torchvision costs seconds of every inference start, and only training needs it."""
-    from torchvision.ops import sigmoid_focal_loss
-
-    return sigmoid_focal_loss(logits, target, alpha=alpha, gamma=gamma, reduction="none").mean((1, 2))
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Per-sample mean sigmoid focal loss, [B, H, W] → [B] (Lin, T.-Y., et al. (2017). Focal loss
+    for dense object detection. *ICCV 2017*; the formula of torchvision's ``sigmoid_focal_loss``,
+    which this equals: torchvision itself is not a dependency). ``alpha`` < 0: no class weighting."""
+    p = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = p * target + (1 - p) * (1 - target)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+    return loss.mean((1, 2))
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
