@@ -142,6 +142,40 @@ def test_efficientnet_lite_is_timms_network(variant):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
+def _references():
+    """tests/data/references.py: the fixed inputs and weights of the stored references."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("references", REPO / "tests" / "data" / "references.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_efficientnet_lite_matches_timms_stored_outputs(variant):
+    """The same check without importing timm (it needs torchvision, which the pinned CPU set leaves
+    out): keys, order, shapes and feature_info equal timm's as stored, and with the stored fixed
+    weights ours gives timm's logits and intermediates (written where timm imports:
+    tests/data/make_references.py)."""
+    from safetensors import safe_open
+
+    ref = _references()
+    path = REPO / "tests" / "data" / "timm_efficientnet_lite.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["reference"])[variant]
+        stored = {k: f.get_tensor(k) for k in f.keys() if k.startswith(variant + ".")}
+    ours = EfficientNetLite(variant).eval()
+    assert [[k, list(v.shape)] for k, v in ours.state_dict().items()] == meta["keys"]
+    assert [[f["num_chs"], f["reduction"]] for f in ours.feature_info] == meta["feature_info"]
+    ours.load_state_dict(ref.reference_weights(ours.state_dict()))
+    x = ref.reference_input()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), stored[f"{variant}.logits"], rtol=0, atol=1e-4)
+        for i, got in zip(ref.INDICES, ours.forward_intermediates(x, list(ref.INDICES))):
+            torch.testing.assert_close(got, stored[f"{variant}.features.{i}"], rtol=0, atol=1e-4)
+
+
 def test_same_padding_is_tensorflows():
     assert same_padding(320, 3, 2) == (0, 1)  # even input, stride 2: the extra pixel after
     assert same_padding(161, 5, 2) == (2, 2)
@@ -153,6 +187,23 @@ def test_imagenet_names_are_timms():
     info = data.ImageNetInfo()
     assert imagenet_names() == tuple(info.index_to_description(i).split(",")[0].strip()
                                      for i in range(1000))
+
+
+def test_resize_matches_segment_anythings_stored_outputs():
+    """SamTransform resizes as SAM's ResizeLongestSide did on seeded images, pixel for pixel,
+    against its outputs stored where torchvision imports (tests/data/make_references.py)."""
+    from safetensors.numpy import load_file
+
+    ref = _references()
+    stored = load_file(str(REPO / "tests" / "data" / "sam_resize.safetensors"))
+    assert sorted(stored) == sorted(f"{h}x{w}" for h, w in ref.RESIZE_SHAPES)
+    t = SamTransform(128)
+    for shape in ref.RESIZE_SHAPES:
+        x, (h, w) = t.apply_image(ref.resize_input(shape))
+        expected = stored[f"{shape[0]}x{shape[1]}"]
+        assert (h, w) == expected.shape[:2] == preprocess_shape(*shape, 128)
+        got = (x[:, :h, :w] * t.pixel_std + t.pixel_mean).round().permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(got.astype(np.uint8), expected)
 
 
 @pytest.mark.parametrize("shape", [(300, 200), (201, 333), (64, 64), (1000, 17)])
