@@ -110,16 +110,29 @@ def test_an_export_removes_graph_folders_of_earlier_formats(tiny_llama_dir, cach
 
 
 def test_sessions_open_from_an_optimized_copy_that_computes_the_same_numbers(tiny_llama_dir, cache, monkeypatch):
-    """The first session of a graph writes its optimized copy where that copy's outputs equal the
-    session's bit for bit; later sessions open the copy (same outputs); a damaged copy is
-    replaced, and a copy that computes other numbers is not kept."""
-    import onnxruntime as ort
+    """The first session of a graph writes its optimized copy, its weights in a file beside it
+    (not inside the graph: sessions map them), where that copy's outputs equal the session's bit
+    for bit, and removes an earlier kind of copy; later sessions open the copy (same outputs); a
+    damaged copy is replaced (with new weights, the old file removed), and a copy that computes
+    other numbers is not kept (nor its weights)."""
+    import onnx
 
     model = _llama(tiny_llama_dir)
     path = fast_lm.export_step(model, cache / "step" / "step.onnx")
-    copy = path.with_name(f"step.optimized-{ort.__version__}.onnx")
+    copy = fast_lm.optimized_copy(path)
+    stale = path.with_name("step.optimized-0.0.onnx")  # an earlier kind, weights inside
+    stale.write_bytes(b"old")
     first = fast_lm.open_session(path, 1)
-    assert copy.is_file()
+    assert copy.is_file() and not stale.exists()
+
+    def weight_files() -> list[str]:
+        return sorted(p.name for p in path.parent.glob(f"{copy.stem}.*.data"))
+
+    kept = weight_files()
+    assert len(kept) == 1
+    graph = onnx.load(str(copy), load_external_data=False)
+    big = [t for t in graph.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert big and {e.value for t in big for e in t.external_data if e.key == "location"} == set(kept)
     feeds = fast_lm._probe_feeds(first)
     want = first.run(None, feeds)
     for damaged in (False, True):
@@ -127,11 +140,12 @@ def test_sessions_open_from_an_optimized_copy_that_computes_the_same_numbers(tin
             copy.write_bytes(b"not a graph")
         got = fast_lm.open_session(path, 1).run(None, feeds)
         assert all(np.array_equal(a, b) for a, b in zip(want, got))
-    assert copy.stat().st_size > 1000
+    assert copy.stat().st_size > 1000 and len(weight_files()) == 1 and weight_files() != kept
+    kept = weight_files()
     copy.unlink()
     monkeypatch.setattr(fast_lm.np, "array_equal", lambda a, b: False)
     fast_lm.open_session(path, 1)
-    assert not copy.exists() and not list(copy.parent.glob(".*.tmp"))
+    assert not copy.exists() and not list(copy.parent.glob(".*.tmp")) and weight_files() == kept
 
 
 def _snap_to_q41(w: torch.Tensor) -> torch.Tensor:
