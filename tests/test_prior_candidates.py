@@ -253,3 +253,33 @@ def test_lm_pmi_prior_reads_dark_cold_muted_and_bright_warm_saturated(monkeypatc
     bright = painting_prior(_painted(BRIGHT_WARM_SATURATED), method)
     assert dark["sadness"] > dark["amusement"] and dark["fear"] > dark["amusement"]
     assert bright["amusement"] > bright["sadness"] and bright["excitement"] > bright["fear"]
+
+
+def test_channel_scores_are_each_descriptions_own_likelihood_after_each_sentence(tiny_llama_dir):
+    """The batched, right-padded channel scores equal each sequence scored alone (a real tiny
+    Llama): the summed log-probabilities of the description's tokens after the emotion's sentence;
+    the channel prior is their softmax (with "something else" the mean of the other eight)."""
+    import torch
+
+    from emosem.inference.lm_prior import CHANNEL_STEM
+
+    scorer = LMPrior(str(tiny_llama_dir), runtime="torch")
+    texts = ["A painting in blue.", "This artwork is mostly dark red and black; the picture is dark."]
+    got = scorer.channel_scores(texts)
+    assert got.shape == (len(EMOTION_WORDS), len(texts))
+    tokenizer, model = scorer._lm
+    for i, word in enumerate(EMOTION_WORDS.values()):
+        head = tokenizer(CHANNEL_STEM.format(word=word), add_special_tokens=False).input_ids
+        for j, text in enumerate(texts):
+            tail = tokenizer(" " + text, add_special_tokens=False).input_ids
+            with torch.no_grad():
+                logp = model(input_ids=torch.tensor([head + tail])).logits[0].log_softmax(-1)
+            want = sum(float(logp[len(head) + k - 1, t]) for k, t in enumerate(tail))
+            assert got[i, j] == pytest.approx(want, abs=1e-4)
+    description = Description("blue", "dark", "muted", "cool")
+    scores = dict(zip(EMOTION_WORDS, scorer.channel_scores(description.texts()).mean(1)))
+    scores["something else"] = float(np.mean(list(scores.values())))
+    raw = scorer.channel_prior(description, reference=False)
+    top = max(scores.values())
+    z = sum(np.exp(v - top) for v in scores.values())
+    assert raw == pytest.approx({e: float(np.exp(scores[e] - top) / z) for e in ARTEMIS_EMOTIONS})

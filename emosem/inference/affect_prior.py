@@ -332,12 +332,18 @@ PRIOR_METHODS: dict[str, Callable[[np.ndarray], dict[str, float]]] = {
     # (docs/results/issue27_priors_lines.json: 5/15 and 13/15; nearly every painting reads level or
     # upright against edges in every direction), kept as a measured candidate
     "lm_pmi_layout_lines": _lm("pmi_layout_lines"),
+    # the noisy-channel direction: the description scored after each emotion's sentence
+    # (lm_prior.LMPrior.channel_prior), raw and with the reference descriptions' mean subtracted:
+    # measured worse (docs/results/issue27_priors_channel.json: 5/15, 9/15 and 4/15, 11/15 against
+    # lm_pmi_layout's 10/15, 14/15; "disgust" first on most paintings), kept as measured candidates
+    "lm_channel_layout": _lm("channel_layout"),
+    "lm_channel_layout_ref": _lm("channel_layout_ref"),
     # a combination: the PMI prior and the first colour prior as equal experts
     "lm_pmi_x_vm_synthetic": lambda img: geometric_blend([_lm("pmi")(img),
                                                           _whole_canvas(img, SYNTHETIC_REFERENCE)]),
 }
 LM_METHODS = frozenset({"lm_naive", "lm_pmi", "lm_pmi_words", "lm_pmi_layout", "lm_pmi_layout_rates",
-                        "lm_pmi_layout_lines",
+                        "lm_pmi_layout_lines", "lm_channel_layout", "lm_channel_layout_ref",
                         "lm_pmi_x_vm_synthetic"})
 # The best measured (docs/results/issue27_priors_layout.json: top-1 plausible 10/15 and top-3 14/15
 # against lm_pmi's 8/15 and 12/15 and the first version's 4/15 and 10/15); without the language

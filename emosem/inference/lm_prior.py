@@ -102,6 +102,9 @@ EMOTION_VERBALIZERS: dict[str, tuple[str, ...]] = {
     "sadness": (" sad", " melancholy", " lonely", " gloomy"),
 }
 STEM = " It makes me feel"
+# The noisy-channel direction (:meth:`LMPrior.channel_prior`): the description is scored after
+# "This painting makes me feel <adjective>." (a sentence per adjective, then the description).
+CHANNEL_STEM = "This painting makes me feel{word}."
 # Where the adjectives are scored: "auto" (ONNX Runtime where its check passed, else torch),
 # "torch" or "ort"; the environment variable sets the default.
 PRIOR_RUNTIMES = ("auto", "torch", "ort")
@@ -431,6 +434,66 @@ class LMPrior:
             start += len(ws)
         return out
 
+    def channel_scores(self, contexts: list[str]) -> np.ndarray:
+        """[len(self.words), len(contexts)] summed log-probabilities of each context's tokens
+        after :data:`CHANNEL_STEM` with each adjective (torch: every position's logits are
+        read, which the exported step does not give). The context's tokens are the same after
+        every adjective, so their scores compare."""
+        import torch
+
+        tokenizer, model = self._lm
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        heads = [tokenizer(CHANNEL_STEM.format(word=w), add_special_tokens=False).input_ids for w in self.words]
+        tails = [tokenizer(" " + c, add_special_tokens=False).input_ids for c in contexts]
+        out = np.empty((len(heads), len(tails)))
+        with torch.inference_mode():
+            for i, head in enumerate(heads):
+                width = len(head) + max(len(t) for t in tails)
+                ids = torch.full((len(tails), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(tails), width), dtype=torch.long)
+                for j, tail in enumerate(tails):
+                    row = head + tail
+                    ids[j, :len(row)] = torch.tensor(row)
+                    mask[j, :len(row)] = 1
+                logp = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+                for j, tail in enumerate(tails):
+                    at = torch.arange(len(head) - 1, len(head) + len(tail) - 1)  # positions predicting the tail
+                    out[i, j] = float(logp[j, at, torch.tensor(tail)].sum())
+        return out
+
+    @cached_property
+    def channel_reference_scores(self) -> np.ndarray:
+        """[len(self.words)] each adjective's mean :meth:`channel_scores` over
+        :func:`reference_descriptions` in every template, kept on disk as :attr:`reference_scores`."""
+        texts = [t for d in reference_descriptions(self.layout, self.lines) for t in d.texts()]
+        path = reference_cache_path(self.resolved_path, texts, self.words, "torch-channel")
+        if path.is_file():
+            try:
+                return np.asarray(json.loads(path.read_text(encoding="utf-8"))["scores"], dtype=np.float64)
+            except (OSError, ValueError, KeyError) as e:
+                logger.warning("ignoring an unreadable reference-score cache %s: %s", path, e)
+        scores = self.channel_scores(texts).mean(1)
+        try:
+            atomic_write_text(path, json.dumps({"model": self.resolved_path, "scores": scores.tolist()}))
+        except OSError as e:
+            logger.warning("cannot keep the reference scores in %s: %s", path, e)
+        return scores
+
+    def channel_prior(self, description: Description, reference: bool = True) -> dict[str, float]:
+        """The noisy-channel prior: how likely the painting's description is after each emotion's
+        sentence, log p(description | emotion), averaged over the paraphrases; the softmax over
+        emotions is Bayes' posterior under equal priors (Min, S., Lewis, M., Hajishirzi, H., &
+        Zettlemoyer, L. (2022). Noisy channel language model prompting for few-shot text
+        classification. *ACL 2022*, 5316–5330: scoring the input given the label is less swayed
+        by a small model's taste for label words than scoring the label given the input). With
+        ``reference``, each emotion's mean score over :func:`reference_descriptions` is
+        subtracted: what an emotion's sentence does to the likelihood of any description, the
+        channel form of :meth:`prior`'s correction."""
+        scores = self.channel_scores(description.texts()).mean(1)
+        if reference:
+            scores = scores - self.channel_reference_scores
+        return _softmax(_with_something_else(self._per_emotion(scores)))
+
     def naive_prior(self, description: Description) -> dict[str, float]:
         """The issue's baseline: the score after the first paraphrase minus the score after
         :data:`NAIVE_NULL`."""
@@ -454,16 +517,19 @@ def _image_key(image: np.ndarray) -> str:
 
 @lru_cache(maxsize=64)
 def _cached_prior(key: str, kind: str, description: Description) -> tuple[tuple[str, float], ...]:
-    scorer = shared_scorer(ensemble=kind == "pmi_words", layout=kind.startswith("pmi_layout"),
+    scorer = shared_scorer(ensemble=kind == "pmi_words", layout="layout" in kind,
                            lines=kind == "pmi_layout_lines")
     if kind == "naive":
         dist = scorer.naive_prior(description)
+    elif kind.startswith("channel"):
+        dist = scorer.channel_prior(description, reference=kind.endswith("_ref"))
     else:
         dist = scorer.prior(description, ARTEMIS_BASE_RATES if kind.endswith("_rates") else None)
     return tuple(dist.items())
 
 
-LM_PRIOR_KINDS = ("pmi", "pmi_words", "pmi_layout", "pmi_layout_rates", "pmi_layout_lines", "naive")
+LM_PRIOR_KINDS = ("pmi", "pmi_words", "pmi_layout", "pmi_layout_rates", "pmi_layout_lines", "naive",
+                  "channel_layout", "channel_layout_ref")
 
 
 def painting_lm_prior(image: np.ndarray, kind: str = "pmi") -> dict[str, float]:
@@ -474,5 +540,5 @@ def painting_lm_prior(image: np.ndarray, kind: str = "pmi") -> dict[str, float]:
     (descriptions with the layout and the lines sentences) or "naive" (:meth:`LMPrior.naive_prior`)."""
     if kind not in LM_PRIOR_KINDS:
         raise ValueError(f"kind must be one of {LM_PRIOR_KINDS}, got {kind!r}")
-    description = describe(image, layout=kind.startswith("pmi_layout"), lines=kind == "pmi_layout_lines")
+    description = describe(image, layout="layout" in kind, lines=kind == "pmi_layout_lines")
     return dict(_cached_prior(_image_key(image), kind, description))
