@@ -148,6 +148,24 @@ def test_sessions_open_from_an_optimized_copy_that_computes_the_same_numbers(tin
     assert not copy.exists() and not list(copy.parent.glob(".*.tmp")) and weight_files() == kept
 
 
+def test_sessions_stop_their_threads_spinning_when_a_run_returns(tiny_llama_dir, cache):
+    """Every session the fast path opens (fresh, from its optimized copy, or writing it) asks ONNX
+    Runtime to park its pool threads when Run() returns, so that torch's work right after gets
+    the cores (docs/results/issue24_spinning_stop_ab.txt); and it still computes."""
+    import onnxruntime as ort
+
+    levels = ort.GraphOptimizationLevel
+    for level in (levels.ORT_DISABLE_ALL, levels.ORT_ENABLE_EXTENDED):
+        so = fast_lm._session_options(1, level)
+        assert so.get_session_config_entry("session.force_spinning_stop") == "1"
+    model = _llama(tiny_llama_dir)
+    path = fast_lm.export_step(model, cache / "step" / "step.onnx")
+    for _ in range(2):  # writes the optimized copy, then opens it
+        session = fast_lm.open_session(path, 1)
+        assert session.get_session_options().get_session_config_entry("session.force_spinning_stop") == "1"
+        assert all(np.isfinite(o).all() for o in session.run(None, fast_lm._probe_feeds(session)))
+
+
 def _snap_to_q41(w: torch.Tensor) -> torch.Tensor:
     """llama.cpp's Q4_1 round trip of a weight [out, in] along blocks of 32 inputs: d = range / 15
     and m = min as float16, q = round((w - m) / d) in 0..15, back as d * q + m (float32)."""

@@ -655,6 +655,14 @@ class FastDecoder:
         return f"greedy tokens differ from torch ({got[:, :8].tolist()} vs {ref[:, :8].tolist()})"
 
 
+# ONNX Runtime's pool threads spin-wait for work while a Run() is under way and, by default, for
+# a while after it returns; here torch works right after (the masks after the prior's scores, the
+# next painting's encoder after an explanation), and the spinning threads take its two cores: a
+# one-emotion decode right after an explanation took ~50 ms instead of ~17 ms, at the same
+# explanation speed (docs/results/issue24_spinning_stop_ab.txt). Stopped when each Run() returns.
+STOP_SPINNING = True
+
+
 def _session_options(threads: int, level: Any, save: Path | None = None, weights: str | None = None) -> Any:
     """Session options; ``save``: write the optimized model there, its initializers of 1 kB and
     more in the file ``weights`` beside it (a name, relative to ``save``'s folder)."""
@@ -663,6 +671,7 @@ def _session_options(threads: int, level: Any, save: Path | None = None, weights
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     so.graph_optimization_level = level
+    so.add_session_config_entry("session.force_spinning_stop", "1" if STOP_SPINNING else "0")
     if save is not None:
         so.optimized_model_filepath = str(save)
         if weights is not None:
