@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import warnings
 
 COMMANDS = {
     "train": ("emosem.training.cli", "Train a model (Accelerate: 1 CPU to many GPUs)."),
@@ -38,8 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_text, description=description)
         mod.add_arguments(p)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if not getattr(args, "quiet", False) else logging.WARNING,
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.INFO if not quiet else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if quiet:  # the libraries' loading bars and deprecation notices too (a first run builds graphs)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         return int(modules[args.command].run(args) or 0)
     finally:

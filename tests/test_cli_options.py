@@ -160,3 +160,33 @@ def test_evaluate_grounding_precision_fit_data_and_cache_dir(tiny_checkpoint, sy
     clf = r["explanations"]["emotional_alignment"]["classifier"]
     assert Path(clf["path"]).parent == cache / "emotion_classifier"
     assert any((cache / "emotion_classifier").iterdir())
+
+
+@pytest.mark.slow
+def test_quiet_runs_print_only_the_summary_even_when_graphs_are_built(tiny_llama_dir, tmp_path):
+    """--quiet on a first run (a language model whose graph is not exported yet: it is loaded
+    through transformers to export it) writes nothing to stderr: no log lines, no loading bars, no
+    library deprecation notices; stdout keeps the summary. (Before: "Loading weights" bars and a
+    transformers FutureWarning.)"""
+    import shutil
+    import subprocess
+    import sys
+
+    import torch
+    from cli_runs import ASSETS, ENV, INFER
+
+    from emosem.config import ModelConfig
+    from emosem.modeling.emosem import EmoSEM
+
+    lm = Path(shutil.copytree(tiny_llama_dir, tmp_path / "lm", ignore=shutil.ignore_patterns("onnx")))
+    torch.manual_seed(0)
+    checkpoint = EmoSEM.build(ModelConfig(lm=str(lm), prefix_length=4)).save_pretrained(tmp_path / "ckpt")
+    env = {**ENV, "EMOSEM_CACHE": str(tmp_path / "cache")}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    proc = subprocess.run([sys.executable, INFER, str(ASSETS / "starry_night.jpg"), "-e", "awe",
+                           "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"),
+                           "--max-new-tokens", "3", "--quiet"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == ""
+    assert proc.stdout.startswith("Done: 1 image(s)")
+    assert any((lm / "onnx").rglob("step.onnx"))  # the graph was exported in this run

@@ -78,7 +78,7 @@ def _save(fig: Figure, out_path: PathLike | None) -> None:
         write_png(out_path, np.asarray(canvas.buffer_rgba())[..., :3])
     else:
         fig.savefig(out_path, dpi=fig.dpi, facecolor="white")
-    logger.info("wrote %s", out_path)
+    logger.debug("wrote %s", out_path)  # a run writes in a staging folder: its final paths are printed
 
 
 class _Inches:
