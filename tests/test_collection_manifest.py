@@ -104,10 +104,12 @@ def test_a_fifo_manifest_is_refused_without_waiting_or_taking_the_out(tmp_path):
 @pytest.mark.slow
 def test_an_input_folder_named_like_a_run_file_does_not_break_the_merge(tmp_path, tiny_checkpoint):
     """An input subfolder `results.csv/` (and `Index.html/`, which collides on a case-insensitive
-    disk): its images fail with one line each, the others are done and results.csv is the run's
-    table. Before: IsADirectoryError in the merge after all the work, and again on every resume."""
+    disk, and `index-2.html/`, the name of a large gallery's second page): its images fail with
+    one line each, the others are done and results.csv is the run's table. Before:
+    IsADirectoryError in the merge after all the work, and again on every resume."""
     src = tmp_path / "in"
-    for key, size in (("a.jpg", (48, 32)), ("results.csv/b.jpg", (40, 40)), ("Index.html/c.jpg", (40, 30))):
+    for key, size in (("a.jpg", (48, 32)), ("results.csv/b.jpg", (40, 40)), ("Index.html/c.jpg", (40, 30)),
+                      ("index-2.html/d.jpg", (30, 40))):
         (src / key).parent.mkdir(parents=True, exist_ok=True)
         Image.open(ASSETS / "shipwreck.jpg").convert("RGB").resize(size).save(src / key)
     out = tmp_path / "out"
@@ -116,6 +118,7 @@ def test_an_input_folder_named_like_a_run_file_does_not_break_the_merge(tmp_path
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
         summary = json.loads((out / "summary.json").read_text())
         assert summary["done"] == ["a.jpg"]
-        assert sorted(f["key"] for f in summary["failed"]) == ["Index.html/c.jpg", "results.csv/b.jpg"]
+        assert sorted(f["key"] for f in summary["failed"]) == ["Index.html/c.jpg", "index-2.html/d.jpg",
+                                                               "results.csv/b.jpg"]
         assert all("a name the run's own files use" in f["reason"] for f in summary["failed"])
         assert (out / "results.csv").is_file() and (out / "index.html").is_file()

@@ -422,6 +422,38 @@ def _gallery_entries(root: Path) -> list[dict]:
     return entries
 
 
+def test_a_large_gallery_is_split_into_linked_self_contained_pages(tmp_path):
+    """Five paintings at two a page: index.html, index-2.html, index-3.html, each painting on
+    exactly one page in order, every page self-contained (embedded thumbnails, relative links)
+    and linked to the others; written again with fewer pages, the extra pages go (a page of
+    another name is left alone); one page has no page links."""
+    import re
+
+    base = _gallery_entries(tmp_path / "results")
+    entries = []
+    for i in range(5):
+        entries += [{**e, "image": f"painting {i}.jpg"} for e in base if not e.get("error")]
+    out = write_gallery(tmp_path / "results" / "index.html", entries, per_page=2)
+    root = tmp_path / "results"
+    pages = [root / "index.html", root / "index-2.html", root / "index-3.html"]
+    assert out == pages[0] and all(p.is_file() for p in pages) and not (root / "index-4.html").exists()
+    seen = []
+    for k, page in enumerate(pages):
+        text = page.read_text(encoding="utf-8")
+        seen += re.findall(r"<h2>(painting \d\.jpg) ", text)
+        parser = _Collector()
+        parser.feed(text)
+        assert parser.imgs and all(i["src"].startswith("data:image/") for i in parser.imgs)
+        assert {p.name for p in pages} - {page.name} <= set(parser.links)  # links to every other page
+        assert f"page {k + 1} of 3" in text and "5 paintings · 10 results" in text
+    assert seen == [f"painting {i}.jpg" for i in range(5)]
+    (root / "index-notes.html").write_text("mine")
+    write_gallery(root / "index.html", entries[:4], per_page=2)  # two paintings of 2 results each
+    assert pages[0].is_file() and not pages[1].exists() and not pages[2].exists()
+    assert (root / "index-notes.html").read_text() == "mine"
+    assert 'class="pages"' not in pages[0].read_text(encoding="utf-8")
+
+
 def test_gallery_is_self_contained_and_escaped(tmp_path):
     entries = _gallery_entries(tmp_path / "results")
     out = write_gallery(tmp_path / "results" / "index.html", entries, title="Run <1>")

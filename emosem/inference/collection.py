@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -35,6 +36,12 @@ from typing import Any
 STATE_DIR = ".emosem"
 RESERVED = {"index.html", "summary.json", "results.csv", "manifest.json", STATE_DIR}
 _RESERVED_FOLDED = {name.casefold() for name in RESERVED}  # a case-insensitive disk collides too
+_GALLERY_PAGE = re.compile(r"index-\d+\.html")  # the gallery's further pages (gallery.page_paths)
+
+
+def is_reserved(name: str) -> bool:
+    """Whether a top-level name under ``OUT`` is one the run's own files use."""
+    return name.casefold() in _RESERVED_FOLDED or bool(_GALLERY_PAGE.fullmatch(name.casefold()))
 # Written into every result folder this tool publishes; nothing without it is ever replaced.
 RESULT_MARKER = ".emosem-result"
 # Extensions read as paintings; GIF is accepted so an animated one is counted (and refused).
@@ -119,7 +126,7 @@ def iter_inputs(inputs: list[str], exclude: Path | None = None) -> Iterator[Inpu
         if path.suffix.lower() not in COLLECTION_EXTENSIONS:
             return InputItem(path, key, f"not an image file type ({path.suffix or 'no extension'})")
         top = key.split("/", 1)[0]
-        if top.casefold() in _RESERVED_FOLDED:
+        if is_reserved(top):
             return InputItem(path, key, error=f"its results would go to OUT/{top}, a name the run's own files "
                                               "use; rename it or give its folder as the input")
         return InputItem(path, key)

@@ -4,7 +4,7 @@
   :func:`heatmap_overlay`, :func:`mask_to_png`, :func:`save_image`.
 * :mod:`~emosem.visualization.figures` — matplotlib figures (Agg, no pyplot):
   :func:`panel_figure`, :func:`grid_figure`, :func:`distribution_figure`.
-* :mod:`~emosem.visualization.gallery` — :func:`write_gallery`, one self-contained HTML page.
+* :mod:`~emosem.visualization.gallery` — :func:`write_gallery`, self-contained HTML pages.
 """
 
 from emosem.visualization.gallery import write_gallery

@@ -1,8 +1,9 @@
 """A self-contained HTML gallery of inference results.
 
-One file, no network: thumbnails are embedded as base64 ``data:`` URIs, the CSS is inline, and
-links to the full-resolution pictures are relative to the gallery's folder, so the folder can
-be zipped, moved or opened from a file share. All text is HTML-escaped.
+No network: thumbnails are embedded as base64 ``data:`` URIs, the CSS is inline, and links to
+the full-resolution pictures are relative to the gallery's folder, so the folder can be zipped,
+moved or opened from a file share. All text is HTML-escaped. A large run's gallery is split into
+linked pages of :data:`PAINTINGS_PER_PAGE` paintings (``index.html``, ``index-2.html`` …).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import html
 import io
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from urllib.parse import quote
 from PIL import Image, ImageOps
 
 from emosem.emotions import emotion_color, is_artemis_emotion, parse_emotion
+from emosem.files import atomic_write_text
 from emosem.in_domain import domain_lines
 from emosem.visualization.cues import CUES_TITLE, cue_lines, no_explanation_note
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 PathLike = str | Path
 
 THUMB_MAX_SIDE = 480
+PAINTINGS_PER_PAGE = 25  # a gallery page's paintings (write_gallery)
 
 _CSS = """
 :root { --ink:#1f2328; --muted:#656d76; --line:#d8dee4; --bg:#f6f8fa; --card:#ffffff; }
@@ -76,6 +78,8 @@ blockquote { margin: 10px 0 6px; padding: 6px 12px; border-left: 3px solid var(-
 .card.error pre { white-space: pre-wrap; word-break: break-word; font-size: 13px; margin: 6px 0 0;
   background: #fdecea; padding: 8px; border-radius: 4px; }
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
+nav.pages { margin: 12px 0; color: var(--muted); font-size: 14px; }
+nav.pages a { color: #0b62c4; margin: 0 4px; } nav.pages strong { margin: 0 4px; }
 """
 
 
@@ -209,10 +213,31 @@ def _card(entry: Mapping[str, Any], base: Path) -> str:
     )
 
 
+def page_paths(out_path: Path, pages: int) -> list[Path]:
+    """The files of a gallery of ``pages`` pages: ``out_path`` (e.g. ``index.html``), then
+    ``index-2.html``, ``index-3.html`` … beside it."""
+    return [out_path] + [out_path.with_name(f"{out_path.stem}-{k}{out_path.suffix}") for k in range(2, pages + 1)]
+
+
+def _nav(paths: list[Path], k: int) -> str:
+    """Links to the previous, every and the next page (none for a one-page gallery)."""
+    if len(paths) == 1:
+        return ""
+
+    def link(i: int, text: str) -> str:
+        return f'<a href="{_esc(quote(paths[i].name))}">{text}</a>'
+
+    items = [link(k - 1, "&larr; previous")] if k > 0 else []
+    items += [f"<strong>{i + 1}</strong>" if i == k else link(i, str(i + 1)) for i in range(len(paths))]
+    items += [link(k + 1, "next &rarr;")] if k + 1 < len(paths) else []
+    return f'<nav class="pages">page {k + 1} of {len(paths)}: {" ".join(items)}</nav>'
+
+
 def write_gallery(
-    out_path: PathLike, entries: Sequence[Mapping[str, Any]], title: str = "EmoSEM results"
+    out_path: PathLike, entries: Sequence[Mapping[str, Any]], title: str = "EmoSEM results",
+    per_page: int = PAINTINGS_PER_PAGE,
 ) -> Path:
-    """Write a self-contained HTML page of results and return its path.
+    """Write a self-contained HTML gallery of results and return the path of its first page.
 
     Args:
         out_path: the ``.html`` file to write (a folder, or a path without suffix, gets
@@ -222,10 +247,17 @@ def write_gallery(
             ``confidence`` (or None), ``trained`` (bool), ``mask_path`` (or None); or, for a
             failed item, ``image`` and ``error`` (message), shown as an error card.
         title: page title.
+        per_page: paintings on one page: a larger run is split into pages
+            (:func:`page_paths`), each self-contained and linked to the others, so that no
+            page grows with the collection (a painting's nine results embed ~1.3 MB of
+            thumbnails: one page of 1,000 paintings would not open). Pages left from an
+            earlier, longer gallery at the same path are removed.
 
     Entries are grouped by ``image`` in order of first appearance; thumbnails (at most
     ``THUMB_MAX_SIDE`` px) are embedded, full-resolution files are linked relatively.
     """
+    if per_page < 1:
+        raise ValueError(f"per_page must be at least 1, got {per_page}")
     out_path = Path(out_path)
     if out_path.is_dir() or out_path.suffix.lower() not in (".html", ".htm"):
         out_path = out_path / "index.html"
@@ -237,40 +269,44 @@ def write_gallery(
         groups.setdefault(str(entry.get("image") or "(unnamed)"), []).append(entry)
     n_err = sum(1 for e in entries if e.get("error"))
     n_ok = len(entries) - n_err
-
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
-        f'<header class="page"><h1>{_esc(title)}</h1>',
-        f'<p class="summary">{len(groups)} painting{"s" if len(groups) != 1 else ""} · '
-        f"{n_ok} result{'s' if n_ok != 1 else ''}"
-        + (f' · <strong style="color:#c62828">{n_err} failed</strong>' if n_err else "")
-        + "</p></header>",
-    ]
-    for name, group in groups.items():
-        n = sum(1 for e in group if not e.get("error"))
-        count = f"{n} emotion{'s' if n != 1 else ''}" if n else "failed"
-        parts.append(
-            f'<section class="painting"><h2>{_esc(name)} <span class="count">({count})</span>'
-            '</h2><div class="cards">'
-        )
-        parts.extend(_card(e, base) for e in group)
-        parts.append("</div></section>")
+    names = list(groups)
+    chunks = [names[i:i + per_page] for i in range(0, len(names), per_page)] or [[]]
+    paths = page_paths(out_path, len(chunks))
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
-    parts.append(
-        f"<footer>Generated by EmoSEM on {_esc(stamp)}. Click a picture for the full-size "
-        "file (kept next to this page).</footer></body></html>"
-    )
-    # atomic: a reader (or a second run) sees the old page or the new one, never half of one
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(parts))
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    logger.info("wrote gallery %s (%d results, %d failed)", out_path, n_ok, n_err)
+    summary = (f'{len(groups)} painting{"s" if len(groups) != 1 else ""} · '
+               f"{n_ok} result{'s' if n_ok != 1 else ''}"
+               + (f' · <strong style="color:#c62828">{n_err} failed</strong>' if n_err else ""))
+    for k, (path, chunk) in enumerate(zip(paths, chunks)):
+        shown = f" · paintings {k * per_page + 1}–{k * per_page + len(chunk)} on this page" if len(paths) > 1 else ""
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_esc(title)}{f' ({k + 1}/{len(paths)})' if len(paths) > 1 else ''}</title>"
+            f"<style>{_CSS}</style></head><body>",
+            f'<header class="page"><h1>{_esc(title)}</h1>',
+            f'<p class="summary">{summary}{shown}</p>{_nav(paths, k)}</header>',
+        ]
+        for name in chunk:
+            group = groups[name]
+            n = sum(1 for e in group if not e.get("error"))
+            count = f"{n} emotion{'s' if n != 1 else ''}" if n else "failed"
+            parts.append(
+                f'<section class="painting"><h2>{_esc(name)} <span class="count">({count})</span>'
+                '</h2><div class="cards">'
+            )
+            parts.extend(_card(e, base) for e in group)
+            parts.append("</div></section>")
+        parts.append(
+            f"{_nav(paths, k)}<footer>Generated by EmoSEM on {_esc(stamp)}. Click a picture for the "
+            "full-size file (kept next to this page).</footer></body></html>"
+        )
+        # atomic: a reader (or a second run) sees the old page or the new one, never half of one
+        atomic_write_text(path, "\n".join(parts))
+    for stale in out_path.parent.glob(f"{out_path.stem}-*{out_path.suffix}"):
+        number = stale.name[len(out_path.stem) + 1:-len(out_path.suffix) or None]
+        if number.isdigit() and int(number) > len(paths):
+            stale.unlink(missing_ok=True)
+    logger.info("wrote gallery %s (%d results, %d failed%s)", out_path, n_ok, n_err,
+                f", {len(paths)} pages" if len(paths) > 1 else "")
     return out_path
