@@ -454,6 +454,32 @@ def test_a_large_gallery_is_split_into_linked_self_contained_pages(tmp_path):
     assert 'class="pages"' not in pages[0].read_text(encoding="utf-8")
 
 
+def test_a_gallery_written_again_encodes_only_new_or_changed_pictures(tmp_path, monkeypatch):
+    """With a thumbnail folder, writing the same gallery again encodes no thumbnail and embeds
+    the same ones; a picture rewritten is encoded again, and the entries no longer used are
+    removed from the folder."""
+    import emosem.visualization.gallery as gallery
+
+    entries = [e for e in _gallery_entries(tmp_path / "results") if not e.get("error")]
+    thumbs = tmp_path / "results" / ".emosem" / "thumbs"
+    encoded = []
+    real = gallery._thumbnail_uri
+    monkeypatch.setattr(gallery, "_thumbnail_uri", lambda path, *a: encoded.append(Path(path).name) or real(path, *a))
+    out = write_gallery(tmp_path / "results", entries, thumbs=thumbs)
+    first = out.read_text(encoding="utf-8")
+    assert len(encoded) == 3 and len(list(thumbs.glob("*.uri"))) == 3
+    encoded.clear()
+    write_gallery(tmp_path / "results", entries, thumbs=thumbs)
+    assert encoded == []
+    strip = lambda page: page.split("<footer>")[0]  # noqa: E731  (the footer carries the time)
+    assert strip(out.read_text(encoding="utf-8")) == strip(first)
+    changed = Path(entries[0]["overlay_path"])
+    save_image(changed, np.zeros((60, 90, 3), np.uint8))
+    write_gallery(tmp_path / "results", entries, thumbs=thumbs)
+    assert encoded == [changed.name] and len(list(thumbs.glob("*.uri"))) == 3  # the old one pruned
+    assert strip(out.read_text(encoding="utf-8")) != strip(first)
+
+
 def test_gallery_is_self_contained_and_escaped(tmp_path):
     entries = _gallery_entries(tmp_path / "results")
     out = write_gallery(tmp_path / "results" / "index.html", entries, title="Run <1>")

@@ -154,7 +154,7 @@ def write_run_outputs(
     if gallery and entries:
         from emosem.visualization.gallery import write_gallery
 
-        write_gallery(out / "index.html", entries)
+        write_gallery(out / "index.html", entries, thumbs=out / STATE_DIR / "thumbs")  # kept for the next merge
     if manifest is not None:
         atomic_write_json(out / "manifest.json", annotated_manifest(manifest[0], pages))
         summary["manifest_canvases_annotated"] = len(pages)

@@ -9,6 +9,7 @@ linked pages of :data:`PAINTINGS_PER_PAGE` paintings (``index.html``, ``index-2.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import logging
@@ -118,6 +119,46 @@ def _thumbnail_uri(path: Path, max_side: int = THUMB_MAX_SIDE) -> str | None:
     return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
+class ThumbnailCache:
+    """Thumbnails (:func:`_thumbnail_uri`) kept as text files in ``folder`` (None: none kept),
+    each keyed by its picture's absolute path, size and modification time, so that a gallery
+    written again (a resumed or grown run) encodes only the pictures that are new or changed;
+    :meth:`prune` removes the entries the last gallery did not use."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.used: set[str] = set()
+
+    def uri(self, path: Path) -> str | None:
+        if self.folder is None:
+            return _thumbnail_uri(path)
+        try:
+            st = path.stat()
+        except OSError:
+            return _thumbnail_uri(path)
+        key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{THUMB_MAX_SIDE}"
+        entry = self.folder / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()[:24]}.uri"
+        self.used.add(entry.name)
+        try:
+            return entry.read_text(encoding="ascii")
+        except OSError:
+            pass
+        uri = _thumbnail_uri(path)
+        if uri is not None:
+            try:
+                atomic_write_text(entry, uri)
+            except OSError as e:  # a cache that cannot be written only costs time
+                logger.debug("cannot keep the thumbnail of %s in %s: %s", path, self.folder, e)
+        return uri
+
+    def prune(self) -> None:
+        if self.folder is None or not self.folder.is_dir():
+            return
+        for entry in self.folder.glob("*.uri"):
+            if entry.name not in self.used:
+                entry.unlink(missing_ok=True)
+
+
 def _relative_href(path: Path, base: Path) -> str:
     """A URL for ``path`` relative to the folder ``base`` (POSIX separators, percent-quoted)."""
     try:
@@ -127,12 +168,12 @@ def _relative_href(path: Path, base: Path) -> str:
     return quote(Path(rel).as_posix())
 
 
-def _figure(path: PathLike | None, caption: str, alt: str, base: Path) -> str:
+def _figure(path: PathLike | None, caption: str, alt: str, base: Path, thumbs: ThumbnailCache) -> str:
     if path is None:
         return ""
     path = Path(path)
     href = _esc(_relative_href(path, base))
-    uri = _thumbnail_uri(path) if path.is_file() else None
+    uri = thumbs.uri(path) if path.is_file() else None
     if uri is None:
         if not path.is_file():
             logger.warning("gallery: %s does not exist; showing a placeholder", path)
@@ -142,7 +183,7 @@ def _figure(path: PathLike | None, caption: str, alt: str, base: Path) -> str:
     return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>"
 
 
-def _card(entry: Mapping[str, Any], base: Path) -> str:
+def _card(entry: Mapping[str, Any], base: Path, thumbs: ThumbnailCache) -> str:
     image_name = str(entry.get("image") or "(unnamed)")
     raw_emotion = entry.get("emotion")
     emotion = " ".join(str(raw_emotion).split()) if raw_emotion else ""
@@ -178,8 +219,8 @@ def _card(entry: Mapping[str, Any], base: Path) -> str:
             f'<span class="meter"><span style="width:{pct:.0f}%"></span></span></p>'
         )
     alt = f"{emotion} in {image_name}"
-    pics = _figure(entry.get("overlay_path"), "overlay", f"overlay: {alt}", base)
-    pics += _figure(entry.get("heatmap_path"), "heat map", f"heat map: {alt}", base)
+    pics = _figure(entry.get("overlay_path"), "overlay", f"overlay: {alt}", base, thumbs)
+    pics += _figure(entry.get("heatmap_path"), "heat map", f"heat map: {alt}", base, thumbs)
     pics_html = f'<div class="pics">{pics}</div>' if pics else ""
 
     expl = entry.get("explanation")
@@ -235,7 +276,7 @@ def _nav(paths: list[Path], k: int) -> str:
 
 def write_gallery(
     out_path: PathLike, entries: Sequence[Mapping[str, Any]], title: str = "EmoSEM results",
-    per_page: int = PAINTINGS_PER_PAGE,
+    per_page: int = PAINTINGS_PER_PAGE, thumbs: PathLike | None = None,
 ) -> Path:
     """Write a self-contained HTML gallery of results and return the path of its first page.
 
@@ -252,6 +293,8 @@ def write_gallery(
             page grows with the collection (a painting's nine results embed ~1.3 MB of
             thumbnails: one page of 1,000 paintings would not open). Pages left from an
             earlier, longer gallery at the same path are removed.
+        thumbs: a folder keeping the thumbnails between writes (:class:`ThumbnailCache`:
+            writing the gallery again encodes only new or changed pictures); None keeps none.
 
     Entries are grouped by ``image`` in order of first appearance; thumbnails (at most
     ``THUMB_MAX_SIDE`` px) are embedded, full-resolution files are linked relatively.
@@ -272,6 +315,7 @@ def write_gallery(
     names = list(groups)
     chunks = [names[i:i + per_page] for i in range(0, len(names), per_page)] or [[]]
     paths = page_paths(out_path, len(chunks))
+    cache = ThumbnailCache(Path(thumbs) if thumbs is not None else None)
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
     summary = (f'{len(groups)} painting{"s" if len(groups) != 1 else ""} · '
                f"{n_ok} result{'s' if n_ok != 1 else ''}"
@@ -295,7 +339,7 @@ def write_gallery(
                 f'<section class="painting"><h2>{_esc(name)} <span class="count">({count})</span>'
                 '</h2><div class="cards">'
             )
-            parts.extend(_card(e, base) for e in group)
+            parts.extend(_card(e, base, cache) for e in group)
             parts.append("</div></section>")
         parts.append(
             f"{_nav(paths, k)}<footer>Generated by EmoSEM on {_esc(stamp)}. Click a picture for the "
@@ -303,6 +347,7 @@ def write_gallery(
         )
         # atomic: a reader (or a second run) sees the old page or the new one, never half of one
         atomic_write_text(path, "\n".join(parts))
+    cache.prune()
     for stale in out_path.parent.glob(f"{out_path.stem}-*{out_path.suffix}"):
         number = stale.name[len(out_path.stem) + 1:-len(out_path.suffix) or None]
         if number.isdigit() and int(number) > len(paths):
