@@ -168,12 +168,12 @@ def _relative_href(path: Path, base: Path) -> str:
     return quote(Path(rel).as_posix())
 
 
-def _figure(path: PathLike | None, caption: str, alt: str, base: Path, thumbs: ThumbnailCache) -> str:
+def _figure(path: PathLike | None, caption: str, alt: str, base: Path, thumbs: ThumbnailCache | None = None) -> str:
     if path is None:
         return ""
     path = Path(path)
     href = _esc(_relative_href(path, base))
-    uri = thumbs.uri(path) if path.is_file() else None
+    uri = (thumbs or ThumbnailCache(None)).uri(path) if path.is_file() else None
     if uri is None:
         if not path.is_file():
             logger.warning("gallery: %s does not exist; showing a placeholder", path)
@@ -183,7 +183,7 @@ def _figure(path: PathLike | None, caption: str, alt: str, base: Path, thumbs: T
     return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>"
 
 
-def _card(entry: Mapping[str, Any], base: Path, thumbs: ThumbnailCache) -> str:
+def _card(entry: Mapping[str, Any], base: Path, thumbs: ThumbnailCache | None = None) -> str:
     image_name = str(entry.get("image") or "(unnamed)")
     raw_emotion = entry.get("emotion")
     emotion = " ".join(str(raw_emotion).split()) if raw_emotion else ""
