@@ -69,6 +69,7 @@ import itertools
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -395,14 +396,22 @@ class LMPrior:
         """[len(self.words)] mean adjective score over :func:`reference_descriptions` in every
         template; kept on disk (:func:`reference_cache_path`) so that only the first run on a
         model and a word list pays for it."""
-        texts = [t for d in reference_descriptions(self.layout, self.lines) for t in d.texts()]
-        path = reference_cache_path(self.resolved_path, texts, self.words, self.scoring_runtime)
+        texts = self._reference_texts()
+        return self._kept_scores(reference_cache_path(self.resolved_path, texts, self.words, self.scoring_runtime),
+                                 lambda: self.word_scores(texts).mean(0))
+
+    def _reference_texts(self) -> list[str]:
+        """Every :func:`reference_descriptions` (of this scorer's kind) in every template."""
+        return [t for d in reference_descriptions(self.layout, self.lines) for t in d.texts()]
+
+    def _kept_scores(self, path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """Scores read from ``path`` (:func:`reference_cache_path`), or ``compute()``-d and kept there."""
         if path.is_file():
             try:
                 return np.asarray(json.loads(path.read_text(encoding="utf-8"))["scores"], dtype=np.float64)
             except (OSError, ValueError, KeyError) as e:
                 logger.warning("ignoring an unreadable reference-score cache %s: %s", path, e)
-        scores = self.word_scores(texts).mean(0)
+        scores = compute()
         try:
             atomic_write_text(path, json.dumps({"model": self.resolved_path, "scores": scores.tolist()}))
         except OSError as e:
@@ -465,19 +474,9 @@ class LMPrior:
     def channel_reference_scores(self) -> np.ndarray:
         """[len(self.words)] each adjective's mean :meth:`channel_scores` over
         :func:`reference_descriptions` in every template, kept on disk as :attr:`reference_scores`."""
-        texts = [t for d in reference_descriptions(self.layout, self.lines) for t in d.texts()]
-        path = reference_cache_path(self.resolved_path, texts, self.words, "torch-channel")
-        if path.is_file():
-            try:
-                return np.asarray(json.loads(path.read_text(encoding="utf-8"))["scores"], dtype=np.float64)
-            except (OSError, ValueError, KeyError) as e:
-                logger.warning("ignoring an unreadable reference-score cache %s: %s", path, e)
-        scores = self.channel_scores(texts).mean(1)
-        try:
-            atomic_write_text(path, json.dumps({"model": self.resolved_path, "scores": scores.tolist()}))
-        except OSError as e:
-            logger.warning("cannot keep the reference scores in %s: %s", path, e)
-        return scores
+        texts = self._reference_texts()
+        return self._kept_scores(reference_cache_path(self.resolved_path, texts, self.words, "torch-channel"),
+                                 lambda: self.channel_scores(texts).mean(1))
 
     def channel_prior(self, description: Description, reference: bool = True) -> dict[str, float]:
         """The noisy-channel prior: how likely the painting's description is after each emotion's

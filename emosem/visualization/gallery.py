@@ -14,6 +14,7 @@ import html
 import io
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -173,7 +174,7 @@ def _figure(path: PathLike | None, caption: str, alt: str, base: Path, thumbs: T
         return ""
     path = Path(path)
     href = _esc(_relative_href(path, base))
-    uri = (thumbs or ThumbnailCache(None)).uri(path) if path.is_file() else None
+    uri = (thumbs.uri(path) if thumbs is not None else _thumbnail_uri(path)) if path.is_file() else None
     if uri is None:
         if not path.is_file():
             logger.warning("gallery: %s does not exist; showing a placeholder", path)
@@ -348,9 +349,10 @@ def write_gallery(
         # atomic: a reader (or a second run) sees the old page or the new one, never half of one
         atomic_write_text(path, "\n".join(parts))
     cache.prune()
+    further = re.compile(rf"{re.escape(out_path.stem)}-(\d+){re.escape(out_path.suffix)}")  # page_paths' names
     for stale in out_path.parent.glob(f"{out_path.stem}-*{out_path.suffix}"):
-        number = stale.name[len(out_path.stem) + 1:-len(out_path.suffix) or None]
-        if number.isdigit() and int(number) > len(paths):
+        match = further.fullmatch(stale.name)
+        if match and int(match.group(1)) > len(paths):
             stale.unlink(missing_ok=True)
     logger.info("wrote gallery %s (%d results, %d failed%s)", out_path, n_ok, n_err,
                 f", {len(paths)} pages" if len(paths) > 1 else "")
